@@ -165,6 +165,7 @@ def run_module(module, args, *, check=False, diff=False, env=None):
         cmd.append("--diff")
     proc = subprocess.run(
         cmd,
+        check=False,
         capture_output=True,
         text=True,
         env=_isolated_env({"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", **(env or {})}),
@@ -191,7 +192,7 @@ def run_playbook(playbook, *, extra_vars=None, inventory=None, check=False, diff
         cmd.append("--diff")
     callback = {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"} if json_output else {}
     proc = subprocess.run(
-        cmd, capture_output=True, text=True, env=_isolated_env({**callback, **(env or {})}), cwd=REPO, timeout=900
+        cmd, check=False, capture_output=True, text=True, env=_isolated_env({**callback, **(env or {})}), cwd=REPO, timeout=900
     )
     return proc, (_parse_json_callback(proc.stdout) if json_output else None)
 

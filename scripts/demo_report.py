@@ -1,0 +1,111 @@
+"""Helpers of scripts/demo.sh against its local moto endpoint.
+
+bootstrap-admin  create the operator's admin user (the first requests moto serves without
+                 authentication) and print shell exports of its keys.
+report           print the bucket's settings, the alert topic, and what each host's own key
+                 can and cannot do."""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import json
+import os
+import sys
+from pathlib import Path
+
+import boto3
+from botocore.exceptions import ClientError
+
+REGION = "us-east-1"
+
+
+def client(endpoint, service, key_id="bootstrap", secret="bootstrap"):
+    return boto3.client(
+        service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id=key_id, aws_secret_access_key=secret
+    )
+
+
+def bootstrap_admin(endpoint):
+    iam = client(endpoint, "iam")
+    iam.create_user(UserName="operator")
+    admin = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    iam.put_user_policy(UserName="operator", PolicyName="admin", PolicyDocument=json.dumps(admin))
+    key = iam.create_access_key(UserName="operator")["AccessKey"]
+    print(f"export AWS_ACCESS_KEY_ID={key['AccessKeyId']} AWS_SECRET_ACCESS_KEY={key['SecretAccessKey']}")
+
+
+def attempt(description, call):
+    try:
+        call()
+        outcome = "allowed"
+    except ClientError as e:
+        outcome = f"denied ({e.response['Error']['Code']})"
+    print(f"    {description:<44} {outcome}")
+
+
+def report(endpoint, bucket, prefix, credentials_dir):
+    admin = (os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+    s3 = client(endpoint, "s3", *admin)
+    print(f"Bucket s3://{bucket}")
+    print(f"  versioning:          {s3.get_bucket_versioning(Bucket=bucket).get('Status')}")
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    print(f"  public access block: {'all four on' if all(block.values()) else block}")
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    print(f"  default encryption:  {rule['ApplyServerSideEncryptionByDefault']['SSEAlgorithm']}")
+    for rule in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]:
+        moves = ", ".join(f"{t['StorageClass']} after {t['Days']} days" for t in rule.get("Transitions", []))
+        abort = rule.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation")
+        print(f"  lifecycle {rule['ID']}: {moves}; stale multipart uploads aborted after {abort} days")
+
+    sns = client(endpoint, "sns", *admin)
+    for topic in sns.list_topics()["Topics"]:
+        subs = sns.list_subscriptions_by_topic(TopicArn=topic["TopicArn"])["Subscriptions"]
+        print(f"Alert topic {topic['TopicArn']}: " + ", ".join(f"{s['Protocol']}:{s['Endpoint']}" for s in subs))
+
+    files = sorted(Path(credentials_dir).glob("*.ini"))
+    hosts = [f.stem for f in files]
+    for path in files:
+        host = path.stem
+        other = next((h for h in hosts if h != host), "another-host")
+        keys = configparser.ConfigParser()
+        keys.read(path)
+        key_id, secret = keys["default"]["aws_access_key_id"], keys["default"]["aws_secret_access_key"]
+        print(f"Host {host} with its own key {key_id} ({path}, mode {oct(path.stat().st_mode & 0o777)}):")
+        host_s3 = client(endpoint, "s3", key_id, secret)
+        own = f"{prefix}/{host}/demo.txt"
+        attempt(f"put s3://{bucket}/{own}", lambda: host_s3.put_object(Bucket=bucket, Key=own, Body=b"demo"))
+        attempt(
+            f"put s3://{bucket}/{prefix}/{other}/demo.txt",
+            lambda: host_s3.put_object(Bucket=bucket, Key=f"{prefix}/{other}/demo.txt", Body=b"x"),
+        )
+        attempt(f"get its own {own}", lambda: host_s3.get_object(Bucket=bucket, Key=own))
+        version = s3.list_object_versions(Bucket=bucket, Prefix=own)["Versions"][0]["VersionId"]
+        attempt(
+            "delete an object version (erase history)",
+            lambda: host_s3.delete_object(Bucket=bucket, Key=own, VersionId=version),
+        )
+        attempt(
+            "suspend bucket versioning",
+            lambda: host_s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"}),
+        )
+    return 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--endpoint", required=True)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("bootstrap-admin")
+    rep = sub.add_parser("report")
+    rep.add_argument("--bucket", required=True)
+    rep.add_argument("--prefix", required=True)
+    rep.add_argument("--credentials-dir", required=True)
+    args = parser.parse_args()
+    if args.command == "bootstrap-admin":
+        return bootstrap_admin(args.endpoint)
+    return report(args.endpoint, args.bucket, args.prefix, args.credentials_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
