@@ -50,6 +50,21 @@ find_python() {
     die "no Python >= 3.12 found (ansible-core 2.21 needs one). Install one (pyenv install 3.12, uv python install 3.12, or your distribution's python3.12) or point PYTHON=/path/to/python3.12 at it."
 }
 
+# Installs the Debian packages a script needs (as root, or through sudo) unless present.
+need_debian_packages() {
+    local missing=() pkg sudo=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return
+    command -v apt-get >/dev/null || die "missing packages: ${missing[*]} (this script expects Debian or Ubuntu)"
+    [ "$(id -u)" = 0 ] || sudo=(sudo)
+    log "installing ${missing[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
 ensure_venv() {
     local stamp="$VENV/.requirements.sha256" want
     want=$(cat "$REPO_ROOT/requirements-dev.txt" "$REPO_ROOT/requirements.txt" | sha256sum | cut -d' ' -f1)

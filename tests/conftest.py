@@ -82,7 +82,8 @@ class MotoServer:
 
     def requests(self):
         self._log.flush()
-        return sum(1 for line in self.log_path.read_text().splitlines() if ' HTTP/1.1" ' in line)
+        # Werkzeug colours 4xx/5xx lines, so match the protocol alone, not its closing quote.
+        return sum(1 for line in self.log_path.read_text().splitlines() if " HTTP/1." in line)
 
     def module_args(self, **credentials):
         """The AWS connection options of this collection's modules, pointed at this server."""
