@@ -1,0 +1,603 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: bucket
+short_description: Make an S3 bucket a private, versioned, encrypted backup bucket
+version_added: 0.1.0
+author: systemd_s3.backup maintainers
+description:
+  - Creates or corrects the S3 bucket that hosts' backups go to, in one task. The bucket ends up
+    private (all four public access block settings on), versioned, encrypted by default, with one
+    lifecycle rule that moves backups to colder storage classes and cleans up incomplete uploads.
+  - Optionally sets a default object lock retention and the bucket's tags.
+  - Only what is managed is read or written. Lifecycle rules other than the module's own
+    (see O(lifecycle_rule_id)) are kept.
+  - With O(state=absent) the bucket is deleted only when it holds no object versions and no delete
+    markers. The module never deletes backups.
+  - Works with S3-compatible stores; switch off what a store does not support
+    (O(block_public_access=false), O(versioning=false), O(encryption=none)).
+options:
+  name:
+    description:
+      - The bucket's name. S3 bucket names are global across all AWS accounts.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) creates the bucket if needed and makes its settings right.
+      - V(absent) deletes the bucket if it holds no object versions and no delete markers, and fails otherwise.
+    type: str
+    choices: [present, absent]
+    default: present
+  block_public_access:
+    description:
+      - Turn on all four public access block settings (C(BlockPublicAcls), C(IgnorePublicAcls),
+        C(BlockPublicPolicy), C(RestrictPublicBuckets)).
+      - V(false) leaves the public access block alone, for stores that do not support it.
+    type: bool
+    default: true
+  versioning:
+    description:
+      - Enable versioning, so an overwritten or deleted backup keeps its earlier versions.
+      - V(false) leaves versioning alone, for stores without it. The module never suspends versioning.
+    type: bool
+    default: true
+  encryption:
+    description:
+      - Default encryption of new objects. V(AES256) is SSE-S3, V(aws:kms) is SSE-KMS.
+      - V(none) leaves the bucket's default encryption alone.
+    type: str
+    choices: [AES256, 'aws:kms', none]
+    default: AES256
+  kms_key_id:
+    description:
+      - The KMS key (ID, ARN, alias name or alias ARN) for O(encryption=aws:kms).
+      - Omitted with O(encryption=aws:kms) means the AWS managed key C(aws/s3).
+      - Only valid with O(encryption=aws:kms).
+    type: str
+  bucket_key_enabled:
+    description:
+      - Use an S3 Bucket Key with O(encryption=aws:kms), which cuts KMS requests and their cost.
+      - Ignored with other encryption settings.
+    type: bool
+    default: true
+  lifecycle_rule_id:
+    description:
+      - ID of the lifecycle rule this module owns. Other rules of the bucket are left as they are.
+    type: str
+    default: systemd-s3-backup
+  lifecycle_prefix:
+    description:
+      - Key prefix the module's lifecycle rule applies to. The empty string means the whole bucket.
+    type: str
+    default: ''
+  transitions:
+    description:
+      - When backups move to colder storage classes, in days after they were written.
+      - Days must increase and storage classes get colder, in the order V(STANDARD_IA),
+        V(INTELLIGENT_TIERING), V(ONEZONE_IA), V(GLACIER_IR), V(GLACIER), V(DEEP_ARCHIVE); each class at most once.
+      - S3 moves objects to V(STANDARD_IA) or V(ONEZONE_IA) only after 30 days or more, and keeps them
+        there at least 30 days before the next transition.
+      - An empty list means no transitions.
+    type: list
+    elements: dict
+    default:
+      - days: 32
+        storage_class: STANDARD_IA
+      - days: 64
+        storage_class: GLACIER
+    suboptions:
+      days:
+        description:
+          - Days after an object was written when it moves to O(transitions[].storage_class).
+        type: int
+        required: true
+      storage_class:
+        description:
+          - The storage class to move to. One of V(STANDARD_IA), V(ONEZONE_IA), V(INTELLIGENT_TIERING),
+            V(GLACIER_IR), V(GLACIER), V(DEEP_ARCHIVE).
+        type: str
+        required: true
+  abort_incomplete_multipart_upload_days:
+    description:
+      - Days after which the parts of an upload that never completed (an interrupted backup) are deleted.
+      - V(0) keeps them.
+    type: int
+    default: 7
+  noncurrent_version_expiration_days:
+    description:
+      - Days after which a version that was overwritten or deleted is removed for good.
+      - Omitted keeps old versions forever.
+    type: int
+  object_lock:
+    description:
+      - Default object lock retention, during which versions cannot be deleted or overwritten.
+      - On a new bucket, object lock is enabled at creation. On an existing bucket the module tries to
+        enable it (AWS allows that on versioned buckets); if the store refuses, the module fails, and
+        the bucket has to be created anew with O(object_lock) set.
+      - Needs O(versioning=true). Object lock cannot be turned off once enabled.
+      - Omitted leaves object lock alone.
+    type: dict
+    suboptions:
+      mode:
+        description:
+          - V(GOVERNANCE) lets principals with C(s3:BypassGovernanceRetention) remove versions early;
+            V(COMPLIANCE) lets nobody, not even the account root.
+        type: str
+        required: true
+        choices: [GOVERNANCE, COMPLIANCE]
+      days:
+        description:
+          - Retention in days. Set exactly one of O(object_lock.days) and O(object_lock.years).
+        type: int
+      years:
+        description:
+          - Retention in years. Set exactly one of O(object_lock.days) and O(object_lock.years).
+        type: int
+  tags:
+    description:
+      - Tags of the bucket. Omitted leaves the tags alone.
+    type: dict
+  purge_tags:
+    description:
+      - With O(tags), remove the bucket's other tags. V(false) only adds and updates.
+    type: bool
+    default: true
+notes:
+  - Check mode reads the bucket and reports what would change, writing nothing.
+  - With C(--diff), shows the managed settings before and after.
+  - Calls are retried with backoff on throttling, and on C(NoSuchBucket) right after creating the bucket.
+  - "Permissions needed: C(s3:ListBucket) (HeadBucket), C(s3:CreateBucket), C(s3:Get/PutBucketPublicAccessBlock),
+    C(s3:Get/PutBucketVersioning), C(s3:Get/PutEncryptionConfiguration), C(s3:Get/PutLifecycleConfiguration),
+    C(s3:Get/PutBucketTagging), C(s3:Get/PutBucketObjectLockConfiguration), and for O(state=absent)
+    C(s3:ListBucketVersions) and C(s3:DeleteBucket), as far as the options used need them."
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: A private, versioned, encrypted backup bucket with the default lifecycle
+  systemd_s3.backup.bucket:
+    name: acme-backups
+    region: eu-central-1
+
+- name: SSE-KMS with a customer managed key, keep old versions for a year
+  systemd_s3.backup.bucket:
+    name: acme-backups
+    region: eu-central-1
+    encryption: aws:kms
+    kms_key_id: arn:aws:kms:eu-central-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab
+    noncurrent_version_expiration_days: 365
+
+- name: Backups nobody can delete for 30 days, tagged for cost reports
+  systemd_s3.backup.bucket:
+    name: acme-backups-locked
+    region: eu-central-1
+    object_lock:
+      mode: COMPLIANCE
+      days: 30
+    transitions:
+      - days: 32
+        storage_class: STANDARD_IA
+      - days: 120
+        storage_class: DEEP_ARCHIVE
+    tags:
+      team: ops
+      purpose: backups
+    purge_tags: false
+
+- name: Connection settings once, for this collection's modules and amazon.aws's
+  module_defaults:
+    group/systemd_s3.backup.aws:
+      region: eu-central-1
+      profile: backup-admin
+  block:
+    - name: The backup bucket
+      systemd_s3.backup.bucket:
+        name: acme-backups
+
+    - name: Remove a test bucket (fails, keeping it, if it holds any backup)
+      systemd_s3.backup.bucket:
+        name: acme-backups-test
+        state: absent
+"""
+
+RETURN = r"""
+bucket:
+  description: The bucket and its managed settings after the task (as they would be, in check mode).
+  returned: when O(state=present)
+  type: dict
+  contains:
+    name:
+      description: The bucket's name.
+      returned: always
+      type: str
+      sample: acme-backups
+    arn:
+      description: The bucket's ARN.
+      returned: always
+      type: str
+      sample: arn:aws:s3:::acme-backups
+    region:
+      description: The region the bucket is in.
+      returned: always
+      type: str
+      sample: eu-central-1
+    public_access_block:
+      description: The bucket's public access block settings.
+      returned: when O(block_public_access=true)
+      type: dict
+      contains:
+        block_public_acls:
+          description: Whether new public ACLs are refused.
+          type: bool
+          returned: always
+        ignore_public_acls:
+          description: Whether existing public ACLs are ignored.
+          type: bool
+          returned: always
+        block_public_policy:
+          description: Whether public bucket policies are refused.
+          type: bool
+          returned: always
+        restrict_public_buckets:
+          description: Whether access through a public policy is limited to AWS services and the owner's account.
+          type: bool
+          returned: always
+      sample:
+        block_public_acls: true
+        ignore_public_acls: true
+        block_public_policy: true
+        restrict_public_buckets: true
+    versioning:
+      description: The versioning status, V(Enabled), V(Suspended) or V(Disabled) (never enabled).
+      returned: when O(versioning=true)
+      type: str
+      sample: Enabled
+    encryption:
+      description: The default encryption.
+      returned: when O(encryption) is not V(none)
+      type: dict
+      contains:
+        sse_algorithm:
+          description: V(AES256) (SSE-S3) or V(aws:kms) (SSE-KMS).
+          type: str
+          returned: always
+        kms_key_id:
+          description: The KMS key, null for the AWS managed key.
+          type: str
+          returned: with SSE-KMS
+        bucket_key_enabled:
+          description: Whether an S3 Bucket Key is used.
+          type: bool
+          returned: with SSE-KMS
+      sample:
+        sse_algorithm: AES256
+    lifecycle_rule:
+      description:
+        - The module's own lifecycle rule, in S3's structure with snake_case keys; null when there is none.
+      returned: when O(state=present)
+      type: dict
+      sample:
+        id: systemd-s3-backup
+        filter:
+          prefix: ''
+        status: Enabled
+        transitions:
+          - days: 32
+            storage_class: STANDARD_IA
+          - days: 64
+            storage_class: GLACIER
+        abort_incomplete_multipart_upload:
+          days_after_initiation: 7
+    tags:
+      description: The bucket's tags.
+      returned: when O(tags) is given
+      type: dict
+      sample:
+        team: ops
+    object_lock:
+      description: The object lock configuration.
+      returned: when O(object_lock) is given
+      type: dict
+      contains:
+        enabled:
+          description: Whether object lock is enabled on the bucket.
+          type: bool
+          returned: always
+        mode:
+          description: The default retention mode.
+          type: str
+          returned: when a default retention is set
+        days:
+          description: The default retention in days.
+          type: int
+          returned: when the retention is set in days
+        years:
+          description: The default retention in years.
+          type: int
+          returned: when the retention is set in years
+      sample:
+        enabled: true
+        mode: GOVERNANCE
+        days: 30
+"""
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.systemd_s3.backup.plugins.module_utils import bucket_config
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import aws_client
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import diff
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import error_code
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import is_not_implemented
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import validate_or_fail
+
+try:
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError
+except ImportError:
+    pass  # handled by AnsibleAWSModule
+
+# S3 is briefly eventually consistent after CreateBucket: a follow-up call can get NoSuchBucket.
+RETRY_NEW_BUCKET = AWSRetry.jittered_backoff(retries=6, delay=1, max_delay=10, catch_extra_error_codes=["NoSuchBucket"])
+
+NOT_FOUND_CODES = ("404", "NoSuchBucket", "NotFound")
+
+
+class Bucket:
+    """One bucket's S3 calls: retried on throttling, and on NoSuchBucket once just created."""
+
+    def __init__(self, module, client, name):
+        self.module = module
+        self.client = client
+        self.name = name
+        self.just_created = False
+
+    def call(self, operation, **kwargs):
+        method = getattr(self.client, operation)
+        if self.just_created:
+            method = RETRY_NEW_BUCKET(method)
+        return method(aws_retry=True, Bucket=self.name, **kwargs)
+
+    def fail(self, error, operation, setting=None):
+        if setting and is_not_implemented(error):
+            self.module.fail_json(msg=bucket_config.unsupported_message(setting), error_code=error_code(error))
+        self.module.fail_json_aws(error, msg=f"{operation} failed on bucket {self.name}")
+
+    def read(self, operation, setting, **kwargs):
+        """A Get call's answer, or None when the setting was never configured."""
+        try:
+            return self.call(operation, **kwargs)
+        except (BotoCoreError, ClientError) as e:
+            if error_code(e) in bucket_config.NOT_SET_CODES.get(setting, ()):
+                return None
+            self.fail(e, operation, setting)
+
+    def write(self, operation, setting=None, **kwargs):
+        try:
+            return self.call(operation, **kwargs)
+        except (BotoCoreError, ClientError) as e:
+            self.fail(e, operation, setting)
+
+    def region(self):
+        """The bucket's region, or None when it does not exist."""
+        try:
+            response = self.call("head_bucket")
+        except (BotoCoreError, ClientError) as e:
+            if error_code(e) in NOT_FOUND_CODES:
+                return None
+            if error_code(e) in ("403", "AccessDenied", "Forbidden"):
+                self.module.fail_json(
+                    msg=f"name: bucket {self.name} exists but these credentials may not use it; it may belong to another "
+                    "account (bucket names are global). Choose another name, or use credentials of the bucket's owner",
+                )
+            self.fail(e, "HeadBucket")
+        headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        return response.get("BucketRegion") or headers.get("x-amz-bucket-region") or self.module.region
+
+    def create(self, object_lock):
+        try:
+            self.client.create_bucket(aws_retry=True, **bucket_config.create_bucket_params(self.name, self.module.region, object_lock))
+        except (BotoCoreError, ClientError) as e:
+            if error_code(e) == "BucketAlreadyExists":
+                self.module.fail_json(msg=f"name: bucket {self.name} already belongs to another AWS account (names are global). Choose another name")
+            self.fail(e, "CreateBucket", "object_lock" if object_lock else None)
+        self.just_created = True
+
+
+# ---------------------------------------------------------------- reading the managed settings
+
+
+def read_current(bucket, wanted):
+    """Views of the managed settings as the bucket has them now, plus the bucket's whole
+    lifecycle configuration (needed to write back the rules the module does not own)."""
+    current = {}
+    if "public_access_block" in wanted:
+        response = bucket.read("get_public_access_block", "public_access_block") or {}
+        current["public_access_block"] = bucket_config.public_access_block_view(response.get("PublicAccessBlockConfiguration"))
+    if "versioning" in wanted:
+        current["versioning"] = bucket_config.versioning_view(bucket.read("get_bucket_versioning", "versioning"))
+    if "encryption" in wanted:
+        response = bucket.read("get_bucket_encryption", "encryption") or {}
+        current["encryption"] = bucket_config.encryption_view(response.get("ServerSideEncryptionConfiguration"))
+    lifecycle = read_lifecycle(bucket, wanted["lifecycle_rule"])
+    ours = bucket_config.find_rule(lifecycle["Rules"], bucket.module.params["lifecycle_rule_id"])
+    current["lifecycle_rule"] = bucket_config.lifecycle_rule_view(ours)
+    if "tags" in wanted:
+        response = bucket.read("get_bucket_tagging", "tags") or {}
+        current["tags"] = bucket_config.tags_view(response.get("TagSet"))
+    if "object_lock" in wanted:
+        response = bucket.read("get_object_lock_configuration", "object_lock") or {}
+        current["object_lock"] = bucket_config.object_lock_view(response.get("ObjectLockConfiguration"))
+    return current, lifecycle
+
+
+def read_lifecycle(bucket, wanted_rule):
+    """The lifecycle configuration as {Rules, [TransitionDefaultMinimumObjectSize]}. A store
+    without lifecycle support is only an error when the module has a rule to write."""
+    try:
+        response = bucket.call("get_bucket_lifecycle_configuration")
+    except (BotoCoreError, ClientError) as e:
+        if error_code(e) in bucket_config.NOT_SET_CODES["lifecycle_rule"] or (wanted_rule is None and is_not_implemented(e)):
+            return {"Rules": []}
+        bucket.fail(e, "GetBucketLifecycleConfiguration", "lifecycle_rule")
+    lifecycle = {"Rules": response.get("Rules") or []}
+    if response.get("TransitionDefaultMinimumObjectSize"):
+        lifecycle["TransitionDefaultMinimumObjectSize"] = response["TransitionDefaultMinimumObjectSize"]
+    return lifecycle
+
+
+# ---------------------------------------------------------------- writing them
+
+
+def write_setting(bucket, setting, value, lifecycle, current):
+    if setting == "public_access_block":
+        bucket.write("put_public_access_block", setting, PublicAccessBlockConfiguration=bucket_config.public_access_block_api())
+    elif setting == "versioning":
+        bucket.write("put_bucket_versioning", setting, VersioningConfiguration={"Status": "Enabled"})
+    elif setting == "encryption":
+        bucket.write("put_bucket_encryption", setting, ServerSideEncryptionConfiguration=bucket_config.encryption_api(value))
+    elif setting == "lifecycle_rule":
+        write_lifecycle(bucket, lifecycle)
+    elif setting == "tags":
+        if value:
+            bucket.write("put_bucket_tagging", setting, Tagging=bucket_config.tags_api(value))
+        else:
+            bucket.write("delete_bucket_tagging", setting)
+    elif setting == "object_lock":
+        write_object_lock(bucket, value, already_enabled=current["object_lock"].get("enabled"))
+
+
+def write_lifecycle(bucket, lifecycle):
+    params = bucket.module.params
+    rules = bucket_config.merge_lifecycle_rules(lifecycle["Rules"], params["lifecycle_rule_id"], bucket_config.lifecycle_rule(params))
+    if not rules:
+        # S3 refuses an empty rule list: no rules at all means no lifecycle configuration.
+        bucket.write("delete_bucket_lifecycle", "lifecycle_rule")
+        return
+    extra = {key: value for key, value in lifecycle.items() if key != "Rules"}
+    bucket.write("put_bucket_lifecycle_configuration", "lifecycle_rule", LifecycleConfiguration={"Rules": rules}, **extra)
+
+
+def write_object_lock(bucket, value, already_enabled):
+    try:
+        bucket.call("put_object_lock_configuration", ObjectLockConfiguration=bucket_config.object_lock_api(value))
+    except (BotoCoreError, ClientError) as e:
+        if already_enabled:
+            bucket.fail(e, "PutObjectLockConfiguration", "object_lock")
+        bucket.module.fail_json(
+            msg=f"object_lock: bucket {bucket.name} was created without object lock and the store refused to enable it "
+            f"({error_code(e) or type(e).__name__}: {e}). Object lock must be enabled when a bucket is created: "
+            "create a new bucket with object_lock set, or omit object_lock",
+        )
+
+
+# ---------------------------------------------------------------- states
+
+
+def ensure_present(module, bucket, region):
+    params = module.params
+    wanted = bucket_config.wanted_settings(params)
+    exists = region is not None
+    if exists:
+        before, lifecycle = read_current(bucket, wanted)
+        current = before
+    else:
+        region = module.region
+        before, lifecycle = {}, {"Rules": []}
+        current = bucket_config.new_bucket_state(object_lock=bool(params["object_lock"]))
+        if not module.check_mode:
+            bucket.create(object_lock=bool(params["object_lock"]))
+    if "tags" in wanted:
+        wanted["tags"] = bucket_config.merged_tags(current["tags"], wanted["tags"], params["purge_tags"])
+
+    after, to_write = bucket_config.plan_changes(current, wanted)
+    if not module.check_mode:
+        for setting in to_write:
+            write_setting(bucket, setting, after[setting], lifecycle, current)
+
+    result = {
+        "changed": not exists or bool(to_write),
+        "bucket": dict(after, name=bucket.name, arn=bucket_config.bucket_arn(bucket.name, region), region=region),
+    }
+    if module._diff:
+        result["diff"] = diff(before, after)
+    module.exit_json(**result)
+
+
+def ensure_absent(module, bucket, region):
+    if region is None:
+        module.exit_json(changed=False)
+    try:
+        listing = bucket.call("list_object_versions", MaxKeys=1)
+    except (BotoCoreError, ClientError) as e:
+        bucket.fail(e, "ListObjectVersions")
+    refusal = (
+        f"refusing to delete bucket {bucket.name}: it still holds object versions or delete markers (backups). "
+        "This module never deletes backups; empty the bucket yourself if you really mean to destroy them, then run again"
+    )
+    if listing.get("Versions") or listing.get("DeleteMarkers"):
+        module.fail_json(msg=refusal)
+    if not module.check_mode:
+        try:
+            bucket.call("delete_bucket")
+        except (BotoCoreError, ClientError) as e:
+            if error_code(e) == "BucketNotEmpty":
+                module.fail_json(msg=refusal)
+            bucket.fail(e, "DeleteBucket")
+    result = {"changed": True}
+    if module._diff:
+        result["diff"] = diff({"state": "present"}, {"state": "absent"})
+    module.exit_json(**result)
+
+
+def main():
+    argument_spec = dict(
+        name=dict(type="str", required=True),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        block_public_access=dict(type="bool", default=True),
+        versioning=dict(type="bool", default=True),
+        encryption=dict(type="str", choices=["AES256", "aws:kms", "none"], default="AES256"),
+        kms_key_id=dict(type="str"),
+        bucket_key_enabled=dict(type="bool", default=True),
+        lifecycle_rule_id=dict(type="str", default=bucket_config.DEFAULT_RULE_ID),
+        lifecycle_prefix=dict(type="str", default=""),
+        transitions=dict(
+            type="list",
+            elements="dict",
+            default=bucket_config.DEFAULT_TRANSITIONS,
+            options=dict(days=dict(type="int", required=True), storage_class=dict(type="str", required=True)),
+        ),
+        abort_incomplete_multipart_upload_days=dict(type="int", default=7),
+        noncurrent_version_expiration_days=dict(type="int"),
+        object_lock=dict(
+            type="dict",
+            options=dict(
+                mode=dict(type="str", required=True, choices=["GOVERNANCE", "COMPLIANCE"]),
+                days=dict(type="int"),
+                years=dict(type="int"),
+            ),
+        ),
+        tags=dict(type="dict"),
+        purge_tags=dict(type="bool", default=True),
+    )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    validate_or_fail(module, bucket_config.validate, module.params)
+
+    bucket = Bucket(module, aws_client(module, "s3"), module.params["name"])
+    region = bucket.region()
+    if module.params["state"] == "absent":
+        ensure_absent(module, bucket, region)
+    ensure_present(module, bucket, region)
+
+
+if __name__ == "__main__":
+    main()
