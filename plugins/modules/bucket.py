@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 module: bucket
 short_description: Make an S3 bucket a private, versioned, encrypted backup bucket
 version_added: 0.1.0
-author: systemd_s3.backup maintainers
+author: systemd_s3.backup maintainers (!UNKNOWN)
 description:
   - Creates or corrects the S3 bucket that hosts' backups go to, in one task. The bucket ends up
     private (all four public access block settings on), versioned, encrypted by default, with one

@@ -1,0 +1,806 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: access
+short_description: Least-privilege IAM access for one backup principal
+version_added: 0.1.0
+author: systemd_s3.backup maintainers (!UNKNOWN)
+description:
+  - Manages one IAM user or role that a host uses to write its backups to an S3 bucket, and a
+    customer-managed policy attached to it that is generated from intent (bucket, key prefix,
+    permission sets) by the same code as the P(systemd_s3.backup.access_policy#filter) filter.
+  - The policy never allows deleting object versions or changing the bucket, and explicitly denies
+    those actions (C(s3:DeleteObjectVersion), C(s3:PutBucketVersioning), C(s3:PutLifecycleConfiguration),
+    C(s3:PutBucketPolicy), C(s3:DeleteBucket), ...), so a leaked key cannot erase the backup history.
+  - When the attached policy differs in meaning from the wanted one, a new policy version is created and
+    made the default. IAM keeps at most 5 versions, so the oldest non-default version is deleted first
+    when needed. Mere ordering differences are not changes.
+  - The principal is dedicated to backups; by default any other managed policy attached to it, and any
+    inline policy, is removed as drift (O(purge_other_policies)).
+  - For O(kind=user), manages the access key of the user, optionally kept in a credentials file on the
+    target (O(credentials_path)). For O(kind=role), manages the EC2 trust policy and an instance profile
+    with the same name containing the role.
+  - All input is checked before any AWS request; an error names the option and how to fix it.
+options:
+  name:
+    description:
+      - Name of the IAM user or role. The P(systemd_s3.backup.iam_name#filter) filter makes one from an
+        inventory hostname.
+      - 1-64 characters among letters, digits and V(+=,.@_-).
+    type: str
+    required: true
+  kind:
+    description:
+      - V(user) for an IAM user with an access key (hosts outside AWS).
+      - V(role) for an IAM role with an instance profile (EC2 instances).
+    type: str
+    choices: [user, role]
+    default: user
+  state:
+    description:
+      - V(present) creates or updates the principal, its policy, and its key or instance profile.
+      - V(absent) deletes the policy (all versions), the access keys or instance profile, and the principal.
+    type: str
+    choices: [present, absent]
+    default: present
+  path:
+    description:
+      - IAM path of the principal, its policy and its instance profile.
+      - IAM cannot move an existing role or policy to another path; the module keeps them where they
+        are (and warns about the role). An existing user is moved.
+    type: str
+    default: /systemd-s3-backup/
+  bucket:
+    description: Name of the backup bucket. Required when O(state=present).
+    type: str
+  prefix:
+    description:
+      - Key prefix of this principal in O(bucket), such as V(hosts/web1). Required when O(state=present).
+      - Leading and trailing slashes are ignored. Wildcards and V(..) segments are refused.
+    type: str
+  permissions:
+    description:
+      - Permission sets on objects under O(prefix); the principal gets their union, plus listing of O(prefix).
+      - V(backup) allows C(s3:PutObject) and C(s3:AbortMultipartUpload).
+      - V(restore) allows C(s3:GetObject).
+      - V(prune) allows C(s3:DeleteObject), which only adds a delete marker in a versioned bucket.
+    type: list
+    elements: str
+    choices: [backup, restore, prune]
+    default: [backup]
+  source_ip:
+    description:
+      - IP addresses or CIDR blocks the principal's S3 requests must come from (condition C(aws:SourceIp)).
+      - When omitted, S3 requests are allowed from anywhere.
+    type: list
+    elements: str
+  sns_topic_arns:
+    description: ARNs of the SNS topics the principal may publish alerts to.
+    type: list
+    elements: str
+  policy_name:
+    description:
+      - Name of the customer-managed policy. Defaults to O(name).
+      - 1-128 characters among letters, digits and V(+=,.@_-).
+    type: str
+  tags:
+    description:
+      - Tags of the user or role. When omitted, the tags are left alone.
+    type: dict
+  purge_tags:
+    description: Whether tags not in O(tags) are removed. Ignored when O(tags) is omitted.
+    type: bool
+    default: true
+  purge_other_policies:
+    description:
+      - Detach every other managed policy from the principal and delete its inline policies.
+      - The principal is dedicated to backups; anything else attached widens its access.
+      - The detached policies themselves are not deleted.
+    type: bool
+    default: true
+  credentials_path:
+    description:
+      - Path of an AWS shared-credentials file (C([default]) profile) on the target that holds the user's
+        access key. Only with O(kind=user).
+      - A new key is written there (mode C(0600), written atomically; a missing directory is created with
+        mode C(0700)) and its secret is not returned.
+      - When the file holds an active key of the user, nothing changes. When it is missing, unreadable, or
+        holds a key that is deleted or inactive, the secret is lost; a new key is created and written, then
+        the user's other keys are deleted.
+      - Without it, a key is created only when the user has none, and its secret is returned once in
+        RV(access_key.secret_access_key); set C(no_log) on the task.
+    type: path
+  rotate_access_key:
+    description:
+      - Create a new access key, write or return it, then delete the older keys. Only with O(kind=user).
+      - IAM allows two keys per user; when the user has two, the oldest is deleted first.
+    type: bool
+    default: false
+  access_key_max_age_days:
+    description:
+      - Rotate the key (as O(rotate_access_key) does) when the newest active key is older than this many days.
+        Only with O(kind=user).
+    type: int
+notes:
+  - IAM is eventually consistent; requests about a principal just created are retried.
+  - Returned secrets must be protected by setting C(no_log) on the task.
+  - Supports check mode (nothing is created, written or deleted) and diff mode (policy document, attached
+    and inline policies, trust policy, tags and access key IDs; never secrets).
+seealso:
+  - plugin: systemd_s3.backup.access_policy
+    plugin_type: filter
+  - plugin: systemd_s3.backup.iam_name
+    plugin_type: filter
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: A backup user per host, its key kept in a credentials file on the host
+  systemd_s3.backup.access:
+    name: "{{ inventory_hostname | systemd_s3.backup.iam_name(prefix='backup-') }}"
+    bucket: acme-backups
+    prefix: "hosts/{{ inventory_hostname }}"
+    permissions: [backup]
+    source_ip: ["{{ ansible_default_ipv4.address }}"]
+    sns_topic_arns: [arn:aws:sns:eu-west-1:123456789012:backup-alerts]
+    credentials_path: /etc/systemd-s3-backup/credentials
+    access_key_max_age_days: 90
+
+- name: A backup user whose key is returned once (protect it with no_log)
+  systemd_s3.backup.access:
+    name: backup-web1
+    bucket: acme-backups
+    prefix: hosts/web1
+    permissions: [backup, restore]
+  no_log: true
+  register: web1_access
+
+- name: An EC2 instance role with its instance profile
+  systemd_s3.backup.access:
+    name: backup-db1
+    kind: role
+    bucket: acme-backups
+    prefix: hosts/db1
+  register: db1_access
+
+- name: Remove a decommissioned host's access
+  systemd_s3.backup.access:
+    name: backup-old1
+    state: absent
+"""
+
+RETURN = r"""
+principal:
+  description: The user or role.
+  returned: when O(state=present)
+  type: dict
+  contains:
+    kind:
+      description: V(user) or V(role).
+      type: str
+      sample: user
+    name:
+      description: Name of the principal.
+      type: str
+      sample: backup-web1
+    arn:
+      description: ARN of the principal (in check mode, the ARN it would get).
+      type: str
+      sample: arn:aws:iam::123456789012:user/systemd-s3-backup/backup-web1
+    path:
+      description: IAM path of the principal.
+      type: str
+      sample: /systemd-s3-backup/
+policy:
+  description: The customer-managed policy attached to the principal.
+  returned: when O(state=present)
+  type: dict
+  contains:
+    name:
+      description: Name of the policy.
+      type: str
+      sample: backup-web1
+    arn:
+      description: ARN of the policy (in check mode, the ARN it would get).
+      type: str
+      sample: arn:aws:iam::123456789012:policy/systemd-s3-backup/backup-web1
+    default_version:
+      description: The policy's default version; V(null) in check mode when it would be created.
+      type: str
+      sample: v2
+    document:
+      description: The policy document, as made by the P(systemd_s3.backup.access_policy#filter) filter.
+      type: dict
+      sample: {"Version": "2012-10-17", "Statement": []}
+access_key:
+  description: The user's access key.
+  returned: when O(state=present) and O(kind=user)
+  type: dict
+  contains:
+    access_key_id:
+      description:
+        - ID of the key in use; V(null) in check mode when a new key would be created.
+      type: str
+      sample: AKIAIOSFODNN7EXAMPLE
+    created:
+      description: Whether a new key was created (or would be, in check mode).
+      type: bool
+      sample: true
+    secret_access_key:
+      description:
+        - Secret of the new key. Only when a key was created and O(credentials_path) is not set.
+        - It cannot be retrieved again. Set C(no_log) on the task.
+      returned: when a key was created without O(credentials_path)
+      type: str
+      sample: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
+    credentials_path:
+      description: The credentials file holding the key, when O(credentials_path) is set.
+      type: str
+      sample: /etc/systemd-s3-backup/credentials
+instance_profile:
+  description: The instance profile containing the role.
+  returned: when O(state=present) and O(kind=role)
+  type: dict
+  contains:
+    name:
+      description: Name of the instance profile (the role's name).
+      type: str
+      sample: backup-db1
+    arn:
+      description: ARN of the instance profile (in check mode, the ARN it would get).
+      type: str
+      sample: arn:aws:iam::123456789012:instance-profile/systemd-s3-backup/backup-db1
+role_arn:
+  description: ARN of the role (same as RV(principal.arn)).
+  returned: when O(state=present) and O(kind=role)
+  type: str
+  sample: arn:aws:iam::123456789012:role/systemd-s3-backup/backup-db1
+instance_profile_arn:
+  description: ARN of the instance profile (same as RV(instance_profile.arn)).
+  returned: when O(state=present) and O(kind=role)
+  type: str
+  sample: arn:aws:iam::123456789012:instance-profile/systemd-s3-backup/backup-db1
+"""
+
+import configparser
+import datetime
+import json
+import os
+import tempfile
+
+try:
+    import botocore
+except ImportError:
+    pass  # AnsibleAWSModule reports the missing dependency
+
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
+
+from ansible_collections.systemd_s3.backup.plugins.module_utils import policies
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import aws_client
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import diff
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import validate_or_fail
+
+IAM_MAX_POLICY_VERSIONS = 5
+IAM_MAX_ACCESS_KEYS = 2
+# Shown in the diff for a key that check mode would create.
+NEW_KEY_PLACEHOLDER = "(new access key)"
+USER_ONLY_OPTIONS = ("credentials_path", "rotate_access_key", "access_key_max_age_days")
+
+
+class ApiError(Exception):
+    """An AWS error, with what the module was doing when it happened."""
+
+    def __init__(self, action, error):
+        super().__init__(action)
+        self.action = action
+        self.error = error
+
+
+def validate(params, region):
+    """Every input check, before any AWS request. Returns the wanted policy document (or None when absent)."""
+    policies.validate_iam_name(params["name"], "name")
+    policies.validate_iam_path(params["path"], "path")
+    policies.validate_iam_name(params["policy_name"], "policy_name", policies.IAM_POLICY_NAME_MAX)
+    if params["kind"] == "role":
+        for option in USER_ONLY_OPTIONS:
+            if params[option]:
+                raise InputError(
+                    option,
+                    "applies only to kind=user: a role gets temporary credentials through its instance profile",
+                    f"Remove {option} or use kind: user",
+                )
+    if params["credentials_path"]:
+        check_credentials_path(params["credentials_path"])
+    if params["access_key_max_age_days"] is not None and params["access_key_max_age_days"] < 1:
+        raise InputError("access_key_max_age_days", f"{params['access_key_max_age_days']} is not a positive number of days", "Use e.g. 90")
+    if params["state"] == "absent":
+        return None
+    return policies.access_policy(
+        params["bucket"],
+        params["prefix"],
+        permissions=params["permissions"],
+        source_ip=params["source_ip"],
+        sns_topic_arns=params["sns_topic_arns"],
+        partition=policies.partition_for_region(region),
+    )
+
+
+def check_credentials_path(path):
+    """Refuses a credentials path that could not be written, before a key is made for it."""
+    fix = "Use a file path in a directory the module can write to, e.g. /etc/systemd-s3-backup/credentials"
+    if os.path.isdir(path):
+        raise InputError("credentials_path", f"{path} is a directory", fix)
+    existing = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError("credentials_path", f"cannot create or replace files in {existing}", fix)
+
+
+def read_key_id(path):
+    """The access key ID in a shared-credentials file, or None when the file is missing or unreadable."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as f:
+            parser.read_file(f)
+        return parser.get("default", "aws_access_key_id", fallback=None)
+    except (OSError, UnicodeDecodeError, configparser.Error):
+        return None
+
+
+def write_credentials(path, key):
+    """Writes the key as the [default] profile, atomically and readable by the owner only."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd, temp_path = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(f"[default]\naws_access_key_id = {key['AccessKeyId']}\naws_secret_access_key = {key['SecretAccessKey']}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp_path, path)
+    except BaseException:
+        if os.path.exists(temp_path):
+            os.unlink(temp_path)
+        raise
+
+
+def key_rotation_reason(keys, held_key_id, params, now):
+    """Why a new access key is needed, or None. ``keys`` are the user's keys, oldest first;
+    ``held_key_id`` is the key in the credentials file (None when missing or unreadable)."""
+    active = [k for k in keys if k["Status"] == "Active"]
+    if params["rotate_access_key"]:
+        return "rotation requested"
+    max_age = params["access_key_max_age_days"]
+    if max_age and active and now - active[-1]["CreateDate"] > datetime.timedelta(days=max_age):
+        return f"newest active key is older than {max_age} days"
+    if params["credentials_path"]:
+        if held_key_id not in {k["AccessKeyId"] for k in active}:
+            return "the credentials file holds no active key of the user"
+        return None
+    if not keys:
+        return "the user has no access key"
+    return None
+
+
+class BackupPrincipal:
+    """One IAM user or role, its policy, and its access key or instance profile."""
+
+    def __init__(self, module, wanted_policy):
+        self.module = module
+        self.params = module.params
+        self.kind = self.params["kind"]
+        self.name = self.params["name"]
+        self.path = self.params["path"]
+        self.policy_name = self.params["policy_name"]
+        self.wanted_policy = wanted_policy
+        self.partition = policies.partition_for_region(module.region)
+        self.check_mode = module.check_mode
+        self.iam = aws_client(module, "iam")
+        # For requests about an entity this run has just created: IAM may not show it yet.
+        self.iam_after_create = aws_client(module, "iam", retry_missing_entity=True)
+        self.created = False
+        self.changed = False
+
+    # --- API plumbing -------------------------------------------------------------------------
+
+    def _call(self, action, method, client=None, **kwargs):
+        try:
+            return getattr(client or self.iam, method)(aws_retry=True, **kwargs)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            raise ApiError(action, e) from e
+
+    def _get(self, action, method, **kwargs):
+        """Like _call, but None when the entity does not exist."""
+        try:
+            return getattr(self.iam, method)(aws_retry=True, **kwargs)
+        except is_boto3_error_code("NoSuchEntity"):
+            return None
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:  # pylint: disable=duplicate-except
+            raise ApiError(action, e) from e
+
+    def _list(self, action, method, result_key, call=None, **kwargs):
+        """Every page of an IAM list call (they all page with Marker/IsTruncated)."""
+        items, marker = [], {}
+        while True:
+            page = (call or self._call)(action, method, **kwargs, **marker)
+            items += page.get(result_key, [])
+            if not page.get("IsTruncated"):
+                return items
+            marker = {"Marker": page["Marker"]}
+
+    def _principal_call(self, action, method_pattern, **kwargs):
+        """A call on this user or role: 'attach_{kind}_policy' -> attach_user_policy(UserName=...)."""
+        client = self.iam_after_create if self.created else self.iam
+        name_key = "UserName" if self.kind == "user" else "RoleName"
+        return self._call(action, method_pattern.format(kind=self.kind), client=client, **{name_key: self.name}, **kwargs)
+
+    def _change(self, action, method_pattern, **kwargs):
+        """A principal change: skipped in check mode, always reported."""
+        self.changed = True
+        if not self.check_mode:
+            return self._principal_call(action, method_pattern, **kwargs)
+        return None
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def read(self):
+        """The principal and what the module manages on it, or None when it does not exist."""
+        entity = self._get(f"get {self.kind} {self.name}", f"get_{self.kind}", **{f"{self.kind.capitalize()}Name": self.name})
+        if entity is None:
+            return None
+        state = {
+            "entity": entity["User" if self.kind == "user" else "Role"],
+            "attached": self._principal_list("list attached policies", "list_attached_{kind}_policies", "AttachedPolicies"),
+            "inline": [],
+            "keys": [],
+        }
+        if self.params["purge_other_policies"] or self.params["state"] == "absent":
+            state["inline"] = self._principal_list("list inline policies", "list_{kind}_policies", "PolicyNames")
+        if self.kind == "user":
+            keys = self._principal_list("list access keys", "list_access_keys", "AccessKeyMetadata")
+            state["keys"] = sorted(keys, key=lambda k: k["CreateDate"])
+        return state
+
+    def _principal_list(self, action, method_pattern, result_key):
+        return self._list(action, method_pattern, result_key, call=self._principal_call)
+
+    def read_policy(self, arn):
+        """Our managed policy and its default document, or (None, None) when it does not exist."""
+        policy = self._get("get the backup policy", "get_policy", PolicyArn=arn)
+        if policy is None:
+            return None, None
+        policy = policy["Policy"]
+        version = self._call(
+            "get the backup policy's default version", "get_policy_version", PolicyArn=arn, VersionId=policy["DefaultVersionId"]
+        )
+        return policy, version["PolicyVersion"]["Document"]
+
+    def policy_arn(self, state, principal_arn):
+        """Our policy's ARN: the attached policy of that name (IAM cannot move a policy to
+        another path, and names are unique in an account whatever the path), else where we make it."""
+        for attached in state["attached"] if state else []:
+            if attached["PolicyName"] == self.policy_name:
+                return attached["PolicyArn"]
+        partition, account = principal_arn.split(":")[1], principal_arn.split(":")[4]
+        return f"arn:{partition}:iam::{account}:policy{self.path}{self.policy_name}"
+
+    def read_instance_profile(self):
+        profile = self._get("get the instance profile", "get_instance_profile", InstanceProfileName=self.name)
+        return profile["InstanceProfile"] if profile else None
+
+    # --- present ------------------------------------------------------------------------------
+
+    def ensure_present(self):
+        state = self.read()
+        profile = self.read_instance_profile() if self.kind == "role" else None
+        entity = self.ensure_entity(state)
+        policy_arn = self.policy_arn(state, entity["Arn"])
+        # Looked up for a new principal too: an interrupted earlier run may have left the policy.
+        policy, document = self.read_policy(policy_arn)
+        before = self.summary(state, document, profile)
+        policy_result = self.ensure_policy(policy_arn, policy, document)
+        self.ensure_attachments(state, policy_result["arn"])
+        result = {
+            "principal": {"kind": self.kind, "name": self.name, "arn": entity["Arn"], "path": entity["Path"]},
+            "policy": policy_result,
+        }
+        after = {
+            "policy": self.wanted_policy,
+            "attached_policies": sorted({a["PolicyArn"] for a in self.kept_attachments(state, policy_arn)} | {policy_result["arn"]}),
+        }
+        if self.params["purge_other_policies"]:
+            after["inline_policies"] = []
+        if self.params["tags"] is not None:
+            after["tags"] = self.wanted_tags(state)
+        if self.kind == "user":
+            result["access_key"] = self.ensure_access_key(state, before, after)
+        else:
+            after["trust_policy"] = policies.ec2_trust_policy(self.partition)
+            after["instance_profile_roles"] = [self.name]
+            result["instance_profile"] = self.ensure_instance_profile(profile, entity["Arn"])
+            result.update(role_arn=entity["Arn"], instance_profile_arn=result["instance_profile"]["arn"])
+        return result, diff(before, after)
+
+    def summary(self, state, document, profile):
+        """What the diff shows of the current state."""
+        summary = {}
+        if state is not None:
+            summary = {"policy": document, "attached_policies": sorted(a["PolicyArn"] for a in state["attached"])}
+            if self.params["purge_other_policies"] or self.params["state"] == "absent":
+                summary["inline_policies"] = sorted(state["inline"])
+            if self.params["tags"] is not None:
+                summary["tags"] = boto3_tag_list_to_ansible_dict(state["entity"].get("Tags", []))
+            if self.kind == "user":
+                summary["access_key_ids"] = [k["AccessKeyId"] for k in state["keys"]]
+            else:
+                summary["trust_policy"] = state["entity"].get("AssumeRolePolicyDocument")
+        if profile is not None:
+            summary["instance_profile_roles"] = [r["RoleName"] for r in profile.get("Roles", [])]
+        return summary
+
+    def ensure_entity(self, state):
+        """Creates the user or role, or brings its path, tags and trust policy in line. Returns it."""
+        tags = ansible_dict_to_boto3_tag_list(self.params["tags"] or {})
+        if state is None:
+            self.changed = True
+            if self.check_mode:
+                return {"Arn": self.predicted_arn(), "Path": self.path}
+            create_args = {"Path": self.path, "Tags": tags} if tags else {"Path": self.path}
+            if self.kind == "role":
+                create_args["AssumeRolePolicyDocument"] = json.dumps(policies.ec2_trust_policy(self.partition))
+                create_args["Description"] = "systemd_s3.backup: writes this host's backups"
+            entity = self._principal_call(f"create {self.kind} {self.name}", "create_{kind}", **create_args)
+            self.created = True
+            return entity["User" if self.kind == "user" else "Role"]
+
+        entity = state["entity"]
+        if entity["Path"] != self.path:
+            if self.kind == "user":
+                self._change("move the user to another path", "update_{kind}", NewPath=self.path)
+                account_part = entity["Arn"].split(":user/")[0]
+                entity = dict(entity, Path=self.path, Arn=f"{account_part}:user{self.path}{self.name}")
+            else:
+                self.module.warn(
+                    f"role {self.name} has path {entity['Path']}, not {self.path}; IAM cannot move a role. "
+                    "Run with state=absent, then present, to recreate it."
+                )
+        if self.params["tags"] is not None:
+            current = boto3_tag_list_to_ansible_dict(entity.get("Tags", []))
+            to_set, to_unset = compare_aws_tags(current, self.params["tags"], self.params["purge_tags"])
+            if to_unset:
+                self._change("remove tags", "untag_{kind}", TagKeys=to_unset)
+            if to_set:
+                self._change("set tags", "tag_{kind}", Tags=ansible_dict_to_boto3_tag_list(to_set))
+        if self.kind == "role":
+            trust = policies.ec2_trust_policy(self.partition)
+            if policies.policies_differ(entity.get("AssumeRolePolicyDocument"), trust):
+                self._change("update the trust policy", "update_assume_role_policy", PolicyDocument=json.dumps(trust))
+        return entity
+
+    def predicted_arn(self):
+        """The ARN a principal would get, for check mode: later tasks (e.g. a topic policy naming
+        the publishers) can then be checked too."""
+        identity = self._call("look up the AWS account", "get_caller_identity", client=aws_client(self.module, "sts"))
+        partition = identity["Arn"].split(":")[1]
+        return f"arn:{partition}:iam::{identity['Account']}:{self.kind}{self.path}{self.name}"
+
+    def wanted_tags(self, state):
+        current = boto3_tag_list_to_ansible_dict(state["entity"].get("Tags", [])) if state else {}
+        if self.params["purge_tags"]:
+            return dict(self.params["tags"])
+        return dict(current, **self.params["tags"])
+
+    def ensure_policy(self, arn, current, document):
+        """Creates the managed policy, or gives it a new default version when it means something else."""
+        result = {
+            "name": self.policy_name,
+            "arn": arn,
+            "default_version": current["DefaultVersionId"] if current else None,
+            "document": self.wanted_policy,
+        }
+        if current is not None and not policies.policies_differ(document, self.wanted_policy):
+            return result
+        self.changed = True
+        if self.check_mode:
+            return result
+        wanted = json.dumps(self.wanted_policy)
+        if current is None:
+            created = self._call(
+                "create the backup policy",
+                "create_policy",
+                PolicyName=self.policy_name,
+                Path=self.path,
+                PolicyDocument=wanted,
+                Description="systemd_s3.backup: least-privilege access of one backup principal",
+            )["Policy"]
+            result.update(arn=created["Arn"], default_version=created["DefaultVersionId"])
+            return result
+        self.make_room_for_a_version(arn)
+        version = self._call(
+            "create a new version of the backup policy", "create_policy_version", PolicyArn=arn, PolicyDocument=wanted, SetAsDefault=True
+        )
+        result["default_version"] = version["PolicyVersion"]["VersionId"]
+        return result
+
+    def make_room_for_a_version(self, arn):
+        versions = self._list("list the backup policy's versions", "list_policy_versions", "Versions", PolicyArn=arn)
+        if len(versions) < IAM_MAX_POLICY_VERSIONS:
+            return
+        oldest = min((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: (v["CreateDate"], int(v["VersionId"].lstrip("v"))))
+        self._call("delete the oldest policy version", "delete_policy_version", PolicyArn=arn, VersionId=oldest["VersionId"])
+
+    def kept_attachments(self, state, policy_arn):
+        """Managed policies other than ours that stay attached."""
+        if state is None or self.params["purge_other_policies"]:
+            return []
+        return [a for a in state["attached"] if a["PolicyArn"] != policy_arn]
+
+    def ensure_attachments(self, state, policy_arn):
+        attached = {a["PolicyArn"] for a in state["attached"]} if state else set()
+        if policy_arn not in attached:
+            self._change("attach the backup policy", "attach_{kind}_policy", PolicyArn=policy_arn)
+        if state and self.params["purge_other_policies"]:
+            for other in sorted(attached - {policy_arn}):
+                self._change(f"detach {other}", "detach_{kind}_policy", PolicyArn=other)
+            for inline in state["inline"]:
+                self._change(f"delete inline policy {inline}", "delete_{kind}_policy", PolicyName=inline)
+
+    def ensure_access_key(self, state, before, after):
+        keys = state["keys"] if state else []
+        credentials_path = self.params["credentials_path"]
+        held_key_id = read_key_id(credentials_path) if credentials_path else None
+        now = datetime.datetime.now(datetime.timezone.utc)
+        reason = key_rotation_reason(keys, held_key_id, self.params, now)
+        result = {"created": False, "credentials_path": credentials_path}
+        if reason is None:
+            after["access_key_ids"] = before.get("access_key_ids", [])
+            result["access_key_id"] = held_key_id if credentials_path else keys[-1]["AccessKeyId"]
+            return result
+        self.changed = True
+        result.update(created=True, access_key_id=None)
+        after["access_key_ids"] = [NEW_KEY_PLACEHOLDER]
+        if self.check_mode:
+            return result
+        old_keys = list(keys)
+        if len(old_keys) >= IAM_MAX_ACCESS_KEYS:
+            # No room for a new key: the oldest goes first.
+            self._principal_call("delete the oldest access key", "delete_access_key", AccessKeyId=old_keys.pop(0)["AccessKeyId"])
+        key = self._principal_call(f"create an access key ({reason})", "create_access_key")["AccessKey"]
+        result["access_key_id"] = after["access_key_ids"][0] = key["AccessKeyId"]
+        if credentials_path:
+            try:
+                write_credentials(credentials_path, key)
+            except OSError as e:
+                # A key nobody holds is useless: remove it, keep the old ones.
+                self._principal_call("delete the unwritten access key", "delete_access_key", AccessKeyId=key["AccessKeyId"])
+                self.module.fail_json(msg=f"credentials_path: cannot write {credentials_path}: {e}. Fix the path or its permissions")
+        else:
+            result["secret_access_key"] = key["SecretAccessKey"]
+        for old in old_keys:
+            self._principal_call("delete an older access key", "delete_access_key", AccessKeyId=old["AccessKeyId"])
+        return result
+
+    def ensure_instance_profile(self, profile, role_arn):
+        just_created = self.created
+        if profile is None:
+            self.changed = True
+            if not self.check_mode:
+                profile = self._call(
+                    "create the instance profile", "create_instance_profile", InstanceProfileName=self.name, Path=self.path
+                )["InstanceProfile"]
+                just_created = True
+        roles = [r["RoleName"] for r in (profile or {}).get("Roles", [])]
+        if roles != [self.name]:
+            self.changed = True
+            if not self.check_mode:
+                # An instance profile holds one role: a stranger in ours has to leave first.
+                self.empty_instance_profile(roles)
+                self._call(
+                    "add the role to the instance profile",
+                    "add_role_to_instance_profile",
+                    client=self.iam_after_create if just_created else self.iam,
+                    InstanceProfileName=self.name,
+                    RoleName=self.name,
+                )
+        if profile is None:  # check mode
+            account_part = role_arn.split(":role/")[0]
+            return {"name": self.name, "arn": f"{account_part}:instance-profile{self.path}{self.name}"}
+        return {"name": self.name, "arn": profile["Arn"]}
+
+    def empty_instance_profile(self, roles):
+        for role in roles:
+            self._call("remove a role from the instance profile", "remove_role_from_instance_profile", InstanceProfileName=self.name, RoleName=role)
+
+    # --- absent -------------------------------------------------------------------------------
+
+    def ensure_absent(self):
+        state = self.read()
+        profile = self.read_instance_profile() if self.kind == "role" else None
+        policy, document = self.read_policy(self.policy_arn(state, state["entity"]["Arn"])) if state else (None, None)
+        before = self.summary(state, document, profile)
+        if profile is not None:
+            self.changed = True
+            if not self.check_mode:
+                self.empty_instance_profile([r["RoleName"] for r in profile.get("Roles", [])])
+                self._call("delete the instance profile", "delete_instance_profile", InstanceProfileName=self.name)
+        if state is not None:
+            # IAM deletes a principal only once nothing is attached to it any more.
+            for attached in state["attached"]:
+                self._change(f"detach {attached['PolicyArn']}", "detach_{kind}_policy", PolicyArn=attached["PolicyArn"])
+            for inline in state["inline"]:
+                self._change(f"delete inline policy {inline}", "delete_{kind}_policy", PolicyName=inline)
+            for key in state["keys"]:
+                self._change("delete an access key", "delete_access_key", AccessKeyId=key["AccessKeyId"])
+            if policy is not None:
+                self.delete_policy(policy, attached_here=any(a["PolicyArn"] == policy["Arn"] for a in state["attached"]))
+            self._change(f"delete {self.kind} {self.name}", "delete_{kind}")
+        return {}, diff(before, {})
+
+    def delete_policy(self, policy, attached_here):
+        if policy.get("AttachmentCount", 0) > int(attached_here):
+            self.module.warn(f"policy {policy['Arn']} is also attached to other principals; it is detached from {self.name} but kept")
+            return
+        self.changed = True
+        if self.check_mode:
+            return
+        for version in self._list("list the backup policy's versions", "list_policy_versions", "Versions", PolicyArn=policy["Arn"]):
+            if not version["IsDefaultVersion"]:
+                self._call("delete a policy version", "delete_policy_version", PolicyArn=policy["Arn"], VersionId=version["VersionId"])
+        self._call("delete the backup policy", "delete_policy", PolicyArn=policy["Arn"])
+
+
+def main():
+    argument_spec = dict(
+        name=dict(type="str", required=True),
+        kind=dict(type="str", choices=["user", "role"], default="user"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        path=dict(type="str", default="/systemd-s3-backup/"),
+        bucket=dict(type="str"),
+        prefix=dict(type="str"),
+        permissions=dict(type="list", elements="str", choices=list(policies.PERMISSION_SETS), default=["backup"]),
+        source_ip=dict(type="list", elements="str"),
+        sns_topic_arns=dict(type="list", elements="str"),
+        policy_name=dict(type="str"),
+        tags=dict(type="dict"),
+        purge_tags=dict(type="bool", default=True),
+        purge_other_policies=dict(type="bool", default=True),
+        credentials_path=dict(type="path"),
+        rotate_access_key=dict(type="bool", default=False),
+        access_key_max_age_days=dict(type="int", no_log=False),
+    )
+    module = AnsibleAWSModule(
+        argument_spec=argument_spec,
+        required_if=[("state", "present", ["bucket", "prefix"])],
+        supports_check_mode=True,
+    )
+    if module.params["policy_name"] is None:
+        module.params["policy_name"] = module.params["name"]
+    wanted_policy = validate_or_fail(module, validate, module.params, module.region)
+
+    principal = BackupPrincipal(module, wanted_policy)
+    try:
+        if module.params["state"] == "present":
+            result, changes = principal.ensure_present()
+        else:
+            result, changes = principal.ensure_absent()
+    except ApiError as e:
+        module.fail_json_aws(e.error, msg=f"Failed to {e.action} (name={module.params['name']}, kind={module.params['kind']})")
+    module.exit_json(changed=principal.changed, diff=changes, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The filter plugins, called directly and through a real template."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.systemd_s3.backup.plugins.filter.access_policy import FilterModule
+from ansible_collections.systemd_s3.backup.plugins.module_utils import policies
+
+FILTERS = FilterModule().filters()
+TOPIC = "arn:aws:sns:eu-west-1:123456789012:backup-alerts"
+
+
+def test_access_policy_filter_returns_what_the_module_attaches():
+    got = FILTERS["access_policy"]("my-bucket", prefix="hosts/web1", permissions=["backup"], source_ip=["203.0.113.0/24"], sns_topic_arns=[TOPIC])
+    assert got == policies.access_policy("my-bucket", "hosts/web1", ["backup"], ["203.0.113.0/24"], [TOPIC])
+
+
+def test_access_policy_filter_defaults_to_backup():
+    assert FILTERS["access_policy"]("my-bucket", prefix="hosts/web1") == policies.access_policy("my-bucket", "hosts/web1", ["backup"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"prefix": "hosts/*"}, "prefix"),
+        ({"prefix": None}, "prefix"),
+        ({"prefix": "h", "permissions": ["everything"]}, "permissions"),
+        ({"prefix": "h", "source_ip": ["300.0.0.1"]}, "source_ip"),
+    ],
+)
+def test_access_policy_filter_bad_input(kwargs, field):
+    with pytest.raises(AnsibleFilterError, match=f"^{field}: "):
+        FILTERS["access_policy"]("my-bucket", **kwargs)
+
+
+def test_access_policy_filter_bad_bucket():
+    with pytest.raises(AnsibleFilterError, match="^bucket: .*not a valid S3 bucket name"):
+        FILTERS["access_policy"]("My_Bucket", prefix="h")
+
+
+def test_iam_name_filter():
+    assert FILTERS["iam_name"]("web1.example.com", prefix="backup-") == "backup-web1.example.com"
+    assert FILTERS["iam_name"]("db 1") == "db-1"
+    assert len(FILTERS["iam_name"]("x" * 100)) == 64
+    with pytest.raises(AnsibleFilterError, match="iam_name"):
+        FILTERS["iam_name"]("")
+
+
+def test_filters_in_a_template(run_module):
+    """Through Ansible's templating, by their fully qualified names."""
+    expression = (
+        "{{ {'policy': 'my-bucket' | systemd_s3.backup.access_policy(prefix='hosts/web1', permissions=['backup', 'restore']),"
+        " 'name': 'web 1' | systemd_s3.backup.iam_name(prefix='backup-')} }}"
+    )
+    msg = run_module("ansible.builtin.debug", {"msg": expression})["msg"]
+    assert msg["name"] == "backup-web-1"
+    assert msg["policy"] == policies.access_policy("my-bucket", "hosts/web1", ["backup", "restore"])
+
+
+def test_filter_error_in_a_template(run_module):
+    result = run_module("ansible.builtin.debug", {"msg": "{{ 'my-bucket' | systemd_s3.backup.access_policy(prefix='hosts/..') }}"})
+    assert result["failed"]
+    assert "prefix: 'hosts/..' has an unsafe segment '..'" in result["msg"]

@@ -1,0 +1,296 @@
+"""The policy documents of module_utils/policies.py and the checks that guard them."""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import json
+from urllib.parse import quote
+
+import pytest
+
+from ansible_collections.systemd_s3.backup.plugins.module_utils import policies
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
+
+BUCKET = "acme-backups"
+BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
+TOPIC = "arn:aws:sns:eu-west-1:123456789012:backup-alerts"
+ALL_SET_COMBINATIONS = [
+    list(combo) for size in range(1, len(policies.PERMISSION_SETS) + 1) for combo in itertools.combinations(policies.PERMISSION_SETS, size)
+]
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def statements(document, effect=None):
+    return [s for s in document["Statement"] if effect is None or s["Effect"] == effect]
+
+
+def allowed_actions(document):
+    return {a for s in statements(document, "Allow") for a in as_list(s["Action"])}
+
+
+def matches_any(action, patterns):
+    return any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in patterns)
+
+
+@pytest.mark.parametrize("with_topics", [False, True], ids=["no-topics", "topics"])
+@pytest.mark.parametrize("source_ip", [None, ["203.0.113.7", "198.51.100.0/24"]], ids=["anywhere", "source-ip"])
+@pytest.mark.parametrize("permissions", ALL_SET_COMBINATIONS, ids="+".join)
+def test_access_policy_for_every_combination(permissions, source_ip, with_topics):
+    document = policies.access_policy(
+        BUCKET, "/hosts/web1/", permissions=permissions, source_ip=source_ip, sns_topic_arns=[TOPIC] if with_topics else None
+    )
+    by_sid = {s["Sid"]: s for s in document["Statement"]}
+    assert document["Version"] == "2012-10-17"
+
+    # Objects: exactly the union of the chosen sets, on the own prefix only.
+    objects = by_sid["ObjectsUnderOwnPrefix"]
+    assert set(objects["Action"]) == {a for name in permissions for a in policies.PERMISSION_SETS[name]}
+    assert objects["Resource"] == f"{BUCKET_ARN}/hosts/web1/*"
+
+    # Listing: the bucket resource, only with an s3:prefix condition on the own prefix.
+    listing = by_sid["ListOwnPrefix"]
+    assert listing["Action"] == ["s3:ListBucket"]
+    assert listing["Resource"] == BUCKET_ARN
+    assert listing["Condition"]["StringLike"] == {"s3:prefix": ["hosts/web1/", "hosts/web1/*"]}
+    for s in statements(document, "Allow"):
+        if "s3:ListBucket" in as_list(s["Action"]):
+            assert s is listing
+        elif any(a.startswith("s3:") for a in as_list(s["Action"])):
+            assert all(r.startswith(f"{BUCKET_ARN}/hosts/web1/") for r in as_list(s["Resource"]))
+
+    # Nothing that rewrites history or weakens the bucket is ever allowed, even through a wildcard.
+    for action in allowed_actions(document):
+        assert not matches_any(action, policies.DENIED_ACTIONS), action
+        assert "*" not in action
+    for denied in policies.DENIED_ACTIONS:
+        assert not matches_any(denied, allowed_actions(document)), denied
+
+    # ... and it is denied explicitly, on the bucket and every object.
+    deny = by_sid["DenyHistoryRewrite"]
+    assert deny["Effect"] == "Deny"
+    assert set(deny["Action"]) == set(policies.DENIED_ACTIONS)
+    assert {"s3:DeleteObjectVersion", "s3:PutBucketVersioning", "s3:PutLifecycleConfiguration", "s3:DeleteBucket"} <= set(deny["Action"])
+    assert set(deny["Resource"]) == {BUCKET_ARN, f"{BUCKET_ARN}/*"}
+    assert "Condition" not in deny
+    assert len(statements(document, "Deny")) == 1
+
+    # SourceIp on every S3 allow statement when given, nowhere otherwise.
+    for s in statements(document, "Allow"):
+        condition = s.get("Condition", {})
+        if source_ip and s["Sid"] != "PublishAlerts":
+            assert condition["IpAddress"] == {"aws:SourceIp": ["198.51.100.0/24", "203.0.113.7/32"]}
+        else:
+            assert "IpAddress" not in condition
+
+    # SNS only when topics are given, and only Publish on them.
+    if with_topics:
+        assert by_sid["PublishAlerts"] == {"Sid": "PublishAlerts", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": [TOPIC]}
+    else:
+        assert "PublishAlerts" not in by_sid
+        assert not any(a.startswith("sns:") for a in allowed_actions(document))
+
+
+def test_permission_sets_never_overlap_denied_actions():
+    for name, actions in policies.PERMISSION_SETS.items():
+        assert not set(actions) & set(policies.DENIED_ACTIONS), name
+
+
+def test_access_policy_is_deterministic_and_json_serialisable():
+    one = policies.access_policy(BUCKET, "hosts/a", ["restore", "backup", "backup"], ["10.0.0.1", "10.0.0.1/32"], [TOPIC, TOPIC])
+    two = policies.access_policy(BUCKET, "/hosts/a", ["backup", "restore"], ["10.0.0.1/32"], [TOPIC])
+    assert one == two
+    assert json.loads(json.dumps(one)) == one
+
+
+def test_access_policy_accepts_lone_strings():
+    document = policies.access_policy(BUCKET, "hosts/a", "restore", "10.0.0.1", TOPIC)
+    assert allowed_actions(document) == {"s3:ListBucket", "s3:GetObject", "sns:Publish"}
+
+
+def test_access_policy_partition():
+    document = policies.access_policy(BUCKET, "hosts/a", partition="aws-cn")
+    assert all("arn:aws-cn:s3:::" in r for s in document["Statement"] for r in as_list(s["Resource"]))
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"permissions": ["backup", "delete-everything"]}, "permissions"),
+        ({"permissions": []}, "permissions"),
+        ({"source_ip": ["10.0.0.300"]}, "source_ip"),
+        ({"source_ip": ["not-an-ip"]}, "source_ip"),
+        ({"sns_topic_arns": ["arn:aws:sqs:eu-west-1:123456789012:q"]}, "sns_topic_arns"),
+        ({"bucket": "Bad_Bucket"}, "bucket"),
+        ({"prefix": "hosts/*"}, "prefix"),
+        ({"prefix": "hosts/../other"}, "prefix"),
+        ({"prefix": "/"}, "prefix"),
+    ],
+)
+def test_access_policy_bad_input_names_the_field(kwargs, field):
+    args = {"bucket": BUCKET, "prefix": "hosts/a", **kwargs}
+    with pytest.raises(InputError) as e:
+        policies.access_policy(args.pop("bucket"), args.pop("prefix"), **args)
+    assert e.value.field == field
+    assert str(e.value).startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize("name", ["acme-backups", "a.b-c", "abc", "a" * 63, "123abc"])
+def test_valid_bucket_names(name):
+    assert policies.validate_bucket_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ab", "a" * 64, "Acme", "acme_backups", "-acme", "acme-", "a..b", "a.-b", "a-.b", "192.168.5.4", "xn--abc", "sthree-x",
+     "abc-s3alias", "abc--ol-s3", "acme\n", "", None],
+)
+def test_invalid_bucket_names(name):
+    with pytest.raises(InputError, match="^bucket: "):
+        policies.validate_bucket_name(name)
+
+
+@pytest.mark.parametrize("prefix, normal", [("hosts/web1", "hosts/web1"), ("/hosts/web1/", "hosts/web1"), ("a", "a"), ("x(1)/y=2", "x(1)/y=2")])
+def test_normalize_prefix(prefix, normal):
+    assert policies.normalize_prefix(prefix) == normal
+
+
+@pytest.mark.parametrize("prefix", ["", "/", None, "hosts/*", "hosts/?", "a//b", "a/./b", "a/../b", "..", "a b", "a\nb", "x" * 901])
+def test_unsafe_prefixes(prefix):
+    with pytest.raises(InputError, match="^prefix: "):
+        policies.normalize_prefix(prefix)
+
+
+def test_topic_arns():
+    assert policies.validate_topic_arns([TOPIC, TOPIC]) == [TOPIC]
+    with pytest.raises(InputError, match="^sns_topic_arns: "):
+        policies.validate_topic_arns(["arn:aws:sns:eu-west-1:12345:t"])
+
+
+@pytest.mark.parametrize("name, ok", [("backup-web1", True), ("a+b=c,d.e@f_g-h", True), ("x" * 64, True), ("x" * 65, False),
+                                      ("", False), ("web 1", False), ("wéb1", False), ("a/b", False), ("a\n", False)])
+def test_validate_iam_name(name, ok):
+    if ok:
+        assert policies.validate_iam_name(name) == name
+    else:
+        with pytest.raises(InputError, match="^name: "):
+            policies.validate_iam_name(name)
+
+
+def test_validate_iam_policy_name_allows_128():
+    assert policies.validate_iam_name("p" * 128, "policy_name", policies.IAM_POLICY_NAME_MAX)
+    with pytest.raises(InputError, match="^policy_name: "):
+        policies.validate_iam_name("p" * 129, "policy_name", policies.IAM_POLICY_NAME_MAX)
+
+
+@pytest.mark.parametrize("path, ok", [("/", True), ("/systemd-s3-backup/", True), ("/a/b/", True), ("a/", False), ("/a", False),
+                                      ("//", False), ("/a b/", False), ("/" + "a" * 511, False), ("", False)])
+def test_validate_iam_path(path, ok):
+    if ok:
+        assert policies.validate_iam_path(path) == path
+    else:
+        with pytest.raises(InputError, match="^path: "):
+            policies.validate_iam_path(path)
+
+
+@pytest.mark.parametrize("region, partition", [("eu-west-1", "aws"), ("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov"), (None, "aws")])
+def test_partition_for_region(region, partition):
+    assert policies.partition_for_region(region) == partition
+
+
+def test_ec2_trust_policy():
+    assert policies.ec2_trust_policy() == {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
+    assert policies.ec2_trust_policy("aws-cn")["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com.cn"}
+
+
+def test_topic_policy_without_publishers():
+    document = policies.topic_policy(TOPIC)
+    assert [s["Sid"] for s in document["Statement"]] == ["OwnerManages"]
+    owner = document["Statement"][0]
+    assert owner["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+    assert "SNS:Publish" not in owner["Action"]
+    assert owner["Resource"] == TOPIC
+
+
+def test_topic_policy_only_named_publishers_publish():
+    publishers = ["arn:aws:iam::123456789012:user/b", "arn:aws:iam::123456789012:role/a", "arn:aws:iam::123456789012:user/b"]
+    by_sid = {s["Sid"]: s for s in policies.topic_policy(TOPIC, publishers)["Statement"]}
+    expected = ["arn:aws:iam::123456789012:role/a", "arn:aws:iam::123456789012:user/b"]
+    assert by_sid["BackupPrincipalsPublish"]["Principal"] == {"AWS": expected}
+    assert by_sid["BackupPrincipalsPublish"]["Action"] == "SNS:Publish"
+    deny = by_sid["NobodyElsePublishes"]
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*"
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": expected}}
+
+
+@pytest.mark.parametrize("topic, publishers, field", [("arn:aws:sqs:eu-west-1:123456789012:q", None, "topic_arn"),
+                                                      (TOPIC, ["arn:aws:iam::123:user/x"], "publishers")])
+def test_topic_policy_bad_input(topic, publishers, field):
+    with pytest.raises(InputError, match=f"^{field}: "):
+        policies.topic_policy(topic, publishers)
+
+
+def test_policies_differ_ignores_ordering_and_string_vs_list():
+    wanted = policies.access_policy(BUCKET, "hosts/a", ["backup", "restore"], ["10.0.0.0/8"], [TOPIC])
+    shuffled = json.loads(json.dumps(wanted))
+    shuffled["Statement"].reverse()
+    for s in shuffled["Statement"]:
+        if isinstance(s["Action"], list):
+            s["Action"].reverse()
+        if isinstance(s["Resource"], list):
+            s["Resource"].reverse()
+    shuffled["Statement"][0]["Action"] = ["sns:Publish"]
+    for s in shuffled["Statement"]:
+        if s["Sid"] == "PublishAlerts":
+            s["Action"], s["Resource"] = "sns:Publish", TOPIC
+    assert not policies.policies_differ(shuffled, wanted)
+    assert not policies.policies_differ(json.dumps(shuffled), wanted)
+    # IAM hands documents back URL-encoded.
+    assert not policies.policies_differ(quote(json.dumps(shuffled)), wanted)
+
+
+def test_policies_differ_sees_meaning_changes():
+    wanted = policies.access_policy(BUCKET, "hosts/a")
+    assert policies.policies_differ(policies.access_policy(BUCKET, "hosts/a", ["backup", "prune"]), wanted)
+    assert policies.policies_differ(policies.access_policy(BUCKET, "hosts/b"), wanted)
+    widened = json.loads(json.dumps(wanted))
+    widened["Statement"].append({"Effect": "Allow", "Action": "s3:*", "Resource": "*"})
+    assert policies.policies_differ(widened, wanted)
+    assert policies.policies_differ(None, wanted)
+
+
+@pytest.mark.parametrize(
+    "text, prefix, expected",
+    [
+        ("web1.example.com", "", "web1.example.com"),
+        ("web1", "backup-", "backup-web1"),
+        ("db 1/primary", "", "db-1-primary"),
+        ("häst:22", "b-", "b-h-st-22"),
+        ("a+b=c,d.e@f_g-h", "", "a+b=c,d.e@f_g-h"),
+        ("x" * 64, "", "x" * 64),
+    ],
+)
+def test_iam_name(text, prefix, expected):
+    assert policies.iam_name(text, prefix=prefix) == expected
+
+
+def test_iam_name_truncates_long_names_with_a_hash():
+    one = policies.iam_name("h" * 70 + ".one.example.com", prefix="backup-")
+    two = policies.iam_name("h" * 70 + ".two.example.com", prefix="backup-")
+    assert len(one) == len(two) == 64
+    assert one[:55] == two[:55] == ("backup-" + "h" * 70)[:55]
+    assert one != two
+    assert one[55] == "-" and int(one[56:], 16) >= 0
+    assert one == policies.iam_name("h" * 70 + ".one.example.com", prefix="backup-")
+    policies.validate_iam_name(one)
+
+
+def test_iam_name_refuses_empty():
+    with pytest.raises(InputError):
+        policies.iam_name("")
