@@ -18,7 +18,8 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 fi
 export BACKUP_DEMO_MOTO_PORT=$port
 endpoint="http://127.0.0.1:$port"
-mkdir -p .state
+export BACKUP_DEMO_STATE_DIR="$REPO_ROOT/.state"
+mkdir -p "$BACKUP_DEMO_STATE_DIR"
 # Nothing of the machine's own AWS configuration may leak into the demo.
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN
@@ -40,9 +41,12 @@ eval "$(python scripts/demo_report.py --endpoint "$endpoint" bootstrap-admin)"
 log "ansible-playbook -i inventories/local site.yml"
 ansible-playbook -i inventories/local site.yml
 
+log "second run: everything is already right, so nothing changes (changed=0)"
+ansible-playbook -i inventories/local site.yml | tail -n 3
+
 log "what landed in the (local) AWS account"
 python scripts/demo_report.py --endpoint "$endpoint" report \
-    --bucket demo-backups --prefix hosts --credentials-dir .state/credentials
+    --bucket demo-backups --prefix hosts --credentials-dir "$BACKUP_DEMO_STATE_DIR/credentials"
 
 if $keep; then
     log "moto keeps running at $endpoint (pid $moto_pid); admin keys: AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID"

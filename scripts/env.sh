@@ -14,37 +14,30 @@ BUILD="$REPO_ROOT/.build"
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-python_is_suitable() {
-    "$1" -c 'import sys, venv, ssl; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1
+# The real interpreter behind a command (not a venv's or pyenv shim's), if it is >= 3.12.
+suitable_python() {
+    "$1" -c 'import sys, venv, ssl
+sys.exit(1) if sys.version_info < (3, 12) else print(getattr(sys, "_base_executable", sys.executable))' 2>/dev/null
 }
 
 # Prints the first interpreter >= 3.12: $PYTHON if set, then python3.x on PATH (newest
 # first), then pyenv's versions, then uv's managed ones.
 find_python() {
-    local candidate
+    local candidate found
     if [ -n "${PYTHON:-}" ]; then
-        python_is_suitable "$PYTHON" || die "PYTHON=$PYTHON is not a Python >= 3.12 with venv and ssl"
-        printf '%s\n' "$PYTHON"
+        suitable_python "$PYTHON" || die "PYTHON=$PYTHON is not a Python >= 3.12 with venv and ssl"
         return
     fi
     for candidate in python3.14 python3.13 python3.12 python3; do
-        if command -v "$candidate" >/dev/null && python_is_suitable "$(command -v "$candidate")"; then
-            command -v "$candidate"
-            return
-        fi
+        command -v "$candidate" >/dev/null && found=$(suitable_python "$candidate") && { printf '%s\n' "$found"; return; }
     done
     if command -v pyenv >/dev/null; then
-        local root
-        root=$(pyenv root)
-        for candidate in $(ls -d "$root"/versions/3.1[2-9]* 2>/dev/null | sort -rV); do
-            if python_is_suitable "$candidate/bin/python3"; then
-                printf '%s\n' "$candidate/bin/python3"
-                return
-            fi
+        for candidate in $(find "$(pyenv root)/versions" -mindepth 1 -maxdepth 1 -name '3.1[2-9]*' 2>/dev/null | sort -rV); do
+            found=$(suitable_python "$candidate/bin/python3") && { printf '%s\n' "$found"; return; }
         done
     fi
-    if command -v uv >/dev/null && candidate=$(uv python find '>=3.12' 2>/dev/null) && python_is_suitable "$candidate"; then
-        printf '%s\n' "$candidate"
+    if command -v uv >/dev/null && candidate=$(uv python find '>=3.12' 2>/dev/null) && found=$(suitable_python "$candidate"); then
+        printf '%s\n' "$found"
         return
     fi
     die "no Python >= 3.12 found (ansible-core 2.21 needs one). Install one (pyenv install 3.12, uv python install 3.12, or your distribution's python3.12) or point PYTHON=/path/to/python3.12 at it."
@@ -68,7 +61,7 @@ need_debian_packages() {
 ensure_venv() {
     local stamp="$VENV/.requirements.sha256" want
     want=$(cat "$REPO_ROOT/requirements-dev.txt" "$REPO_ROOT/requirements.txt" | sha256sum | cut -d' ' -f1)
-    if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && python_is_suitable "$VENV/bin/python"; then
+    if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && suitable_python "$VENV/bin/python" >/dev/null; then
         return
     fi
     local python

@@ -23,9 +23,10 @@ def _stats(output):
 def _task_results(output, name):
     for play in output["plays"]:
         for task in play["tasks"]:
-            if task["task"]["name"] == name:
+            if task["task"]["name"].split(" : ")[-1] == name:
                 return task["hosts"]
-    raise AssertionError(f"no task named {name!r}")
+    names = [t["task"]["name"] for p in output["plays"] for t in p["tasks"]]
+    raise AssertionError(f"no task named {name!r} among {names}")
 
 
 @pytest.fixture
@@ -118,7 +119,7 @@ def test_role_end_to_end(fleet, moto_enforcing, run_playbook):
 
 def test_role_rejects_bad_input_before_touching_aws(fleet, moto_enforcing, run_playbook):
     before = moto_enforcing.requests()
-    proc, _ = run_playbook(
+    proc, _output = run_playbook(
         PLAYBOOK,
         inventory=fleet["inventory"],
         env=fleet["env"],
