@@ -1,0 +1,272 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Backup jobs of one host: validated, with defaults applied, and turned into what the host
+needs: the runner's JSON config and the values its systemd units are rendered from.
+
+Used by the ``job_configs`` filter of the ``jobs`` role, so every check runs on the control
+node before anything on the host changes."""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
+
+METHODS = ("stream", "archive", "sync")
+COMPRESSIONS = {"zstd": (3, 1, 19, ".zst"), "gzip": (6, 1, 9, ".gz"), "none": (None, None, None, "")}
+IO_CLASSES = ("best-effort", "idle", "realtime")
+UNIT_PREFIX = "s3-backup"
+
+# Job names become unit names, file names and key segments: keep them boring.
+_JOB_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+_UNIT_NAME = re.compile(r"[A-Za-z0-9:_.@\\-]+\.(service|socket|target|mount|timer|path)")
+_USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}\$?")
+_OBJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# A systemd time span such as 30min, 1h 30min, 6h, infinity.
+_TIMESPAN = re.compile(r"(infinity|\d+(\.\d+)?\s*(us|ms|s|sec|m|min|h|hr|d|w|M|y)?(\s+\d+(\.\d+)?\s*(us|ms|s|sec|m|min|h|hr|d|w|M|y)?)*)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+DEFAULTS = {
+    "schedule": ["daily"],
+    "randomized_delay": "1h",
+    "timeout": "6h",
+    "nice": 10,
+    "io_scheduling_class": "best-effort",
+    "io_scheduling_priority": 7,
+    "compression": "zstd",
+    "compression_level": None,
+    "stop_services": [],
+    "pre_commands": [],
+    "run_as": None,
+    "excludes": [],
+    "read_write_paths": [],
+    "part_size_mb": 16,
+    "max_concurrency": 4,
+    "enabled": True,
+}
+FIELDS_BY_METHOD = {
+    "stream": {"command", "run_as", "compression", "compression_level", "object_name"},
+    "archive": {"command", "run_as", "archive_dir"},
+    "sync": {"sync_dir", "excludes"},
+}
+COMMON_FIELDS = {
+    "name",
+    "method",
+    "schedule",
+    "randomized_delay",
+    "timeout",
+    "nice",
+    "io_scheduling_class",
+    "io_scheduling_priority",
+    "stop_services",
+    "pre_commands",
+    "read_write_paths",
+    "part_size_mb",
+    "max_concurrency",
+    "enabled",
+    "description",
+}
+
+
+def _field(index, job, name):
+    label = job.get("name") if isinstance(job, dict) and isinstance(job.get("name"), str) else f"#{index}"
+    return f"jobs[{label}].{name}"
+
+
+def _one_line(field, value, what):
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(field, f"must be a non-empty string ({what})", f"Set {field.split('.')[-1]}")
+    if _CONTROL.search(value):
+        raise InputError(field, f"{value!r} contains a newline or control character", "Write it on one line")
+    return value.strip()
+
+
+def _absolute_path(field, value):
+    path = _one_line(field, value, "an absolute path")
+    if not path.startswith("/") or "/../" in f"{path}/" or path.rstrip("/") == "":
+        raise InputError(field, f"{value!r} is not an absolute path below /", "Use a path like /var/backups/app")
+    return path.rstrip("/")
+
+
+def _string_list(field, value):
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise InputError(field, f"must be a list, not {type(value).__name__}", "Write it as a YAML list")
+    return list(value)
+
+
+def _unit(field, name):
+    name = _one_line(field, name, "a unit name")
+    if "." not in name:
+        name += ".service"
+    if not _UNIT_NAME.fullmatch(name):
+        raise InputError(field, f"{name!r} is not a systemd unit name", "Use a name like postgresql.service")
+    return name
+
+
+def _int(field, value, low, high):
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            value = int(str(value))
+        except ValueError:
+            raise InputError(field, f"{value!r} is not a whole number", f"Use a number from {low} to {high}") from None
+    if not low <= value <= high:
+        raise InputError(field, f"{value} is out of range", f"Use a number from {low} to {high}")
+    return value
+
+
+def normalize_job(index, job):
+    """One job with defaults applied and every field checked; raises InputError naming the field."""
+    if not isinstance(job, dict):
+        raise InputError(f"jobs[#{index}]", "must be a mapping", "Give each job as a dict with name and method")
+    name = job.get("name")
+    if not isinstance(name, str) or not _JOB_NAME.fullmatch(name):
+        raise InputError(
+            _field(index, job, "name"),
+            f"{name!r} is not a valid job name",
+            "Use 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit (it becomes a unit name)",
+        )
+    method = job.get("method")
+    if method not in METHODS:
+        raise InputError(_field(index, job, "method"), f"{method!r} is not a backup method", f"Choose one of {', '.join(METHODS)}")
+    unknown = set(job) - COMMON_FIELDS - FIELDS_BY_METHOD[method]
+    if unknown:
+        raise InputError(
+            _field(index, job, sorted(unknown)[0]),
+            f"is not an option of {method} jobs",
+            f"Remove it; {method} jobs take {', '.join(sorted(COMMON_FIELDS | FIELDS_BY_METHOD[method]))}",
+        )
+    out = dict(DEFAULTS, **{k: v for k, v in job.items() if v is not None})
+
+    def field(name):
+        return _field(index, job, name)
+
+    out["schedule"] = [_one_line(field("schedule"), s, "an OnCalendar expression") for s in _string_list(field("schedule"), out["schedule"])]
+    if not out["schedule"]:
+        raise InputError(field("schedule"), "must name at least one OnCalendar expression", "Use e.g. daily or 'Sun 02:00'")
+    for span in ("randomized_delay", "timeout"):
+        value = _one_line(field(span), str(out[span]), "a systemd time span")
+        if not _TIMESPAN.fullmatch(value):
+            raise InputError(field(span), f"{value!r} is not a systemd time span", "Use e.g. 30min, 2h or 1h 30min")
+        out[span] = value
+    out["nice"] = _int(field("nice"), out["nice"], -20, 19)
+    if out["io_scheduling_class"] not in IO_CLASSES:
+        raise InputError(field("io_scheduling_class"), f"{out['io_scheduling_class']!r} is unknown", f"Choose one of {', '.join(IO_CLASSES)}")
+    out["io_scheduling_priority"] = _int(field("io_scheduling_priority"), out["io_scheduling_priority"], 0, 7)
+    out["part_size_mb"] = _int(field("part_size_mb"), out["part_size_mb"], 5, 5120)
+    out["max_concurrency"] = _int(field("max_concurrency"), out["max_concurrency"], 1, 32)
+    out["stop_services"] = [_unit(field("stop_services"), s) for s in _string_list(field("stop_services"), out["stop_services"])]
+    out["pre_commands"] = [_one_line(field("pre_commands"), c, "a shell command") for c in _string_list(field("pre_commands"), out["pre_commands"])]
+    out["read_write_paths"] = [_absolute_path(field("read_write_paths"), p) for p in _string_list(field("read_write_paths"), out["read_write_paths"])]
+    if not isinstance(out["enabled"], bool):
+        raise InputError(field("enabled"), f"{out['enabled']!r} is not true or false", "Use true or false")
+    if "description" in out:
+        out["description"] = _one_line(field("description"), out["description"], "one line of text")
+
+    if method in ("stream", "archive"):
+        out["command"] = _one_line(field("command"), job.get("command"), "the backup command")
+        if out["run_as"] is not None and not _USER_NAME.fullmatch(str(out["run_as"])):
+            raise InputError(field("run_as"), f"{out['run_as']!r} is not a user name", "Use an existing user such as postgres")
+    if method == "stream":
+        if out["compression"] not in COMPRESSIONS:
+            raise InputError(field("compression"), f"{out['compression']!r} is unknown", f"Choose one of {', '.join(COMPRESSIONS)}")
+        default_level, low, high, _suffix = COMPRESSIONS[out["compression"]]
+        if out["compression"] == "none":
+            out["compression_level"] = None
+        else:
+            level = default_level if out["compression_level"] is None else out["compression_level"]
+            out["compression_level"] = _int(field("compression_level"), level, low, high)
+        object_name = job.get("object_name", name)
+        if not isinstance(object_name, str) or not _OBJECT_NAME.fullmatch(object_name):
+            raise InputError(field("object_name"), f"{object_name!r} is not a safe object name", "Use letters, digits, '.', '_' and '-', e.g. db.sql")
+        out["object_name"] = object_name
+    if method == "archive":
+        out["archive_dir"] = _absolute_path(field("archive_dir"), job.get("archive_dir"))
+    if method == "sync":
+        out["sync_dir"] = _absolute_path(field("sync_dir"), job.get("sync_dir"))
+        out["excludes"] = [_one_line(field("excludes"), e, "an exclude pattern") for e in _string_list(field("excludes"), out["excludes"])]
+    return out
+
+
+def normalize_jobs(jobs, defaults=None):
+    """Every job of a host, checked; ``defaults`` (the operator's, for every job) fill what a job
+    leaves out. Job names must be unique."""
+    if jobs is None:
+        return []
+    if not isinstance(jobs, (list, tuple)):
+        raise InputError("jobs", f"must be a list, not {type(jobs).__name__}", "Give the host's jobs as a YAML list")
+    defaults = defaults or {}
+    if not isinstance(defaults, dict) or {"name", "method"} & set(defaults):
+        raise InputError("defaults", "must be a mapping without name or method", "Set per-job defaults such as schedule or timeout")
+    seen = {}
+    normalized = []
+    for index, job in enumerate(jobs):
+        if isinstance(job, dict):
+            # Only options of the job's method: a default for another method is not an error.
+            allowed = COMMON_FIELDS | FIELDS_BY_METHOD.get(job.get("method"), set())
+            job = dict({k: v for k, v in defaults.items() if k in allowed}, **job)
+        out = normalize_job(index, job)
+        if out["name"] in seen:
+            raise InputError(f"jobs[{out['name']}].name", f"is used by jobs #{seen[out['name']]} and #{index}", "Give every job its own name")
+        seen[out["name"]] = index
+        normalized.append(out)
+    return normalized
+
+
+def runner_config(job, access, host, credentials_file):
+    """The runner's JSON config of one normalized job. ``access`` is what the aws role handed the
+    host (bucket, prefix, region, endpoint, alert topic); it holds no secret, nor does this.
+    ``credentials_file`` is where the host keeps its key (used when systemd cannot pass it)."""
+    for key in ("bucket", "prefix", "region"):
+        if not access.get(key):
+            raise InputError(
+                f"access.{key}",
+                "is missing: the host has no backup access yet",
+                "Run the systemd_s3.backup.aws role for this host first (site.yml does), or set jobs_access",
+            )
+    config = {
+        "job": job["name"],
+        "host": host,
+        "unit": f"{UNIT_PREFIX}-{job['name']}.service",
+        "method": job["method"],
+        "bucket": access["bucket"],
+        "prefix": access["prefix"].strip("/"),
+        "region": access["region"],
+        "endpoint_url": access.get("endpoint_url") or None,
+        # Hosts with an instance profile (principal kind role) have no key file.
+        "credentials_file": credentials_file if access.get("credentials_file") else None,
+        "alert_topic_arn": access.get("alert_topic_arn") or None,
+        "stop_services": job["stop_services"],
+        "pre_commands": job["pre_commands"],
+        "part_size_mb": job["part_size_mb"],
+        "max_concurrency": job["max_concurrency"],
+    }
+    for key in ("command", "run_as", "compression", "compression_level", "object_name", "archive_dir", "sync_dir", "excludes"):
+        if key in FIELDS_BY_METHOD[job["method"]]:
+            config[key] = job.get(key)
+    return config
+
+
+def job_units(jobs, access, host, defaults=None, config_dir="/etc/systemd-s3-backup"):
+    """For each job: its name, unit names, the runner config, and the settings its units use.
+    The runner's configs live in ``config_dir``/jobs, the host's key in ``config_dir``/aws-credentials."""
+    result = []
+    for job in normalize_jobs(jobs, defaults):
+        writable = list(job["read_write_paths"])
+        if job["method"] == "archive":
+            writable.insert(0, job["archive_dir"])
+        result.append(
+            {
+                "name": job["name"],
+                "service": f"{UNIT_PREFIX}-{job['name']}.service",
+                "timer": f"{UNIT_PREFIX}-{job['name']}.timer",
+                "config_path": f"{config_dir}/jobs/{job['name']}.json",
+                "config": runner_config(job, access, host, f"{config_dir}/aws-credentials"),
+                "job": job,
+                "read_write_paths": writable,
+            }
+        )
+    return result
