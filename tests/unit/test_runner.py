@@ -1,0 +1,720 @@
+"""The on-host runner roles/jobs/files/systemd-s3-backup, run as its units run it, against moto.
+
+systemctl and journalctl are fakes (runner_fixtures/bin) that keep unit state in files and log every call,
+so the tests can check what was stopped and started, and in which order. RUNNER_PYTHON picks the
+interpreter that runs the runner: /usr/bin/python3 with Debian's python3-boto3 checks the host's versions.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.machinery
+import importlib.util
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+REPO = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+RUNNER = REPO / "roles" / "jobs" / "files" / "systemd-s3-backup"
+FIXTURES = Path(__file__).parent / "runner_fixtures"
+RUNNER_PYTHON = os.environ.get("RUNNER_PYTHON", sys.executable)
+# Distinctive keys, so that finding them in the runner's output cannot be a coincidence.
+ACCESS_KEY = "AKIARUNNERTEST7Q2W9Z"
+SECRET_KEY = "runner/Secret+Key/never-printed-5e1f0c"
+APP = "demo-app.service"
+IDLE = "idle.service"
+MIB = 1024 * 1024
+
+
+def load_runner():
+    """The runner as a module, for the pieces that are best tested directly."""
+    loader = importlib.machinery.SourceFileLoader("systemd_s3_backup_runner", str(RUNNER))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)
+    return module
+
+
+runner = load_runner()
+
+
+@pytest.fixture(scope="module")
+def bucket(moto):
+    name = f"runner-{os.urandom(5).hex()}"
+    s3 = moto.client("s3")
+    s3.create_bucket(Bucket=name)
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return name
+
+
+class Host:
+    """A backup host in tmp_path: job config, credentials as LoadCredential= passes them, runtime and
+    state directories, a fake systemd with APP active and IDLE inactive."""
+
+    def __init__(self, tmp_path, moto, bucket, unique):
+        self.tmp, self.moto, self.bucket = tmp_path, moto, bucket
+        self.s3 = moto.client("s3")
+        self.prefix = f"hosts/{unique}"
+        self.systemd = tmp_path / "systemd"
+        (self.systemd / "active").mkdir(parents=True)
+        (self.systemd / "active" / APP).touch()
+        (self.systemd / "events").touch()
+        self.credentials = tmp_path / "credentials"
+        self.credentials.mkdir()
+        self.write_keys(self.credentials / "aws", ACCESS_KEY, SECRET_KEY)
+        self.runtime = tmp_path / "run"
+        self.state = tmp_path / "state"
+        self.record = self.runtime / "stopped-services"
+
+    @staticmethod
+    def write_keys(path, access_key, secret_key):
+        path.write_text(f"[default]\naws_access_key_id = {access_key}\naws_secret_access_key = {secret_key}\n")
+        path.chmod(0o600)
+
+    def config(self, **settings):
+        config = {
+            "job": "pg",
+            "host": "db1",
+            "unit": "s3-backup-pg.service",
+            "method": "stream",
+            "bucket": self.bucket,
+            "prefix": self.prefix,
+            "region": REGION,
+            "endpoint_url": self.moto.endpoint,
+            "credentials_file": "/etc/systemd-s3-backup/aws-credentials",
+            "alert_topic_arn": None,
+            "stop_services": [APP, IDLE],
+            "pre_commands": [f"echo pre >> {self.systemd}/events"],
+            "command": f"echo command >> {self.systemd}/events; printf 'hello world\\n'",
+            "run_as": None,
+            "compression": "zstd",
+            "compression_level": None,
+            "object_name": "dump.sql",
+            "archive_dir": None,
+            "sync_dir": None,
+            "excludes": [],
+            "part_size_mb": 5,
+            "max_concurrency": 2,
+        }
+        config.update(settings)
+        path = self.tmp / "job.json"
+        path.write_text(json.dumps(config))
+        return path
+
+    def env(self, path_first=(), extra=None):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(
+            PATH=os.pathsep.join([*map(str, path_first), str(FIXTURES / "bin"), os.environ["PATH"]]),
+            FAKE_SYSTEMD=str(self.systemd),
+            CREDENTIALS_DIRECTORY=str(self.credentials),
+            RUNTIME_DIRECTORY=str(self.runtime),
+            STATE_DIRECTORY=str(self.state),
+            AWS_EC2_METADATA_DISABLED="true",
+        )
+        env.update(extra or {})
+        return env
+
+    def start(self, *args, path_first=(), env=None, output=subprocess.PIPE):
+        """The runner as systemd starts it: stderr into the same stream as stdout, stdin empty."""
+        return subprocess.Popen(
+            [RUNNER_PYTHON, str(RUNNER), *map(str, args)],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=self.env(path_first, env),
+        )
+
+    def run(self, *args, path_first=(), env=None):
+        """Runs the runner to its end; returns (exit status, output)."""
+        process = self.start(*args, path_first=path_first, env=env)
+        output = process.communicate(timeout=60)[0]
+        assert_no_secret(output)
+        return process.returncode, output
+
+    def events(self):
+        return (self.systemd / "events").read_text().splitlines()
+
+    def is_active(self, unit):
+        return (self.systemd / "active" / unit).exists()
+
+    def keys(self):
+        listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=f"{self.prefix}/")
+        return sorted(o["Key"] for o in listed.get("Contents", []))
+
+    def get(self, key):
+        return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def unfinished_uploads(self):
+        return self.s3.list_multipart_uploads(Bucket=self.bucket, Prefix=f"{self.prefix}/").get("Uploads", [])
+
+    def manifest(self):
+        (key,) = [k for k in self.keys() if k.endswith("/manifest.json")]
+        return key, json.loads(self.get(key))
+
+
+@pytest.fixture
+def host(tmp_path, moto, bucket, unique):
+    return Host(tmp_path, moto, bucket, unique)
+
+
+def assert_no_secret(output):
+    assert SECRET_KEY not in output
+    assert ACCESS_KEY not in output
+
+
+def assert_nothing_stored(host):
+    assert host.keys() == []
+    assert host.unfinished_uploads() == []
+
+
+def assert_app_stopped_and_started(host):
+    """APP was stopped and started again, IDLE (inactive) left alone, nothing left recorded."""
+    events = host.events()
+    assert events.index(f"systemctl stop {APP}") < events.index(f"systemctl start {APP}")
+    assert f"systemctl stop {IDLE}" not in events and f"systemctl start {IDLE}" not in events
+    assert host.is_active(APP)
+    assert not host.record.exists()
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- stream
+
+
+def test_stream_stores_the_compressed_dump_and_a_manifest(host):
+    status, output = host.run("run", host.config())
+    assert status == 0, output
+
+    data_key, manifest_key = host.keys()
+    assert data_key.startswith(f"{host.prefix}/pg/") and data_key.endswith("/dump.sql.zst")
+    stored = host.get(data_key)
+    assert subprocess.run(["zstd", "-dc"], input=stored, capture_output=True, check=True).stdout == b"hello world\n"
+    key, manifest = host.manifest()
+    assert key == manifest_key == data_key.rsplit("/", 1)[0] + "/manifest.json"
+    assert manifest["objects"] == [{"key": data_key, "size": len(stored), "sha256": sha256(stored)}]
+    assert {k: manifest[k] for k in ("job", "host", "method", "compression", "runner_version")} == {
+        "job": "pg",
+        "host": "db1",
+        "method": "stream",
+        "compression": "zstd",
+        "runner_version": runner.VERSION,
+    }
+    assert manifest["started"] <= manifest["finished"]
+    assert host.unfinished_uploads() == []
+
+    # Order: stop the app, pre_commands, the dump, start the app again; IDLE was not active: untouched.
+    assert [e for e in host.events() if APP in e or e in ("pre", "command")] == [
+        f"systemctl is-active --quiet {APP}",
+        f"systemctl stop {APP}",
+        "pre",
+        "command",
+        f"systemctl start {APP}",
+    ]
+    assert_app_stopped_and_started(host)
+    # Every line of the runner is a journal line with a priority and the job; commands are logged exactly.
+    runner_lines = [line for line in output.splitlines() if not line.startswith("fake: ")]
+    assert all(line[:3] in ("<6>", "<4>", "<3>") and line[3:8] == "[pg] " for line in runner_lines), output
+    assert f"<6>[pg] pre_command 1/1: echo pre >> {host.systemd}/events" in output
+    assert "<6>[pg] pre_command 1/1 finished with exit status 0" in output
+    assert "<6>[pg] command finished with exit status 0" in output
+    assert "<6>[pg] zstd finished with exit status 0" in output
+    assert json.loads((host.state / "last-success.json").read_text())["objects"] == manifest["objects"]
+
+
+@pytest.mark.parametrize(
+    ("compression", "suffix", "decompress"), [("gzip", ".gz", gzip.decompress), ("none", "", bytes)], ids=["gzip", "none"]
+)
+def test_stream_compressions(host, compression, suffix, decompress):
+    status, output = host.run("run", host.config(compression=compression))
+    assert status == 0, output
+    data_key, _manifest = host.keys()
+    assert data_key.endswith(f"/dump.sql{suffix}")
+    assert decompress(host.get(data_key)) == b"hello world\n"
+    assert host.manifest()[1]["compression"] == compression
+
+
+def test_empty_stream_is_stored_as_an_empty_object(host):
+    status, output = host.run("run", host.config(command="true", compression="none"))
+    assert status == 0, output
+    data_key, _manifest = host.keys()
+    assert host.get(data_key) == b""
+    assert host.manifest()[1]["objects"] == [{"key": data_key, "size": 0, "sha256": sha256(b"")}]
+
+
+def test_multipart_stream(host):
+    data = os.urandom(12 * MIB + 12345)
+    (host.tmp / "big").write_bytes(data)
+    config = host.config(command=f"cat {host.tmp}/big", compression="none", part_size_mb=5, max_concurrency=3)
+    status, output = host.run("run", config)
+    assert status == 0, output
+    data_key, _manifest = host.keys()
+    assert host.get(data_key) == data
+    assert host.s3.head_object(Bucket=host.bucket, Key=data_key)["ETag"].endswith('-3"')
+    assert host.manifest()[1]["objects"][0]["sha256"] == sha256(data)
+    assert f"uploaded part 3 ({len(data) - 10 * MIB} bytes)" in output
+
+
+def test_parts_in_flight_are_bounded_by_max_concurrency():
+    """At most max_concurrency parts in memory and in flight, and that many indeed in parallel."""
+
+    class SlowS3:
+        def __init__(self):
+            self.lock, self.in_flight, self.most, self.bodies = threading.Lock(), 0, 0, {}
+
+        def create_multipart_upload(self, **_):
+            return {"UploadId": "u1"}
+
+        def upload_part(self, PartNumber, Body, **_):  # noqa: N803 - boto3's argument names
+            with self.lock:
+                self.in_flight += 1
+                self.most = max(self.most, self.in_flight)
+            time.sleep(0.05)
+            with self.lock:
+                self.in_flight -= 1
+                self.bodies[PartNumber] = Body
+            return {"ETag": f'"{PartNumber}"'}
+
+        def complete_multipart_upload(self, MultipartUpload, **_):  # noqa: N803
+            self.completed = [p["PartNumber"] for p in MultipartUpload["Parts"]]
+
+    s3, data = SlowS3(), os.urandom(95)
+    upload = runner.MultipartUpload(s3, "bucket", "key", part_size=10, concurrency=3)
+    upload.upload_from(io.BytesIO(data))
+    upload.complete()
+    assert s3.most == 3
+    assert s3.completed == list(range(1, 11))
+    assert b"".join(s3.bodies[n] for n in s3.completed) == data
+    assert (upload.size, upload.sha256.hexdigest()) == (95, sha256(data))
+
+
+def test_failed_dump_commits_nothing_and_forwards_its_status(host):
+    """Data first (a whole part is already uploaded), then exit 1: the seed's `dump | gzip | aws s3 cp -` trap."""
+    config = host.config(command="head -c 6000000 /dev/zero; exit 1", compression="none")
+    status, output = host.run("run", config)
+    assert status == 1, output
+    assert "uploaded part 1" in output
+    assert "<3>[pg] command finished with exit status 1" in output
+    assert "<3>[pg] FAILED with exit status 1: command failed with exit status 1: nothing stored" in output
+    assert_nothing_stored(host)
+    assert_app_stopped_and_started(host)
+    assert not (host.state / "last-success.json").exists()
+
+
+def test_command_killed_by_a_signal_exits_128_plus_n(host):
+    status, output = host.run("run", host.config(command="printf partial; kill -KILL $$"))
+    assert status == 128 + signal.SIGKILL, output
+    assert "exit status 137 (SIGKILL)" in output
+    assert_nothing_stored(host)
+    assert_app_stopped_and_started(host)
+
+
+def test_failed_compressor_commits_nothing_and_forwards_its_status(host):
+    status, output = host.run("run", host.config(command="head -c 300000 /dev/zero"), path_first=[FIXTURES / "broken-zstd"])
+    assert status == 2, output
+    assert "<3>[pg] zstd finished with exit status 2" in output
+    assert_nothing_stored(host)
+    assert_app_stopped_and_started(host)
+
+
+def test_failed_pre_command_stops_the_run_before_the_dump(host):
+    status, output = host.run("run", host.config(pre_commands=["exit 4"]))
+    assert status == 4, output
+    assert "command" not in host.events()
+    assert_nothing_stored(host)
+    assert_app_stopped_and_started(host)
+
+
+def terminate_when(host, config, marker):
+    """Runs the job, sends SIGTERM (as systemctl stop does) once ``marker`` is in its output; returns the output."""
+    output_path = host.tmp / "output"
+    with open(output_path, "w") as output_file:
+        process = host.start("run", config, output=output_file)
+        deadline = time.monotonic() + 30
+        while marker not in output_path.read_text():
+            assert time.monotonic() < deadline and process.poll() is None, output_path.read_text()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 128 + signal.SIGTERM
+    output = output_path.read_text()
+    assert_no_secret(output)
+    assert "<3>[pg] received SIGTERM: stopped, exit status 143" in output
+    return output
+
+
+def assert_ended(pid_file):
+    with pytest.raises(ProcessLookupError):  # ended with the run, not left behind
+        os.kill(int(pid_file.read_text()), 0)
+
+
+def test_sigterm_mid_stream_aborts_the_upload_and_starts_the_services(host):
+    pid_file = host.tmp / "dump.pid"
+    config = host.config(command=f"echo $$ > {pid_file}; head -c 6000000 /dev/zero; sleep 60", compression="none")
+    terminate_when(host, config, "uploaded part 1")
+    assert_nothing_stored(host)
+    assert_app_stopped_and_started(host)
+    assert_ended(pid_file)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="run_as needs root")
+def test_run_as_runs_the_command_as_that_user(host):
+    status, output = host.run("run", host.config(command="id -un; pwd", run_as="nobody", compression="none", pre_commands=[]))
+    assert status == 0, output
+    assert host.get(host.keys()[0]) == b"nobody\n/\n"  # nobody's home does not exist: runs from /
+
+
+# ---------------------------------------------------------------------------------------------- failures before any downtime
+
+
+def closed_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_unreachable_endpoint_exits_69_before_stopping_anything(host):
+    status, output = host.run("run", host.config(endpoint_url=f"http://127.0.0.1:{closed_port()}"))
+    assert status == 69, output
+    assert host.events() == []
+    assert host.is_active(APP)
+
+
+def test_rejected_credentials_exit_77_and_environment_keys_are_ignored(tmp_path, moto_enforcing, unique):
+    """Bad keys in the key file; good admin keys in the environment must not rescue the run."""
+    admin = moto_enforcing.credentials
+    moto_enforcing.client("s3").create_bucket(Bucket=f"runner-{unique}")
+    host = Host(tmp_path, moto_enforcing, f"runner-{unique}", unique)
+    env = {"AWS_ACCESS_KEY_ID": admin["access_key"], "AWS_SECRET_ACCESS_KEY": admin["secret_key"]}
+    status, output = host.run("run", host.config(), env=env)
+    assert status == 77, output
+    assert "InvalidAccessKeyId" in output
+    assert host.events() == []
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (ClientError({"Error": {"Code": "AccessDenied"}}, "PutObject"), 77),
+        (ClientError({"Error": {"Code": "SignatureDoesNotMatch"}}, "PutObject"), 77),
+        (ClientError({"Error": {"Code": "InvalidClientTokenId"}}, "Publish"), 77),
+        (ClientError({"Error": {"Code": "NoSuchBucket"}}, "PutObject"), 74),
+        (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), 69),
+        (OSError(28, "No space left on device"), 74),
+    ],
+    ids=["AccessDenied", "SignatureDoesNotMatch", "InvalidClientTokenId", "NoSuchBucket", "EndpointConnectionError", "OSError"],
+)
+def test_exit_status_for_errors(error, status):
+    assert runner.exit_status_for(error) == status
+
+
+def test_upload_file_failure_maps_through_boto3s_wrapper():
+    try:
+        try:
+            raise ClientError({"Error": {"Code": "AccessDenied"}}, "PutObject")
+        except ClientError as error:
+            raise S3UploadFailedError("Failed to upload a to b/c") from error
+    except S3UploadFailedError as wrapped:
+        assert runner.exit_status_for(wrapped) == 77
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"bucket": None}, "bucket"),
+        ({"object_name": None}, "object_name"),
+        ({"stop_service": [APP]}, "stop_service"),
+        ({"compression_level": 22}, "compression_level"),
+        ({"run_as": "no-such-user-here"}, "run_as"),
+        ({"method": "archive", "archive_dir": "/"}, "archive_dir"),
+        ({"method": "archive", "archive_dir": "/etc/"}, "archive_dir"),
+        ({"method": "archive", "archive_dir": "backups"}, "archive_dir"),
+        ({"part_size_mb": 4}, "part_size_mb"),
+        ({"job": "Bad Name"}, "job"),
+        ({"credentials_file": "/nonexistent/aws-credentials"}, "credentials_file"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_bad_config_exits_78_naming_the_field(host, settings, field):
+    if field == "credentials_file":
+        shutil.rmtree(host.credentials)  # no LoadCredential= either
+    status, output = host.run("run", host.config(**settings))
+    assert status == 78, output
+    assert f"config field '{field}'" in output
+    assert host.events() == []
+
+
+def test_unreadable_config_exits_78(host):
+    path = host.tmp / "broken.json"
+    path.write_text("{not json")
+    status, output = host.run("run", path)
+    assert status == 78 and "cannot read config" in output
+
+
+# ---------------------------------------------------------------------------------------------- archive
+
+
+def archive_command(host, directory, tail=""):
+    return (
+        f"echo command >> {host.systemd}/events; mkdir -p {directory}/sub; "
+        f"printf one > {directory}/one.txt; printf two > {directory}/sub/two.txt{tail}"
+    )
+
+
+def test_archive_uploads_the_files_the_command_wrote_then_removes_them(host):
+    directory = host.tmp / "archive"
+    directory.mkdir()
+    status, output = host.run("run", host.config(method="archive", archive_dir=str(directory), command=archive_command(host, directory)))
+    assert status == 0, output
+
+    _manifest, one, two = host.keys()
+    assert (one.rsplit("/", 1)[1], two.rsplit("/", 2)[1:]) == ("one.txt", ["sub", "two.txt"])
+    assert (host.get(one), host.get(two)) == (b"one", b"two")
+    assert host.s3.head_object(Bucket=host.bucket, Key=one)["Metadata"] == {"sha256": sha256(b"one")}
+    manifest = host.manifest()[1]
+    assert manifest["objects"] == [
+        {"key": one, "size": 3, "sha256": sha256(b"one")},
+        {"key": two, "size": 3, "sha256": sha256(b"two")},
+    ]
+    assert manifest["compression"] == "none" and manifest["method"] == "archive"
+    assert directory.is_dir() and list(directory.iterdir()) == []
+    assert_app_stopped_and_started(host)
+    # The app runs again before the upload: its downtime is the command only.
+    lines = output.splitlines()
+    started = lines.index(f"fake: systemctl start {APP}")
+    assert started < min(i for i, line in enumerate(lines) if "] upload " in line)
+    assert host.events().index("command") < host.events().index(f"systemctl start {APP}")
+
+
+def test_archive_command_failure_uploads_nothing_and_removes_the_files(host):
+    directory = host.tmp / "archive"
+    directory.mkdir()
+    config = host.config(method="archive", archive_dir=str(directory), command=archive_command(host, directory, "; exit 3"))
+    status, output = host.run("run", config)
+    assert status == 3, output
+    assert_nothing_stored(host)
+    assert list(directory.iterdir()) == []
+    assert_app_stopped_and_started(host)
+
+
+def test_sigterm_during_the_archive_command_removes_its_files(host):
+    directory, pid_file = host.tmp / "archive", host.tmp / "command.pid"
+    directory.mkdir()
+    command = f"echo $$ > {pid_file}; printf partial > {directory}/dump.part; echo written; sleep 60"
+    terminate_when(host, host.config(method="archive", archive_dir=str(directory), command=command), "written")
+    assert_nothing_stored(host)
+    assert list(directory.iterdir()) == []
+    assert_app_stopped_and_started(host)
+    assert_ended(pid_file)
+
+
+def test_archive_without_files_fails(host):
+    directory = host.tmp / "archive"
+    directory.mkdir()
+    status, output = host.run("run", host.config(method="archive", archive_dir=str(directory), command="true"))
+    assert status == 74, output
+    assert "wrote no file into archive_dir" in output
+    assert_nothing_stored(host)
+
+
+def test_archive_upload_failure_still_removes_the_files(tmp_path, moto_enforcing, unique):
+    """The host's keys may write under its prefix except sub/two.txt: one.txt is stored, two.txt denied,
+    no manifest is written, and both files are gone from the disk."""
+    bucket = f"runner-{unique}"
+    moto_enforcing.client("s3").create_bucket(Bucket=bucket)
+    host = Host(tmp_path, moto_enforcing, bucket, unique)
+    objects = f"arn:aws:s3:::{bucket}/{host.prefix}/*"
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload"], "Resource": objects},
+            {"Effect": "Deny", "Action": "s3:PutObject", "Resource": f"{objects}/sub/two.txt"},
+        ],
+    }
+    iam = moto_enforcing.client("iam")
+    iam.create_user(UserName=f"host-{unique}")
+    iam.put_user_policy(UserName=f"host-{unique}", PolicyName="backup", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName=f"host-{unique}")["AccessKey"]
+    host.write_keys(host.credentials / "aws", key["AccessKeyId"], key["SecretAccessKey"])
+    directory = tmp_path / "archive"
+    directory.mkdir()
+
+    status, output = host.run("run", host.config(method="archive", archive_dir=str(directory), command=archive_command(host, directory)))
+    assert status == 77, output
+    assert key["SecretAccessKey"] not in output
+    listed = moto_enforcing.client("s3").list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert [o["Key"].rsplit("/", 1)[1] for o in listed] == ["one.txt"]
+    assert list(directory.iterdir()) == []
+    assert_app_stopped_and_started(host)
+
+
+# ---------------------------------------------------------------------------------------------- sync
+
+
+def aws_cli_works():
+    aws = shutil.which("aws")
+    return bool(aws) and subprocess.run([aws, "--version"], capture_output=True, check=False).returncode == 0
+
+
+@pytest.mark.skipif(not aws_cli_works(), reason="needs a working aws CLI on PATH")
+def test_sync_uploads_the_directory_except_the_excludes(host):
+    source = host.tmp / "files"
+    (source / "cache").mkdir(parents=True)
+    (source / "a.txt").write_text("a")
+    (source / "cache" / "skip.tmp").write_text("skip")
+    status, output = host.run("run", host.config(method="sync", sync_dir=str(source), excludes=["cache/*"], command=None))
+    assert status == 0, output
+    assert f"{host.prefix}/pg/data/a.txt" in host.keys()
+    assert not any("skip.tmp" in key for key in host.keys())
+    assert "upload: " in output  # aws's own lines reach the journal
+    manifest = host.manifest()[1]
+    assert (manifest["method"], manifest["objects"], manifest["source"]) == ("sync", [], str(source))
+    assert_app_stopped_and_started(host)
+
+
+@pytest.mark.skipif(not aws_cli_works(), reason="needs a working aws CLI on PATH")
+def test_sync_forwards_the_aws_exit_status(host):
+    """aws s3 sync exits 2 when it skipped a file it cannot copy (here a FIFO): no manifest then."""
+    source = host.tmp / "files"
+    source.mkdir()
+    (source / "a.txt").write_text("a")
+    os.mkfifo(source / "pipe")
+    status, output = host.run("run", host.config(method="sync", sync_dir=str(source), command=None))
+    assert status == 2, output
+    assert "<3>[pg] FAILED with exit status 2: aws s3 sync failed with exit status 2" in output
+    assert not any(key.endswith("manifest.json") for key in host.keys())
+    assert_app_stopped_and_started(host)
+
+
+# ---------------------------------------------------------------------------------------------- services
+
+
+def test_service_that_does_not_start_again_exits_75_and_stays_recorded(host):
+    (host.systemd / "fail-start").write_text(f"{APP}\n")
+    status, output = host.run("run", host.config())
+    assert status == 75, output
+    assert f"<3>[pg] systemctl start {APP} failed with exit status 1: {APP} is DOWN" in output
+    assert len(host.keys()) == 2  # the backup itself is stored
+    assert host.record.read_text() == f"{APP}\n"
+
+    # ExecStopPost= tries again.
+    (host.systemd / "fail-start").unlink()
+    status, output = host.run("restore-services", host.tmp / "job.json")
+    assert status == 0, output
+    assert host.is_active(APP) and not host.record.exists()
+
+
+def test_run_also_starts_what_an_earlier_run_left_stopped(host):
+    host.runtime.mkdir()
+    host.record.write_text("other.service\n")
+    status, output = host.run("run", host.config())
+    assert status == 0, output
+    assert "an earlier run left other.service stopped: starting them at the end too" in output
+    assert host.is_active("other.service")
+    assert_app_stopped_and_started(host)
+
+
+def test_restore_services_starts_what_a_killed_run_left_stopped(host):
+    config = host.config()
+    status, output = host.run("restore-services", config)
+    assert (status, host.events()) == (0, []), output
+    assert "no service left stopped" in output
+
+    (host.systemd / "active" / APP).unlink()
+    host.runtime.mkdir()
+    host.record.write_text(f"{APP}\n")
+    status, output = host.run("restore-services", config)
+    assert status == 0, output
+    assert host.events() == [f"systemctl start {APP}"]
+    assert host.is_active(APP) and not host.record.exists()
+
+
+# ---------------------------------------------------------------------------------------------- alert
+
+
+def test_alert_publishes_the_failure_with_the_log_tail(host, moto, unique):
+    sns, sqs = moto.client("sns"), moto.client("sqs")
+    topic = sns.create_topic(Name=f"alerts-{unique}")["TopicArn"]
+    queue = sqs.create_queue(QueueName=f"alerts-{unique}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    (host.systemd / "show").write_text("Result=exit-code\nExecMainCode=1\nExecMainStatus=1\nInvocationID=0a1b2c\n")
+    (host.systemd / "journal").write_text("stream to s3://x/y\ncommand finished with exit status 1\n")
+    long_host = "db1-\u00fcber-" + "x" * 120
+
+    status, output = host.run("alert", host.config(alert_topic_arn=topic, host=long_host))
+    assert status == 0, output
+    assert "journalctl _SYSTEMD_INVOCATION_ID=0a1b2c -o cat -n 30 --no-pager" in host.events()
+    (received,) = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)["Messages"]
+    envelope = json.loads(received["Body"])
+    subject, message = envelope["Subject"], envelope["Message"]
+    assert subject.startswith("Backup failed: pg on db1-?ber-xxx") and len(subject) <= 100 and subject.isascii()
+    for expected in (
+        f"Host:        {long_host}",
+        "Job:         pg",
+        "Unit:        s3-backup-pg.service",
+        "Result:      exit-code",
+        "Exit status: exit status 1",
+        "Last successful backup: none recorded on this host",
+        "command finished with exit status 1",
+    ):
+        assert expected in message
+
+
+def test_alert_without_topic_or_systemd_tools_only_logs(host, tmp_path):
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    process = subprocess.run(
+        [RUNNER_PYTHON, str(RUNNER), "alert", str(host.config())],
+        capture_output=True,
+        text=True,
+        env={**host.env(), "PATH": str(empty)},
+        check=False,
+        timeout=60,
+    )
+    assert process.returncode == 0, process.stdout + process.stderr
+    assert "<4>[pg] alert_topic_arn is not set: the alert is only logged here" in process.stdout
+    assert "<3>[pg] Backup failed: pg on db1" in process.stdout
+    assert "systemctl is not available" in process.stdout
+    assert "journalctl is not available" in process.stdout
+
+
+def test_alert_tolerates_a_config_that_broke_the_run(host):
+    status, output = host.run("alert", host.config(method="rsync", command=None))
+    assert status == 0, output
+    assert "Backup failed: pg on db1" in output
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
+def test_verify_unit(host):
+    good = host.tmp / "tmpXYZ"
+    good.write_text("[Unit]\nDescription=backup\n[Service]\nType=oneshot\nExecStart=/bin/true\n")
+    assert host.run("verify-unit", good, "s3-backup-pg.service")[0] == 0
+    bad = host.tmp / "tmpABC"
+    bad.write_text("[Service]\nType=oneshot\nExecStart=relative/true\n")
+    status, output = host.run("verify-unit", bad, "s3-backup-pg.service")
+    assert status != 0 and "relative/true" in output
+    assert host.run("verify-unit", good, "../escape.service")[0] == 2
+
+
+def test_version_is_the_collections(host):
+    galaxy = (REPO / "galaxy.yml").read_text()
+    assert f"\nversion: {runner.VERSION}\n" in galaxy
+    assert host.run("--version") == (0, f"systemd-s3-backup {runner.VERSION}\n")
