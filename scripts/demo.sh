@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: a moto server on 127.0.0.1 stands in for AWS (with IAM
-# enforced on S3, as AWS does), `ansible-playbook site.yml` runs against it with the local
-# inventory, and a report shows what was made and proves each host's key only reaches its own
-# prefix.
-#   bash scripts/demo.sh           run, report, stop the endpoint
-#   bash scripts/demo.sh --keep    leave the endpoint running to explore (its URL is printed)
+# enforced on S3, as AWS does) and three local containers booting real systemd stand in for the
+# fleet (inventories/local). `ansible-playbook site.yml` sets up both sides, runs again to show
+# nothing changes, then every backup job is started once and the report shows what landed.
+#   bash scripts/demo.sh           run, report, remove the containers and stop the endpoint
+#   bash scripts/demo.sh --keep    leave both running to explore (how to reach them is printed)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+# shellcheck source-path=SCRIPTDIR source=docker.sh
+source "$REPO_ROOT/scripts/docker.sh"
 cd "$REPO_ROOT"
 
 keep=false
 [ "${1:-}" = "--keep" ] && keep=true
+hosts=(db1 app1 files1)
+container() { printf 's3b-demo-%s' "$1"; }
 
 port=${BACKUP_DEMO_MOTO_PORT:-5000}
 if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -20,34 +25,68 @@ export BACKUP_DEMO_MOTO_PORT=$port
 endpoint="http://127.0.0.1:$port"
 export BACKUP_DEMO_STATE_DIR="$REPO_ROOT/.state"
 mkdir -p "$BACKUP_DEMO_STATE_DIR"
+# A new endpoint knows none of the keys an earlier demo left behind.
+rm -rf "$BACKUP_DEMO_STATE_DIR/credentials"
 # Nothing of the machine's own AWS configuration may leak into the demo.
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN
+need_debian_packages zstd
+
+cleanup() {
+    for host in "${hosts[@]}"; do docker rm -f "$(container "$host")" >/dev/null 2>&1 || true; done
+    [ -z "${moto_pid:-}" ] || kill "$moto_pid" 2>/dev/null || true
+}
+$keep || trap cleanup EXIT
 
 log "starting moto on $endpoint (IAM enforced after the admin user is created)"
-INITIAL_NO_AUTH_ACTION_COUNT=3 moto_server -H 127.0.0.1 -p "$port" >.state/moto.log 2>&1 &
+INITIAL_NO_AUTH_ACTION_COUNT=3 moto_server -H 127.0.0.1 -p "$port" >"$BACKUP_DEMO_STATE_DIR/moto.log" 2>&1 &
 moto_pid=$!
-if ! $keep; then
-    trap 'kill $moto_pid 2>/dev/null || true' EXIT
-fi
 for _ in $(seq 1 50); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.2
 done
-
 # The operator's own admin credentials, as AWS would have them.
 eval "$(python scripts/demo_report.py --endpoint "$endpoint" bootstrap-admin)"
+
+image=$(bash scripts/host-image.sh)
+log "starting the fleet: ${hosts[*]} (containers booting systemd from $image)"
+for host in "${hosts[@]}"; do
+    docker rm -f "$(container "$host")" >/dev/null 2>&1 || true
+    # What a systemd host needs in a container here; see extensions/molecule/default/molecule.yml.
+    docker run --detach --name "$(container "$host")" --hostname "$host" --network host \
+        --cap-add SYS_ADMIN --security-opt seccomp=unconfined --cgroupns host \
+        --tmpfs /run --tmpfs /run/lock --volume /sys/fs/cgroup:/sys/fs/cgroup:rw \
+        --stop-signal SIGRTMIN+3 "$image" /lib/systemd/systemd >/dev/null
+done
+for host in "${hosts[@]}"; do
+    docker exec "$(container "$host")" systemctl is-system-running --wait >/dev/null ||
+        die "systemd did not come up cleanly in $(container "$host")"
+done
+
+log "giving the hosts something to back up (PostgreSQL, an app, files)"
+ansible-playbook -i inventories/local tests/fleet/prepare.yml >"$BACKUP_DEMO_STATE_DIR/prepare.log" ||
+    die "preparing the hosts failed; see $BACKUP_DEMO_STATE_DIR/prepare.log"
 
 log "ansible-playbook -i inventories/local site.yml"
 ansible-playbook -i inventories/local site.yml
 
 log "second run: everything is already right, so nothing changes (changed=0)"
-ansible-playbook -i inventories/local site.yml | tail -n 3
+ansible-playbook -i inventories/local site.yml | tail -n 5
+
+log "starting every backup job once, as its timer would"
+for host in "${hosts[@]}"; do
+    for config in $(docker exec "$(container "$host")" sh -c 'ls /etc/systemd-s3-backup/jobs/*.json'); do
+        unit="s3-backup-$(basename "$config" .json).service"
+        docker exec "$(container "$host")" systemctl start "$unit" || true
+        printf '\n--- %s: journalctl -u %s\n' "$host" "$unit"
+        docker exec "$(container "$host")" journalctl -u "$unit" -o cat --no-pager -n 12
+    done
+done
 
 log "what landed in the (local) AWS account"
 python scripts/demo_report.py --endpoint "$endpoint" report \
     --bucket demo-backups --prefix hosts --credentials-dir "$BACKUP_DEMO_STATE_DIR/credentials"
 
 if $keep; then
-    log "moto keeps running at $endpoint (pid $moto_pid); admin keys: AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID"
+    log "still running: moto at $endpoint (pid $moto_pid, admin key $AWS_ACCESS_KEY_ID); hosts: docker exec -it s3b-demo-db1 bash"
 fi

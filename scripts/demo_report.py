@@ -63,6 +63,11 @@ def report(endpoint, bucket, prefix, credentials_dir):
         subs = sns.list_subscriptions_by_topic(TopicArn=topic["TopicArn"])["Subscriptions"]
         print(f"Alert topic {topic['TopicArn']}: " + ", ".join(f"{s['Protocol']}:{s['Endpoint']}" for s in subs))
 
+    print(f"Backups under s3://{bucket}/{prefix}/ (a manifest.json completes each run):")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/")
+    for item in (o for page in pages for o in page.get("Contents", [])):
+        print(f"  {item['Size']:>10}  {item['Key']}")
+
     files = sorted(Path(credentials_dir).glob("*.ini"))
     hosts = [f.stem for f in files]
     for path in files:
@@ -73,13 +78,13 @@ def report(endpoint, bucket, prefix, credentials_dir):
         key_id, secret = keys["default"]["aws_access_key_id"], keys["default"]["aws_secret_access_key"]
         print(f"Host {host} with its own key {key_id} ({path}, mode {oct(path.stat().st_mode & 0o777)}):")
         host_s3 = client(endpoint, "s3", key_id, secret)
-        own = f"{prefix}/{host}/demo.txt"
-        attempt(f"put s3://{bucket}/{own}", lambda: host_s3.put_object(Bucket=bucket, Key=own, Body=b"demo"))
+        own = f"{prefix}/{host}/permission-probe.txt"
+        attempt(f"put s3://{bucket}/{prefix}/{host}/...", lambda: host_s3.put_object(Bucket=bucket, Key=own, Body=b"demo"))
         attempt(
-            f"put s3://{bucket}/{prefix}/{other}/demo.txt",
-            lambda: host_s3.put_object(Bucket=bucket, Key=f"{prefix}/{other}/demo.txt", Body=b"x"),
+            f"put s3://{bucket}/{prefix}/{other}/...",
+            lambda: host_s3.put_object(Bucket=bucket, Key=f"{prefix}/{other}/permission-probe.txt", Body=b"x"),
         )
-        attempt(f"get its own {own}", lambda: host_s3.get_object(Bucket=bucket, Key=own))
+        attempt("get its own backups", lambda: host_s3.get_object(Bucket=bucket, Key=own))
         version = s3.list_object_versions(Bucket=bucket, Prefix=own)["Versions"][0]["VersionId"]
         attempt(
             "delete an object version (erase history)",
