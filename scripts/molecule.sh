@@ -11,6 +11,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 # shellcheck source-path=SCRIPTDIR source=docker.sh
 source "$REPO_ROOT/scripts/docker.sh"
+need_debian_packages zstd  # verify.yml decompresses a stored dump
 cd "$REPO_ROOT"
 
 [ $# -gt 0 ] || set -- test
