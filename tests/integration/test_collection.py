@@ -9,7 +9,7 @@ import tarfile
 
 from conftest import BIN, REPO, _isolated_env
 
-MODULES = ["bucket", "access", "alerts"]
+MODULES = ["bucket", "access", "alerts", "backups_info"]
 
 
 def _run(cmd, env, cwd):

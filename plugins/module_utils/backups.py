@@ -1,0 +1,373 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Which backups a bucket holds, from a key listing alone: runner runs (a run folder is a backup only
+once its manifest.json, the commit marker, is stored) and duplicity backup sets (complete once their
+manifest is stored, usable only with an unbroken chain down to a full backup); then the newest good
+backup, the backup a restore at a given time would use, and how stale a job is. No AWS calls here."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
+from ansible_collections.systemd_s3.backup.plugins.module_utils.policies import normalize_prefix
+from ansible_collections.systemd_s3.backup.plugins.module_utils.policies import validate_bucket_name
+
+UTC = datetime.timezone.utc
+RUN_TIMESTAMP = "%Y%m%dT%H%M%SZ"  # the runner's run folder names, and duplicity's file name times
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # the manifest's started/finished, and this module's output
+MANIFEST = "manifest.json"
+SYNC_DATA = "data"
+DUPLICITY = "duplicity"
+LATEST = "latest"
+NEEDS_FINISHED = "needs_finished"  # select_backup's answer when a manifest must be read first
+# What selection needs to know of a backup, left out of the module's output.
+INTERNAL_FIELDS = ("started", "finished_known", "manifest_read")
+
+_RUN_FOLDER = re.compile(r"\d{8}T\d{6}Z")
+# duplicity's file_naming: full/inc volumes and manifests, full/new signatures, then optional
+# suffixes (.gpg, .gz, ...). Times are duplicity's default UTC form, like the runner's.
+_DUPLICITY_NAME = re.compile(
+    r"duplicity-(?P<kind>full|inc|full-signatures|new-signatures)"
+    r"\.(?P<first>\d{8}T\d{6}Z)(?:\.to\.(?P<second>\d{8}T\d{6}Z))?"
+    r"\.(?:vol(?P<volume>\d+)\.difftar|(?P<manifest>manifest)|(?P<signatures>sigtar))(?:\.[A-Za-z0-9]+)*",
+    re.IGNORECASE,
+)
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
+_DURATION_UNITS = {
+    unit: seconds
+    for seconds, units in (
+        (1, ("", "s", "sec", "second", "seconds")),
+        (60, ("m", "min", "minute", "minutes")),
+        (3600, ("h", "hr", "hour", "hours")),
+        (86400, ("d", "day", "days")),
+        (604800, ("w", "week", "weeks")),
+    )
+    for unit in units
+}
+
+
+# ---------------------------------------------------------------------------------------------- input
+
+
+def parse_duration(value, field="max_age"):
+    """Seconds in a duration such as '26h', '7d', '90min', '1d 12h' or '3600' (seconds)."""
+    text = str(value).strip().lower()
+    fix = "Use a number with a unit s, min, h, d or w, such as '26h', '7d', '90min' or '1d 12h'"
+    position, seconds = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if text[position:match.start()].strip() or match.group(2) not in _DURATION_UNITS:
+            raise InputError(field, f"{value!r} is not a duration", fix)
+        seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    if position == 0 or text[position:].strip():
+        raise InputError(field, f"{value!r} is not a duration", fix)
+    if seconds <= 0:
+        raise InputError(field, f"{value!r} must be longer than zero", fix)
+    return int(seconds)
+
+
+def parse_time(value, field="at"):
+    """'latest', or a timezone-aware datetime in UTC from ISO 8601 ('2026-11-22T02:00:00Z',
+    '2026-11-22T03:00:00+01:00') or a run folder name ('20261122T020000Z')."""
+    text = str(value).strip()
+    if text.lower() == LATEST:
+        return LATEST
+    fix = "Use 'latest' or an ISO 8601 time with its zone, such as '2026-11-22T02:00:00Z'"
+    try:
+        if _RUN_FOLDER.fullmatch(text):
+            return datetime.datetime.strptime(text, RUN_TIMESTAMP).replace(tzinfo=UTC)
+        # fromisoformat takes 'Z' only from Python 3.11 on.
+        moment = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" and text else text)
+    except ValueError:
+        raise InputError(field, f"{value!r} is not an ISO 8601 time", fix) from None
+    if moment.tzinfo is None:
+        # A time without its zone could be meant as local time: too ambiguous for picking a restore.
+        raise InputError(field, f"{value!r} has no time zone", fix)
+    return moment.astimezone(UTC)
+
+
+def key_path(value, field):
+    """A key prefix as 'a/b' (see policies.normalize_prefix), with a message fit for reading."""
+    if not str(value or "").strip("/"):
+        raise InputError(field, "must not be empty", "Give the prefix the hosts' backups are stored under, such as 'hosts'")
+    return normalize_prefix(str(value), field)
+
+
+def path_segment(value, field):
+    """A host or job name as one key segment: no slash, nothing a key could not hold safely."""
+    name = key_path(value, field)
+    if "/" in name:
+        raise InputError(field, f"{value!r} contains a slash", "Give the bare host or job name, as it appears in the keys")
+    return name
+
+
+def normalize_names(values, field):
+    """A list of host or job names, each checked, duplicates dropped; None stays None (all)."""
+    if values is None:
+        return None
+    return sorted({path_segment(value, field) for value in values})
+
+
+def validate(params):
+    """The module's options, checked and converted before any AWS call."""
+    return {
+        "bucket": validate_bucket_name(params["bucket"], "bucket"),
+        "prefix": key_path(params["prefix"], "prefix"),
+        "hosts": normalize_names(params["hosts"], "hosts"),
+        "jobs": normalize_names(params["jobs"], "jobs"),
+        "max_age": parse_duration(params["max_age"]) if params.get("max_age") not in (None, "") else None,
+        "at": parse_time(params["at"]) if params.get("at") not in (None, "") else None,
+        "include_manifests": params["include_manifests"],
+    }
+
+
+def iso(moment):
+    return moment.strftime(ISO_FORMAT) if moment else None
+
+
+def parse_iso(text):
+    """A manifest's 'finished' as a datetime, None when it is not the runner's format."""
+    try:
+        return datetime.datetime.strptime(str(text), ISO_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _run_time(name):
+    return datetime.datetime.strptime(name, RUN_TIMESTAMP).replace(tzinfo=UTC)
+
+
+# ---------------------------------------------------------------------------------------------- listing
+
+
+def skip_sync_data(key, prefix):
+    """Where to go on listing when ``key`` is inside a sync job's data/ folder: the StartAfter key
+    just past that folder (every key starting '<job>/data/' sorts before '<job>/data0', since '0'
+    follows '/'), so a large synced tree costs no further pages. None for any other key."""
+    parts = key[len(prefix) + 1:].split("/") if key.startswith(prefix + "/") else []
+    if len(parts) > 3 and parts[2] == SYNC_DATA:
+        return f"{prefix}/{parts[0]}/{parts[1]}/{SYNC_DATA}0"
+    return None
+
+
+def parse_duplicity_name(name):
+    """A duplicity file name as {kind, start, end, part, volume}: kind 'full' or 'incremental',
+    start the time the set builds on (None for a full), end its time, part 'volume', 'manifest'
+    or 'signatures'. None for any other name."""
+    match = _DUPLICITY_NAME.fullmatch(name)
+    if not match:
+        return None
+    kind = match.group("kind").lower()
+    incremental = kind in ("inc", "new-signatures")
+    if incremental != bool(match.group("second")):
+        return None  # an inc without its '.to.' time, or a full with one
+    first = _run_time(match.group("first").upper())
+    part = "volume" if match.group("volume") else "manifest" if match.group("manifest") else "signatures"
+    if part == "signatures" and kind in ("full", "inc") or part != "signatures" and kind.endswith("signatures"):
+        return None
+    return {
+        "kind": "incremental" if incremental else "full",
+        "start": first if incremental else None,
+        "end": _run_time(match.group("second").upper()) if incremental else first,
+        "part": part,
+        "volume": int(match.group("volume")) if match.group("volume") else None,
+    }
+
+
+def new_job_listing():
+    return {"runs": {}, "duplicity": {}}
+
+
+def index_listing(objects, prefix):
+    """Groups listed objects ({'Key', 'Size'}) under '<prefix>/' by (host, job), each as
+    {'runs': {folder: {'files': {key: size}, 'manifest_key'}},
+     'duplicity': {(kind, start, end): {'volumes': {key: size}, 'manifest_key'}}}.
+    A sync job's data/ keys and duplicity's other files only make the job known. Signatures (needed
+    by duplicity's next backup, not by a restore) and keys that follow no layout are ignored."""
+    jobs = {}
+    for item in objects:
+        key, size = item["Key"], item.get("Size", 0)
+        if not key.startswith(prefix + "/"):
+            continue
+        parts = key[len(prefix) + 1:].split("/")
+        if len(parts) < 4 or not parts[0] or not parts[1]:
+            continue
+        host, job, folder, rest = parts[0], parts[1], parts[2], "/".join(parts[3:])
+        if folder == SYNC_DATA:
+            jobs.setdefault((host, job), new_job_listing())
+        elif _RUN_FOLDER.fullmatch(folder) and rest:
+            run = jobs.setdefault((host, job), new_job_listing())["runs"].setdefault(folder, {"files": {}, "manifest_key": None})
+            if rest == MANIFEST:
+                run["manifest_key"] = key
+            else:
+                run["files"][key] = size
+        elif folder == DUPLICITY and len(parts) == 4:
+            sets = jobs.setdefault((host, job), new_job_listing())["duplicity"]
+            name = parse_duplicity_name(rest)
+            if name and name["part"] != "signatures":
+                backup_set = sets.setdefault((name["kind"], name["start"], name["end"]), {"volumes": {}, "manifest_key": None})
+                if name["part"] == "volume":
+                    backup_set["volumes"][key] = size
+                else:
+                    backup_set["manifest_key"] = key
+    return jobs
+
+
+# ---------------------------------------------------------------------------------------------- backups
+
+
+def _backup(host, job, time, **fields):
+    backup = {
+        "host": host,
+        "job": job,
+        "method": None,
+        "time": time,
+        "started": time,
+        "finished_known": False,
+        "manifest_read": False,
+        "type": "full",
+        "size": 0,
+        "sha256": None,
+        "objects": None,
+        "manifest_key": None,
+        "run_prefix": None,
+    }
+    backup.update(fields)
+    return backup
+
+
+def run_backups(host, job, runs, prefix):
+    """Backups of the runner's run folders (those with a manifest) and the folders without one:
+    (backups oldest first, incomplete run times). A backup's time is its run's start until its
+    manifest is read (finished_known False); started is always the run's start."""
+    backups, incomplete = [], []
+    for folder in sorted(runs):
+        run = runs[folder]
+        if not run["manifest_key"]:
+            incomplete.append(_run_time(folder))
+            continue
+        backups.append(
+            _backup(
+                host,
+                job,
+                _run_time(folder),
+                size=sum(run["files"].values()),
+                manifest_key=run["manifest_key"],
+                run_prefix=f"{prefix}/{host}/{job}/{folder}/",
+            )
+        )
+    return backups, incomplete
+
+
+def duplicity_backups(host, job, sets, prefix):
+    """Backups of duplicity's sets: complete ones (manifest stored) whose chain reaches a complete
+    full backup; (backups oldest first, times of incomplete or orphaned sets)."""
+    usable_ends, backups, unusable = set(), [], []
+    # Oldest end first, fulls before incrementals of the same time: a set's parent is always seen first.
+    for kind, start, end in sorted(sets, key=lambda s: (s[2], s[0] != "full")):
+        backup_set = sets[(kind, start, end)]
+        complete = bool(backup_set["manifest_key"] and backup_set["volumes"])
+        if not complete or (kind == "incremental" and start not in usable_ends):
+            unusable.append(end)
+            continue
+        usable_ends.add(end)
+        backups.append(
+            _backup(
+                host,
+                job,
+                end,
+                method=DUPLICITY,
+                finished_known=True,
+                type=kind,
+                size=sum(backup_set["volumes"].values()),
+                manifest_key=backup_set["manifest_key"],
+                run_prefix=f"{prefix}/{host}/{job}/{DUPLICITY}/",
+            )
+        )
+    return backups, unusable
+
+
+def job_backups(host, job, listing, prefix):
+    """All good backups of one job oldest first, and {'count', 'newest'} of its incomplete runs."""
+    runs, incomplete = run_backups(host, job, listing["runs"], prefix)
+    sets, unusable = duplicity_backups(host, job, listing["duplicity"], prefix)
+    backups = sorted(runs + sets, key=lambda backup: backup["time"])
+    failed = incomplete + unusable
+    return backups, {"count": len(failed), "newest": iso(max(failed)) if failed else None}
+
+
+def apply_manifest(backup, body, listed_files):
+    """The backup completed with its manifest's contents: finished time, method, objects, sha256.
+    Returns a list of warnings (unreadable manifest, objects missing from the bucket)."""
+    where = backup["manifest_key"]
+    try:
+        manifest = json.loads(body)
+        objects = [{"key": str(o["key"]), "size": int(o["size"]), "sha256": o.get("sha256")} for o in manifest["objects"]]
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        return [f"{where}: unreadable manifest ({error}); only the listing is reported for this run"]
+    warnings = []
+    finished = parse_iso(manifest.get("finished"))
+    if finished:
+        backup.update(time=finished, finished_known=True)
+    else:
+        warnings.append(f"{where}: 'finished' is not a UTC time like 2026-11-22T02:00:00Z; the run's start time is reported")
+    backup.update(method=manifest.get("method"), objects=objects)
+    if len(objects) == 1:
+        backup["sha256"] = objects[0]["sha256"]
+    damaged = [o["key"] for o in objects if listed_files.get(o["key"]) != o["size"]]
+    if damaged:
+        warnings.append(f"{where}: {len(damaged)} object(s) it lists are missing or of another size in the bucket, e.g. {damaged[0]}: the backup is damaged")
+    return warnings
+
+
+# ---------------------------------------------------------------------------------------------- choosing
+
+
+def newest_backup(backups):
+    """The newest good backup (backups are oldest first), or None."""
+    return backups[-1] if backups else None
+
+
+def select_backup(backups, at):
+    """The backup a restore at ``at`` ('latest' or a UTC datetime) uses: the newest one finished at
+    or before ``at``. Returns (backup, reason): reason explains a None backup. When the answer hinges
+    on a run whose finished time is unknown (manifest not read), returns (that backup, NEEDS_FINISHED):
+    read its manifest and ask again. Runs of one job do not overlap (systemd starts a unit once at a
+    time), so a run finished no later than the next run started; that keeps it to one read."""
+    if not backups:
+        return None, "there is no complete backup"
+    if at == LATEST:
+        return backups[-1], None
+    for index in range(len(backups) - 1, -1, -1):
+        backup = backups[index]
+        if backup["time"] > at:
+            continue  # started (or finished) after ``at``
+        if backup["finished_known"]:
+            return backup, None
+        following = backups[index + 1] if index + 1 < len(backups) else None
+        if following and following["started"] <= at:
+            return backup, None  # finished before the following run started, at or before ``at``
+        return backup, NEEDS_FINISHED
+    return None, f"no backup had finished at {iso(at)}: the oldest one is from {iso(backups[0]['time'])}"
+
+
+def staleness(newest, now, max_age):
+    """(stale, age_seconds) of a job whose newest good backup is ``newest``: stale when there is
+    none or it is older than ``max_age`` seconds (exactly max_age old is still fresh)."""
+    if newest is None:
+        return True, None
+    age = int((now - newest["time"]).total_seconds())
+    return age > max_age, age
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+def public_backup(backup):
+    """A backup as the module returns it."""
+    view = {key: value for key, value in backup.items() if key not in INTERNAL_FIELDS}
+    view["time"] = iso(backup["time"])
+    return view

@@ -1,0 +1,422 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: backups_info
+short_description: List the backups hosts stored in S3, find stale jobs, pick the backup to restore
+version_added: 0.1.0
+author: systemd_s3.backup maintainers (!UNKNOWN)
+description:
+  - Lists the complete backups of each host's jobs under C(<prefix>/<host>/<job>/) of a bucket, as the
+    runner of role M(systemd_s3.backup.jobs) stores them, and tells for each job its newest backup,
+    how old it is (O(max_age)) and which backup a restore at a given time would use (O(at)).
+  - A runner run C(<prefix>/<host>/<job>/<YYYYMMDDTHHMMSSZ>/) is a backup only once its C(manifest.json)
+    is stored, which the runner does last. Run folders without one are failed or still running backups;
+    they are counted in RV(jobs[].incomplete_runs), never listed as backups.
+  - duplicity's backup sets under C(<prefix>/<host>/<job>/duplicity/) are listed too, as V(full) or
+    V(incremental) backups at their end time. A set is a backup once its manifest is stored and, for an
+    incremental, when every set it builds on down to a full backup is one too; other sets count as incomplete.
+  - Sync jobs keep their files in C(<prefix>/<host>/<job>/data/); those keys are skipped, and the
+    listing jumps past a C(data/) folder that fills a listing page, so a large synced tree costs no
+    further requests. Their run folders (holding the manifest only) are their backups.
+  - "API calls are few: one paginated C(ListObjectsV2) per host given in O(hosts), or a single one of
+    O(prefix) when O(hosts) is omitted; at most one C(GetObject) per job for its newest manifest
+    (O(include_manifests)), and one more per job when O(at) selects an older run whose manifest was not read."
+  - Older runs are described from the key listing alone, so their RV(backups[].time) is the run's start,
+    and their RV(backups[].method) and RV(backups[].objects) are null.
+  - The module only reads. It never reports a change.
+options:
+  bucket:
+    description:
+      - The bucket the hosts' backups are stored in.
+    type: str
+    required: true
+  prefix:
+    description:
+      - The key prefix under which each host has its folder C(<prefix>/<host>/), as given to the
+        roles C(systemd_s3.backup.aws) and C(systemd_s3.backup.jobs).
+    type: str
+    default: hosts
+  hosts:
+    description:
+      - The hosts to report on, as their folder names under O(prefix) (their C(inventory_hostname)).
+      - A host given here without any key under its folder is listed in RV(hosts_not_found), and
+        with O(jobs) each of its jobs is reported as having no backup.
+      - Omitted means every host found under O(prefix).
+    type: list
+    elements: str
+  jobs:
+    description:
+      - The jobs to report on. With O(jobs), every host gets an entry in RV(jobs) for each of them,
+        also when the job has never stored anything there (it then has no backup, and is stale).
+      - Omitted means every job found for each host.
+    type: list
+    elements: str
+  max_age:
+    description:
+      - How old a job's newest backup may be before the job is stale, such as V(26h), V(7d), V(90min)
+        or V(1d 12h); a bare number is seconds. Units are C(s), C(min), C(h), C(d) and C(w).
+      - When given, each job in RV(jobs) gets RV(jobs[].stale) and RV(jobs[].age_seconds).
+      - A job without any complete backup is stale.
+    type: str
+  at:
+    description:
+      - Also pick, for each job, the backup a restore at this time would use (RV(jobs[].selected)),
+        the newest backup finished at or before it.
+      - V(latest), or an ISO 8601 time with its zone, such as V(2026-11-22T02:00:00Z) or
+        V(2026-11-22T03:00:00+01:00); a run folder name such as V(20261122T020000Z) works as well.
+    type: str
+  include_manifests:
+    description:
+      - Read each job's newest manifest, to report that backup's finished time, method, and objects
+        with their sizes and SHA-256 digests, and to check that the objects it lists are in the bucket.
+      - V(false) reports from the key listing alone (one request less per job); ages are then counted
+        from the newest run's start.
+    type: bool
+    default: true
+notes:
+  - Supports check mode, in which it does the same as without, as it only reads.
+  - Calls are retried with backoff on throttling.
+  - A manifest listing objects that are missing from the bucket or of another size gives a warning.
+  - "Permissions needed: C(s3:ListBucket) on the bucket, and C(s3:GetObject) on the manifests
+    unless O(include_manifests=false) and O(at) is omitted."
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Backups of every host
+  systemd_s3.backup.backups_info:
+    bucket: acme-backups
+  register: backups
+
+- name: Fail when a host's nightly backups are more than 26 hours old, or a host has none
+  block:
+    - name: Read the fleet's freshness
+      systemd_s3.backup.backups_info:
+        bucket: acme-backups
+        hosts: "{{ groups['backed_up'] }}"
+        max_age: 26h
+        include_manifests: false
+      register: freshness
+
+    - name: Every job has a fresh backup
+      vars:
+        stale: "{{ freshness.jobs | selectattr('stale') | list }}"
+      ansible.builtin.assert:
+        that:
+          - stale | length == 0
+          - freshness.hosts_not_found | length == 0
+        fail_msg: >-
+          Stale: {{ stale | map(attribute='host') | zip(stale | map(attribute='job')) | map('join', '/') | join(', ') }}.
+          No backups at all: {{ freshness.hosts_not_found | join(', ') }}
+
+- name: The backup of db1's pg job a restore to 22 November 2026, 02:30 UTC would use
+  systemd_s3.backup.backups_info:
+    bucket: acme-backups
+    hosts: [db1]
+    jobs: [pg]
+    at: "2026-11-22T02:30:00Z"
+  register: restore_point
+
+- name: Show its objects
+  ansible.builtin.debug:
+    msg: "{{ restore_point.jobs[0].selected.objects | default(restore_point.jobs[0].selected_reason) }}"
+"""
+
+RETURN = r"""
+backups:
+  description:
+    - Every complete backup of the jobs reported on, sorted by host, job and time.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    host:
+      description: The host's folder name under O(prefix).
+      type: str
+      returned: always
+      sample: db1
+    job:
+      description: The job's name.
+      type: str
+      returned: always
+      sample: pg
+    method:
+      description:
+        - The job's method (C(stream), C(archive), C(sync) from the manifest; C(duplicity)).
+        - Null for a runner run whose manifest was not read.
+      type: str
+      returned: always
+      sample: stream
+    time:
+      description:
+        - When the backup finished (UTC), from its manifest. For a runner run whose manifest was not read,
+          the time the run started. For duplicity, the set's end time.
+      type: str
+      returned: always
+      sample: "2026-11-22T02:03:41Z"
+    type:
+      description: V(full), or V(incremental) for duplicity's incremental sets.
+      type: str
+      returned: always
+      sample: full
+    size:
+      description:
+        - Bytes stored, from the listing. For a runner run, its folder's objects without the manifest; for
+          a duplicity set, its volumes. Zero for sync runs, whose files are in C(data/).
+      type: int
+      returned: always
+      sample: 73400320
+    sha256:
+      description: The SHA-256 digest of the backup's only object, from the manifest; null otherwise.
+      type: str
+      returned: always
+      sample: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+    objects:
+      description:
+        - The objects of the backup from its manifest; null when the manifest was not read.
+      type: list
+      elements: dict
+      returned: always
+      sample:
+        - key: hosts/db1/pg/20261122T020000Z/pg.sql.zst
+          size: 73400320
+          sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+    manifest_key:
+      description: The key of the backup's manifest (the runner's C(manifest.json), or duplicity's manifest).
+      type: str
+      returned: always
+      sample: hosts/db1/pg/20261122T020000Z/manifest.json
+    run_prefix:
+      description: The folder the backup's objects are in (for duplicity, the job's C(duplicity/) folder).
+      type: str
+      returned: always
+      sample: hosts/db1/pg/20261122T020000Z/
+jobs:
+  description:
+    - One entry per job reported on, sorted by host and job.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    host:
+      description: The host's folder name.
+      type: str
+      returned: always
+      sample: db1
+    job:
+      description: The job's name.
+      type: str
+      returned: always
+      sample: pg
+    newest:
+      description: The job's newest complete backup (as in RV(backups)), or null when it has none.
+      type: dict
+      returned: always
+    count:
+      description: How many complete backups the job has.
+      type: int
+      returned: always
+      sample: 14
+    incomplete_runs:
+      description:
+        - Run folders without a manifest (failed, interrupted or still running backups), and duplicity
+          sets without a manifest or with a broken chain.
+      type: dict
+      returned: always
+      contains:
+        count:
+          description: How many there are.
+          type: int
+          returned: always
+        newest:
+          description: The newest one's time (a run's start, a duplicity set's end), or null.
+          type: str
+          returned: always
+      sample:
+        count: 1
+        newest: "2026-11-23T02:00:00Z"
+    stale:
+      description: Whether the job has no complete backup at most O(max_age) old.
+      type: bool
+      returned: when O(max_age) is given
+      sample: false
+    age_seconds:
+      description: Seconds since the newest backup's RV(backups[].time); null when there is none.
+      type: int
+      returned: when O(max_age) is given
+      sample: 3600
+    selected:
+      description: The backup a restore at O(at) would use (as in RV(backups)), or null when there is none.
+      type: dict
+      returned: when O(at) is given
+    selected_reason:
+      description: Why no backup could be selected.
+      type: str
+      returned: when O(at) is given and RV(jobs[].selected) is null
+      sample: "no backup had finished at 2026-11-01T00:00:00Z: the oldest one is from 2026-11-15T02:01:07Z"
+hosts_not_found:
+  description: Hosts given in O(hosts) under whose folder the bucket holds no key at all.
+  returned: always
+  type: list
+  elements: str
+  sample: [web3]
+"""
+
+import datetime
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+
+from ansible_collections.systemd_s3.backup.plugins.module_utils import backups as bk
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import aws_client
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import error_code
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import validate_or_fail
+
+try:
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError
+except ImportError:
+    pass  # handled by AnsibleAWSModule
+
+NO_BUCKET_CODES = ("NoSuchBucket", "404", "NotFound")
+
+
+class Store:
+    """The bucket's read calls, retried on throttling."""
+
+    def __init__(self, module, client, bucket):
+        self.module = module
+        self.client = client
+        self.bucket = bucket
+
+    def objects(self, prefix, listing_prefix):
+        """Every object under listing_prefix, one page at a time, jumping over sync data/ trees."""
+        request = {}
+        while True:
+            try:
+                page = self.client.list_objects_v2(aws_retry=True, Bucket=self.bucket, Prefix=listing_prefix, **request)
+            except (BotoCoreError, ClientError) as e:
+                if error_code(e) in NO_BUCKET_CODES:
+                    self.module.fail_json(
+                        msg=f"bucket: {self.bucket} does not exist. Check the bucket name, and the region and endpoint_url", error_code=error_code(e)
+                    )
+                self.module.fail_json_aws(e, msg=f"ListObjectsV2 failed on bucket {self.bucket} under {listing_prefix}")
+            contents = page.get("Contents") or []
+            yield from contents
+            if not page.get("IsTruncated"):
+                return
+            jump = bk.skip_sync_data(contents[-1]["Key"], prefix) if contents else None
+            request = {"StartAfter": jump} if jump else {"ContinuationToken": page["NextContinuationToken"]}
+
+    def read(self, key):
+        """An object's body, or None (with a warning) when it is gone since it was listed."""
+        try:
+            return self.client.get_object(aws_retry=True, Bucket=self.bucket, Key=key)["Body"].read()
+        except (BotoCoreError, ClientError) as e:
+            if error_code(e) in ("NoSuchKey", "404"):
+                self.module.warn(f"{key} was deleted after it was listed")
+                return None
+            self.module.fail_json_aws(e, msg=f"GetObject failed on s3://{self.bucket}/{key}")
+
+
+def read_manifest(module, store, backup, listing):
+    """Completes a runner backup from its manifest; each manifest is read at most once."""
+    if backup["finished_known"] or backup["manifest_read"]:
+        return
+    backup["manifest_read"] = True
+    body = store.read(backup["manifest_key"])
+    if body is None:
+        return
+    folder = backup["run_prefix"].rstrip("/").rsplit("/", 1)[-1]
+    for warning in bk.apply_manifest(backup, body, listing["runs"][folder]["files"]):
+        module.warn(warning)
+
+
+def select(module, store, job_backups, listing, at):
+    """(backup, reason) of the restore at ``at``, reading at most one more manifest."""
+    backup, reason = bk.select_backup(job_backups, at)
+    if reason == bk.NEEDS_FINISHED:
+        read_manifest(module, store, backup, listing)
+        backup, reason = bk.select_backup(job_backups, at)
+    if reason == bk.NEEDS_FINISHED:
+        module.warn(f"{backup['manifest_key']}: selected though its finished time is unknown (its manifest could not be read)")
+        reason = None
+    return backup, reason
+
+
+def job_report(module, store, options, host, job, listing, now):
+    """(entry of RV(jobs), the job's backups)."""
+    job_backups, incomplete = bk.job_backups(host, job, listing, options["prefix"])
+    newest = bk.newest_backup(job_backups)
+    if newest and options["include_manifests"]:
+        read_manifest(module, store, newest, listing)
+    entry = {"host": host, "job": job, "count": len(job_backups), "incomplete_runs": incomplete}
+    if options["at"] is not None:
+        selected, reason = select(module, store, job_backups, listing, options["at"])
+        entry["selected"] = selected
+        if selected is None:
+            entry["selected_reason"] = reason
+    # After the reads: a read manifest may have moved the newest backup's time to its finish.
+    entry["newest"] = newest
+    if options["max_age"] is not None:
+        entry["stale"], entry["age_seconds"] = bk.staleness(newest, now, options["max_age"])
+    return entry, job_backups
+
+
+def public(value):
+    return bk.public_backup(value) if value else None
+
+
+def main():
+    argument_spec = dict(
+        bucket=dict(type="str", required=True),
+        prefix=dict(type="str", default="hosts"),
+        hosts=dict(type="list", elements="str"),
+        jobs=dict(type="list", elements="str"),
+        max_age=dict(type="str"),
+        at=dict(type="str"),
+        include_manifests=dict(type="bool", default=True),
+    )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    options = validate_or_fail(module, bk.validate, module.params)
+
+    store = Store(module, aws_client(module, "s3"), options["bucket"])
+    prefix = options["prefix"]
+    hosts_given = options["hosts"] is not None
+    listing_prefixes = [f"{prefix}/{host}/" for host in options["hosts"]] if hosts_given else [f"{prefix}/"]
+    listings = {}
+    for listing_prefix in listing_prefixes:
+        listings.update(bk.index_listing(store.objects(prefix, listing_prefix), prefix))
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    found_hosts = sorted({host for host, _job in listings})
+    entries, all_backups = [], []
+    for host in options["hosts"] if hosts_given else found_hosts:
+        jobs = options["jobs"] if options["jobs"] is not None else sorted(job for found_host, job in listings if found_host == host)
+        for job in jobs:
+            entry, job_backups = job_report(module, store, options, host, job, listings.get((host, job), bk.new_job_listing()), now)
+            entries.append(entry)
+            all_backups.extend(job_backups)
+
+    for entry in entries:
+        entry["newest"] = public(entry["newest"])
+        if "selected" in entry:
+            entry["selected"] = public(entry["selected"])
+    all_backups.sort(key=lambda backup: (backup["host"], backup["job"], backup["time"]))
+    module.exit_json(
+        changed=False,
+        backups=[public(backup) for backup in all_backups],
+        jobs=entries,
+        hosts_not_found=[host for host in options["hosts"] or [] if host not in found_hosts],
+    )
+
+
+if __name__ == "__main__":
+    main()
