@@ -65,6 +65,7 @@ COMMON_FIELDS = {
     "max_concurrency",
     "enabled",
     "description",
+    "max_age",
 }
 
 
@@ -165,6 +166,12 @@ def normalize_job(index, job):
         raise InputError(field("enabled"), f"{out['enabled']!r} is not true or false", "Use true or false")
     if "description" in out:
         out["description"] = _one_line(field("description"), out["description"], "one line of text")
+    if "max_age" in out:
+        # Read by the verify playbook (freshness), checked here so a typo fails at deploy time.
+        value = _one_line(field("max_age"), str(out["max_age"]), "a time span")
+        if not _TIMESPAN.fullmatch(value) or value == "infinity":
+            raise InputError(field("max_age"), f"{value!r} is not a time span", "Use e.g. 26h or 8d")
+        out["max_age"] = value
 
     if method in ("stream", "archive"):
         out["command"] = _one_line(field("command"), job.get("command"), "the backup command")
