@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.systemd_s3.backup.plugins.module_utils.backups import parse_duration
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
 
 METHODS = ("stream", "archive", "sync")
@@ -168,10 +169,8 @@ def normalize_job(index, job):
         out["description"] = _one_line(field("description"), out["description"], "one line of text")
     if "max_age" in out:
         # Read by the verify playbook (freshness), checked here so a typo fails at deploy time.
-        value = _one_line(field("max_age"), str(out["max_age"]), "a time span")
-        if not _TIMESPAN.fullmatch(value) or value == "infinity":
-            raise InputError(field("max_age"), f"{value!r} is not a time span", "Use e.g. 26h or 8d")
-        out["max_age"] = value
+        out["max_age"] = _one_line(field("max_age"), str(out["max_age"]), "a time span")
+        parse_duration(out["max_age"], field("max_age"))
 
     if method in ("stream", "archive"):
         out["command"] = _one_line(field("command"), job.get("command"), "the backup command")

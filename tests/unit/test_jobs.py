@@ -126,3 +126,10 @@ def test_filter_wraps_errors():
     assert job_units([STREAM], access=ACCESS, host="db1")[0]["name"] == "pg"
     with pytest.raises(AnsibleFilterError, match="jobs\\[pg\\].method"):
         job_units([dict(STREAM, method="tar")], access=ACCESS, host="db1")
+
+
+def test_max_age_is_checked_as_the_verify_playbook_reads_it():
+    (unit,) = units([dict(STREAM, max_age="26h")])
+    assert unit["job"]["max_age"] == "26h"
+    with pytest.raises(InputError, match="jobs\\[pg\\].max_age"):
+        units([dict(STREAM, max_age="soon")])
