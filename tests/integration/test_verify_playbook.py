@@ -1,0 +1,168 @@
+"""playbooks/verify.yml against a moto server: a fleet's inventory, a bucket laid out as the runner
+stores backups (run folders committed by their manifest.json), and the playbook's verdict."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+PLAYBOOK = REPO / "playbooks" / "verify.yml"
+UTC = datetime.timezone.utc
+NOW = datetime.datetime.now(UTC).replace(microsecond=0)
+HOUR = datetime.timedelta(hours=1)
+DAY = datetime.timedelta(days=1)
+# web1's pg allows 26 hours; db1's files has no max_age of its own (verify_max_age, default 2d).
+JOBS = {
+    "web1": [{"name": "pg", "method": "stream", "command": "pg_dumpall", "run_as": "postgres", "max_age": "26h"}],
+    "db1": [{"name": "files", "method": "sync", "sync_dir": "/srv/files"}],
+}
+
+
+def _folder(moment):
+    return moment.strftime("%Y%m%dT%H%M%SZ")
+
+
+class Fleet:
+    """A bucket and an inventory pointing the playbook at it."""
+
+    def __init__(self, tmp_path, moto, unique, jobs):
+        self.s3 = moto.client("s3")
+        self.bucket = f"verify-{unique}"
+        self.s3.create_bucket(Bucket=self.bucket)
+        self.inventory = tmp_path / "hosts.yml"
+        self.inventory.write_text(
+            json.dumps(
+                {
+                    "all": {
+                        "children": {"backup_hosts": {"hosts": {host: {"jobs_list": host_jobs} for host, host_jobs in jobs.items()}}},
+                        "vars": {"aws_backup_endpoint_url": moto.endpoint, "aws_backup_bucket": self.bucket},
+                    }
+                }
+            )
+        )
+        self.env = {"AWS_ACCESS_KEY_ID": moto.credentials["access_key"], "AWS_SECRET_ACCESS_KEY": moto.credentials["secret_key"]}
+
+    def run(self, host, job, started, complete=True):
+        """A runner run of ``job`` started at ``started``, taking 3 minutes; without its manifest
+        (the commit marker) when not ``complete``, as a failed or interrupted run leaves it."""
+        prefix = f"hosts/{host}/{job}/{_folder(started)}"
+        body = b"backup data"
+        self.s3.put_object(Bucket=self.bucket, Key=f"{prefix}/{job}.zst", Body=body)
+        if complete:
+            manifest = {
+                "job": job,
+                "host": host,
+                "method": "stream",
+                "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "finished": (started + datetime.timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "objects": [{"key": f"{prefix}/{job}.zst", "size": len(body), "sha256": None}],
+            }
+            self.s3.put_object(Bucket=self.bucket, Key=f"{prefix}/manifest.json", Body=json.dumps(manifest).encode())
+
+
+@pytest.fixture
+def fleet(tmp_path, moto, unique):
+    return Fleet(tmp_path, moto, unique, JOBS)
+
+
+def _verify(run_playbook, fleet, **kwargs):
+    """The playbook's plain output (what a monitoring job mails) and return code."""
+    proc, _output = run_playbook(PLAYBOOK, inventory=fleet.inventory, env=fleet.env, json_output=False, **kwargs)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def _report(run_playbook, fleet, **kwargs):
+    """The playbook's per-job report, from its JSON output, and its return code."""
+    proc, output = run_playbook(PLAYBOOK, inventory=fleet.inventory, env=fleet.env, **kwargs)
+    for play in output["plays"]:
+        for task in play["tasks"]:
+            if task["task"]["name"].startswith("Hold each job's newest backup"):
+                report = task["hosts"]["localhost"]["ansible_facts"]["verify_report"]
+                return proc.returncode, {(entry["host"], entry["job"]): entry for entry in report}
+    raise AssertionError(proc.stdout[-3000:] + proc.stderr)
+
+
+def test_fresh_fleet_passes_and_prints_a_summary(fleet, moto, run_playbook):
+    fleet.run("web1", "pg", NOW - 2 * DAY)
+    fleet.run("web1", "pg", NOW - 2 * HOUR)
+    fleet.run("db1", "files", NOW - DAY)
+
+    before = moto.requests()
+    rc, text = _verify(run_playbook, fleet, check=True)
+    assert rc == 0, text
+    # One listing per host and one manifest read per job: no host is contacted, the bucket barely.
+    assert moto.requests() - before <= 4
+    newest = (NOW - 2 * HOUR + datetime.timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f"web1 pg: newest backup {newest}, 1h 57min old (max_age 26h)" in text
+    assert "db1 files: newest backup " in text and "(max_age 2d)" in text
+    assert "All 2 backup jobs have a recent complete backup" in text
+    assert "STALE" not in text
+
+
+def test_stale_job_fails_naming_host_job_age_limit_and_journal(fleet, run_playbook):
+    fleet.run("web1", "pg", NOW - 3 * DAY)
+    # A newer run that never committed its manifest is no backup: pg stays stale.
+    fleet.run("web1", "pg", NOW - HOUR, complete=False)
+    fleet.run("db1", "files", NOW - DAY)
+
+    rc, text = _verify(run_playbook, fleet)
+    assert rc != 0
+    assert "1 backup job(s) are stale" in text
+    assert "web1 pg: STALE, newest backup " in text
+    assert "is 2d 23h old, more than its max_age 26h" in text
+    assert f"1 incomplete run(s), the newest from {(NOW - HOUR).strftime('%Y-%m-%dT%H:%M:%SZ')}" in text
+    assert "journalctl -u s3-backup-pg.service on web1" in text
+    assert "db1 files: STALE" not in text
+
+
+def test_job_without_any_backup_fails_naming_it(fleet, run_playbook):
+    fleet.run("web1", "pg", NOW - HOUR)
+    fleet.run("db1", "files", NOW - DAY, complete=False)
+
+    rc, report = _report(run_playbook, fleet)
+    assert rc != 0
+    assert report["db1", "files"]["stale"] and report["db1", "files"]["newest"] is None
+    assert report["db1", "files"]["message"] == (
+        f"db1 files: STALE, no complete backup at all; 1 incomplete run(s), the newest from {(NOW - DAY).strftime('%Y-%m-%dT%H:%M:%SZ')}:"
+        " look at journalctl -u s3-backup-files.service on db1"
+    )
+    assert not report["web1", "pg"]["stale"]
+
+
+def test_a_jobs_own_max_age_overrides_verify_max_age(fleet, run_playbook):
+    fleet.run("web1", "pg", NOW - 30 * HOUR)
+    fleet.run("db1", "files", NOW - 30 * HOUR)
+
+    # The default 2d: files is fresh, pg is held to its own 26h.
+    rc, report = _report(run_playbook, fleet)
+    assert rc != 0
+    assert report["web1", "pg"]["stale"] and report["web1", "pg"]["max_age"] == "26h"
+    assert not report["db1", "files"]["stale"] and report["db1", "files"]["max_age"] == "2d"
+
+    # A looser verify_max_age does not loosen pg; a stricter one catches files.
+    rc, report = _report(run_playbook, fleet, extra_vars={"verify_max_age": "1d"})
+    assert rc != 0
+    assert report["web1", "pg"]["max_age_seconds"] == 26 * 3600
+    assert report["db1", "files"]["stale"] and report["db1", "files"]["max_age_seconds"] == 86400
+
+
+def test_bad_verify_max_age_is_a_clear_error(fleet, run_playbook):
+    rc, text = _verify(run_playbook, fleet, extra_vars={"verify_max_age": "soon"})
+    assert rc != 0
+    assert "default_max_age: 'soon' is not a duration" in text
+    assert "verify_max_age" in text
+
+
+def test_inventory_without_jobs_is_not_a_pass(tmp_path, moto, unique, run_playbook):
+    empty = Fleet(tmp_path, moto, unique, {"web1": []})
+    before = moto.requests()
+    rc, text = _verify(run_playbook, empty)
+    assert rc != 0
+    assert "Nothing to verify" in text
+    assert moto.requests() == before
