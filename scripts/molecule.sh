@@ -11,7 +11,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 # shellcheck source-path=SCRIPTDIR source=docker.sh
 source "$REPO_ROOT/scripts/docker.sh"
-need_debian_packages zstd  # verify.yml decompresses a stored dump
+need_debian_packages zstd age gpg  # verify.yml decompresses and decrypts stored backups
 cd "$REPO_ROOT"
 
 [ $# -gt 0 ] || set -- test

@@ -78,6 +78,16 @@ _value:
       description: Paths the hardened unit may write to.
       type: list
       elements: string
+    encryption:
+      description: How the job encrypts, V(age) or V(passphrase), or V(null) (never the passphrase itself).
+      type: string
+    passphrase_path:
+      description: Where the job's passphrase is kept on the host (passphrase encryption only).
+      type: string
+    packages:
+      description: Debian packages the job needs on the host beyond the runner's own (e.g. V(awscli), V(age), V(gpg)).
+      type: list
+      elements: string
 """
 
 

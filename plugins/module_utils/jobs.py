@@ -8,6 +8,8 @@ node before anything on the host changes."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 
 from ansible_collections.systemd_s3.backup.plugins.module_utils.backups import parse_duration
@@ -26,6 +28,14 @@ _OBJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 # A systemd time span such as 30min, 1h 30min, 6h, infinity.
 _TIMESPAN = re.compile(r"(infinity|\d+(\.\d+)?\s*(us|ms|s|sec|m|min|h|hr|d|w|M|y)?(\s+\d+(\.\d+)?\s*(us|ms|s|sec|m|min|h|hr|d|w|M|y)?)*)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# age recipients: an X25519 key (bech32, "age1" and 58 characters) or an SSH public key line.
+_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+_AGE_RECIPIENT = re.compile(rf"age1[{_BECH32}]{{58}}")
+_SSH_RECIPIENT = re.compile(r"(ssh-ed25519|ssh-rsa) ([A-Za-z0-9+/]+={0,2})( [^\x00-\x1f\x7f]*)?")
+# gpg derives the key from it: short ones can be guessed offline by whoever gets the bucket.
+PASSPHRASE_MIN_LENGTH = 20
+# Debian packages of the encryptors the runner calls.
+ENCRYPTION_PACKAGES = {"age": "age", "passphrase": "gpg"}
 
 DEFAULTS = {
     "schedule": ["daily"],
@@ -36,6 +46,7 @@ DEFAULTS = {
     "io_scheduling_priority": 7,
     "compression": "zstd",
     "compression_level": None,
+    "encryption": None,
     "stop_services": [],
     "pre_commands": [],
     "run_as": None,
@@ -46,8 +57,8 @@ DEFAULTS = {
     "enabled": True,
 }
 FIELDS_BY_METHOD = {
-    "stream": {"command", "run_as", "compression", "compression_level", "object_name"},
-    "archive": {"command", "run_as", "archive_dir"},
+    "stream": {"command", "run_as", "compression", "compression_level", "object_name", "encryption"},
+    "archive": {"command", "run_as", "archive_dir", "encryption"},
     "sync": {"sync_dir", "excludes"},
 }
 COMMON_FIELDS = {
@@ -120,6 +131,70 @@ def _int(field, value, low, high):
     return value
 
 
+def _bech32_checksum_ok(text):
+    """BIP 173 checksum of a lowercase bech32 string (age uses it without the 90-character limit)."""
+    hrp, data = text.rsplit("1", 1)
+    checksum = 1
+    for value in [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp] + [_BECH32.index(c) for c in data]:
+        top = checksum >> 25
+        checksum = (checksum & 0x1FFFFFF) << 5 ^ value
+        for bit, generator in enumerate((0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)):
+            checksum ^= generator if (top >> bit) & 1 else 0
+    return checksum == 1
+
+
+def _ssh_key_type_ok(kind, blob):
+    """The key's base64 blob starts with its own type: catches a line cut or pasted wrongly."""
+    try:
+        data = base64.b64decode(blob, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    length = int.from_bytes(data[:4], "big")
+    return data[4 : 4 + length] == kind.encode()
+
+
+def _age_recipient(field, value):
+    recipient = _one_line(field, value, "an age recipient")
+    ssh = _SSH_RECIPIENT.fullmatch(recipient)
+    if ssh and _ssh_key_type_ok(ssh.group(1), ssh.group(2)):
+        return recipient
+    if _AGE_RECIPIENT.fullmatch(recipient) and _bech32_checksum_ok(recipient):
+        return recipient
+    raise InputError(
+        field,
+        f"{recipient!r} is not a valid age recipient (age1... with a good checksum) or ssh-ed25519/ssh-rsa public key",
+        "Copy the public key that age-keygen printed (or age-keygen -y KEYFILE), or a line of ~/.ssh/id_ed25519.pub",
+    )
+
+
+def _encryption(field, value):
+    """{"method": "age", "recipients": [...]} or {"method": "passphrase", "passphrase": ...}, or None.
+    Errors never repeat a passphrase."""
+    if value is None:
+        return None
+    options = set(value) if isinstance(value, dict) else set()
+    if len(options & {"age_recipients", "passphrase"}) != 1 or options - {"age_recipients", "passphrase"}:
+        raise InputError(
+            field,
+            "must set exactly one of age_recipients and passphrase"
+            + (f" (unknown: {', '.join(sorted(map(str, options - {'age_recipients', 'passphrase'})))})" if options else ""),
+            "Use {age_recipients: [age1...]} (the host then cannot decrypt its backups) or {passphrase: ...} from Ansible Vault",
+        )
+    if "age_recipients" in value:
+        recipients = _string_list(f"{field}.age_recipients", value["age_recipients"])
+        if not recipients:
+            raise InputError(f"{field}.age_recipients", "is empty", "List at least one public key, e.g. the output of age-keygen -y KEYFILE")
+        return {"method": "age", "recipients": [_age_recipient(f"{field}.age_recipients", r) for r in recipients]}
+    passphrase = value["passphrase"]
+    if not isinstance(passphrase, str) or len(passphrase) < PASSPHRASE_MIN_LENGTH or _CONTROL.search(passphrase):
+        raise InputError(
+            f"{field}.passphrase",
+            f"must be one line of at least {PASSPHRASE_MIN_LENGTH} characters (gpg reads only the first line)",
+            "Generate one, e.g. with openssl rand -base64 32, and keep it in Ansible Vault",
+        )
+    return {"method": "passphrase", "passphrase": passphrase}
+
+
 def normalize_job(index, job):
     """One job with defaults applied and every field checked; raises InputError naming the field."""
     if not isinstance(job, dict):
@@ -189,6 +264,8 @@ def normalize_job(index, job):
         if not isinstance(object_name, str) or not _OBJECT_NAME.fullmatch(object_name):
             raise InputError(field("object_name"), f"{object_name!r} is not a safe object name", "Use letters, digits, '.', '_' and '-', e.g. db.sql")
         out["object_name"] = object_name
+    if method in ("stream", "archive"):
+        out["encryption"] = _encryption(field("encryption"), out["encryption"])
     if method == "archive":
         out["archive_dir"] = _absolute_path(field("archive_dir"), job.get("archive_dir"))
     if method == "sync":
@@ -253,17 +330,32 @@ def runner_config(job, access, host, credentials_file):
     for key in ("command", "run_as", "compression", "compression_level", "object_name", "archive_dir", "sync_dir", "excludes"):
         if key in FIELDS_BY_METHOD[job["method"]]:
             config[key] = job.get(key)
+    if "encryption" in FIELDS_BY_METHOD[job["method"]]:
+        config["encryption"] = public_encryption(job["encryption"])
     return config
+
+
+def public_encryption(encryption):
+    """What may be shown of a job's encryption: the method and age's public keys, never a passphrase
+    (the runner gets that as a systemd credential)."""
+    return {k: v for k, v in encryption.items() if k != "passphrase"} if encryption else None
 
 
 def job_units(jobs, access, host, defaults=None, config_dir="/etc/systemd-s3-backup"):
     """For each job: its name, unit names, the runner config, and the settings its units use.
-    The runner's configs live in ``config_dir``/jobs, the host's key in ``config_dir``/aws-credentials."""
+    The runner's configs live in ``config_dir``/jobs, the host's key in ``config_dir``/aws-credentials,
+    a passphrase job's passphrase in ``config_dir``/<job>.passphrase. Nothing returned holds a secret:
+    Ansible prints loop items at -v, even with a label."""
     result = []
     for job in normalize_jobs(jobs, defaults):
         writable = list(job["read_write_paths"])
         if job["method"] == "archive":
             writable.insert(0, job["archive_dir"])
+        encryption = job.get("encryption")
+        packages = ["awscli"] if job["method"] == "sync" else []
+        if encryption:
+            packages.append(ENCRYPTION_PACKAGES[encryption["method"]])
+            job = dict(job, encryption=public_encryption(encryption))
         result.append(
             {
                 "name": job["name"],
@@ -273,6 +365,9 @@ def job_units(jobs, access, host, defaults=None, config_dir="/etc/systemd-s3-bac
                 "config": runner_config(job, access, host, f"{config_dir}/aws-credentials"),
                 "job": job,
                 "read_write_paths": writable,
+                "encryption": encryption["method"] if encryption else None,
+                "passphrase_path": f"{config_dir}/{job['name']}.passphrase",
+                "packages": packages,
             }
         )
     return result

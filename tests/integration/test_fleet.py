@@ -46,3 +46,6 @@ def test_molecule_scenario_on_real_systemd_hosts(tmp_path):
     assert len(secrets) == 3, "every host got a key"
     for secret in secrets:
         assert secret not in output, f"a host's secret key appears in the molecule output ({log_path})"
+    passphrase = (REPO / "extensions/molecule/default/files/test-passphrase.txt").read_text().strip()
+    assert passphrase not in output, f"a job's passphrase appears in the molecule output ({log_path})"
+    assert "AGE-SECRET-KEY-" not in output

@@ -20,6 +20,11 @@ ACCESS = {
 STREAM = {"name": "pg", "method": "stream", "command": "pg_dumpall", "run_as": "postgres"}
 ARCHIVE = {"name": "chat", "method": "archive", "command": "/usr/local/bin/backupdb", "archive_dir": "/var/backups/chat/", "stop_services": ["chat"]}
 SYNC = {"name": "files", "method": "sync", "sync_dir": "/srv/files", "excludes": ["cache/*"]}
+# Public keys only (from age-keygen and ssh-keygen); their private halves were never kept.
+AGE_KEY = "age1fu3xc0ehmeg87t6y0pk3r6mtgfqf5z3l8rq4m0zv75rn47ymcefqm7u4r4"
+AGE_KEY_2 = "age1ayr9ephhuhkpdx2qw2p9s8wyvmudj8me5pzpgndz5d2j28cc89hsdlxtml"
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIIY7ZX4EkxR9Dm+l2GYCa/k5XzGWRNKUBHUSeqrMidF op@laptop"
+PASSPHRASE = "a long passphrase that must never be shown 4f1e"
 
 
 def units(job_list, **kwargs):
@@ -54,7 +59,9 @@ def test_stream_job_gets_defaults_and_a_config_without_secrets():
         "compression": "zstd",
         "compression_level": 3,
         "object_name": "pg",
+        "encryption": None,
     }
+    assert (unit["encryption"], unit["packages"]) == (None, [])
 
 
 def test_archive_dir_is_writable_and_services_get_a_suffix():
@@ -82,6 +89,55 @@ def test_gzip_level_and_no_compression():
 def test_role_principal_has_no_key_file():
     (unit,) = jobs.job_units([STREAM], dict(ACCESS, credentials_file=""), "db1")
     assert unit["config"]["credentials_file"] is None
+
+
+def test_age_encryption_reaches_the_runner_with_its_public_keys():
+    stream, archive = units([dict(STREAM, encryption={"age_recipients": [AGE_KEY, SSH_KEY]}), dict(ARCHIVE, encryption={"age_recipients": AGE_KEY_2})])
+    assert stream["config"]["encryption"] == {"method": "age", "recipients": [AGE_KEY, SSH_KEY]}
+    assert archive["config"]["encryption"] == {"method": "age", "recipients": [AGE_KEY_2]}
+    assert (stream["encryption"], stream["packages"]) == ("age", ["age"])
+
+
+def test_passphrase_is_in_nothing_the_filter_returns():
+    """The role writes it from the job itself; Ansible prints loop items (these units) at -v."""
+    (unit,) = units([dict(STREAM, encryption={"passphrase": PASSPHRASE})])
+    assert PASSPHRASE not in repr(unit)
+    assert unit["config"]["encryption"] == unit["job"]["encryption"] == {"method": "passphrase"}
+    assert (unit["encryption"], unit["passphrase_path"], unit["packages"]) == ("passphrase", "/etc/systemd-s3-backup/pg.passphrase", ["gpg"])
+
+
+def test_encryption_from_the_defaults_skips_sync_jobs():
+    stream, sync = units([STREAM, SYNC], defaults={"encryption": {"age_recipients": [AGE_KEY]}})
+    assert stream["config"]["encryption"]["recipients"] == [AGE_KEY]
+    assert "encryption" not in sync["config"] and sync["packages"] == ["awscli"]
+
+
+@pytest.mark.parametrize(
+    "encryption, field, words",
+    [
+        ({"age_recipients": [AGE_KEY[:-1] + "q"]}, "jobs[pg].encryption.age_recipients", "not a valid age recipient"),
+        ({"age_recipients": [AGE_KEY.upper()]}, "age_recipients", "not a valid age recipient"),
+        ({"age_recipients": ["age1abc"]}, "age_recipients", "not a valid age recipient"),
+        ({"age_recipients": [SSH_KEY.replace("AAAAC3", "AAAAB3")]}, "age_recipients", "ssh-ed25519/ssh-rsa"),
+        ({"age_recipients": ["ssh-dss AAAAB3NzaC1kc3M="]}, "age_recipients", "not a valid age recipient"),
+        ({"age_recipients": []}, "age_recipients", "is empty"),
+        ({"age_recipients": [AGE_KEY], "passphrase": PASSPHRASE}, "jobs[pg].encryption", "exactly one of"),
+        ({"recipients": [AGE_KEY]}, "jobs[pg].encryption", "unknown: recipients"),
+        ("age", "jobs[pg].encryption", "exactly one of"),
+        ({"passphrase": "short"}, "jobs[pg].encryption.passphrase", "at least 20 characters"),
+        ({"passphrase": PASSPHRASE + "\nsecond line"}, "encryption.passphrase", "one line"),
+    ],
+)
+def test_bad_encryption_names_the_job_and_field_and_never_the_passphrase(encryption, field, words):
+    with pytest.raises(InputError) as error:
+        units([dict(STREAM, encryption=encryption)])
+    assert field in str(error.value) and words in str(error.value)
+    assert PASSPHRASE not in str(error.value) and "short" not in str(error.value)
+
+
+def test_sync_jobs_take_no_encryption():
+    with pytest.raises(InputError, match="jobs\\[files\\].encryption.*not an option of sync jobs"):
+        units([dict(SYNC, encryption={"age_recipients": [AGE_KEY]})])
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ interpreter that runs the runner: /usr/bin/python3 with Debian's python3-boto3 c
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import importlib.machinery
@@ -35,6 +36,8 @@ RUNNER_PYTHON = os.environ.get("RUNNER_PYTHON", sys.executable)
 # Distinctive keys, so that finding them in the runner's output cannot be a coincidence.
 ACCESS_KEY = "AKIARUNNERTEST7Q2W9Z"
 SECRET_KEY = "runner/Secret+Key/never-printed-5e1f0c"
+# A passphrase job's secret, distinctive too.
+PASSPHRASE = "runner passphrase, never printed 9c41d7"
 APP = "demo-app.service"
 IDLE = "idle.service"
 MIB = 1024 * 1024
@@ -194,6 +197,48 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def tool(name, package):
+    """The path of a program the encryption tests need. scripts/test.sh installs its Debian package:
+    missing, it is a failure, except where there is no apt to install it with."""
+    path = shutil.which(name)
+    if not path:
+        if not shutil.which("apt-get"):
+            pytest.skip(f"needs {name} (Debian package {package}) and this system has no apt-get")
+        pytest.fail(f"{name} is not installed: apt-get install {package} (scripts/test.sh does)")
+    return path
+
+
+class AgeKey:
+    """An operator's age identity, kept apart from the host's directories as a real one is."""
+
+    def __init__(self, directory):
+        self.identity = directory / "identity.txt"
+        subprocess.run([tool("age-keygen", "age"), "-o", str(self.identity)], capture_output=True, check=True)
+        self.recipient = subprocess.run(
+            ["age-keygen", "-y", str(self.identity)], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    def decrypt(self, data, identity=None):
+        return subprocess.run(["age", "-d", "-i", str(identity or self.identity)], input=data, capture_output=True, check=True).stdout
+
+
+@pytest.fixture
+def age_key(tmp_path_factory):
+    return AgeKey(tmp_path_factory.mktemp("operator"))
+
+
+def gpg_decrypt(data, passphrase_file, home):
+    argv = [tool("gpg", "gpg"), "--batch", "--quiet", "--homedir", str(home), "--pinentry-mode", "loopback"]
+    return subprocess.run([*argv, "--passphrase-file", str(passphrase_file), "-d"], input=data, capture_output=True, check=True).stdout
+
+
+def assert_no_identity_on_the_host(host):
+    """Nothing the host holds (config, credentials, runtime and state) can decrypt its backups."""
+    for path in host.tmp.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert b"AGE-SECRET-KEY-" not in path.read_bytes(), path
+
+
 # ---------------------------------------------------------------------------------------------- stream
 
 
@@ -301,6 +346,74 @@ def test_parts_in_flight_are_bounded_by_max_concurrency():
     assert s3.completed == list(range(1, 11))
     assert b"".join(s3.bodies[n] for n in s3.completed) == data
     assert (upload.size, upload.sha256.hexdigest()) == (95, sha256(data))
+
+
+def test_stream_encrypted_with_age_opens_with_the_operators_identity_only(host, age_key, tmp_path_factory):
+    """command | zstd | age: the stored object is ciphertext for the recipients; any one identity opens it."""
+    tool("ssh-keygen", "openssh-client")
+    ssh_key = tmp_path_factory.mktemp("operator-ssh") / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "op@laptop", "-f", str(ssh_key)], check=True)
+    recipients = [age_key.recipient, Path(f"{ssh_key}.pub").read_text().strip()]
+    status, output = host.run("run", host.config(encryption={"method": "age", "recipients": recipients}))
+    assert status == 0, output
+
+    data_key, _manifest = host.keys()
+    assert data_key.endswith("/dump.sql.zst.age")
+    stored = host.get(data_key)
+    assert stored.startswith(b"age-encryption.org/v1\n") and b"hello world" not in stored
+    for identity in (age_key.identity, ssh_key):
+        compressed = age_key.decrypt(stored, identity)
+        assert subprocess.run(["zstd", "-dc"], input=compressed, capture_output=True, check=True).stdout == b"hello world\n"
+    manifest = host.manifest()[1]
+    assert manifest["objects"] == [{"key": data_key, "size": len(stored), "sha256": sha256(stored)}]
+    assert manifest["encryption"] == {"method": "age", "recipients": recipients}
+    assert "<6>[pg] age finished with exit status 0" in output
+    assert_no_identity_on_the_host(host)
+    assert_app_stopped_and_started(host)
+
+
+def test_failed_encryptor_commits_nothing_and_forwards_its_status(host, age_key):
+    """age fails after the first bytes; zstd and the command lose their reader: age's status is the cause."""
+    config = host.config(command="head -c 3000000 /dev/urandom", encryption={"method": "age", "recipients": [age_key.recipient]})
+    status, output = host.run("run", config, path_first=[FIXTURES / "broken-age"])
+    assert status == 1, output
+    assert "<3>[pg] age finished with exit status 1" in output
+    assert "<3>[pg] FAILED with exit status 1: age failed with exit status 1: nothing stored" in output
+    assert_nothing_stored(host)
+    assert_app_stopped_and_started(host)
+
+
+def test_stream_encrypted_with_a_passphrase_credential(host):
+    """gpg with the passphrase systemd passes as a credential: it opens the object, and it is nowhere else."""
+    (host.credentials / "passphrase").write_text(PASSPHRASE)
+    config = host.config(compression="gzip", encryption={"method": "passphrase"})
+    status, output = host.run("run", config)
+    assert status == 0, output
+
+    data_key, _manifest = host.keys()
+    assert data_key.endswith("/dump.sql.gz.gpg")
+    stored = host.get(data_key)
+    assert gzip.decompress(gpg_decrypt(stored, host.credentials / "passphrase", host.tmp)) == b"hello world\n"
+    manifest = host.manifest()[1]
+    assert manifest["encryption"] == {"method": "passphrase"}
+    assert manifest["objects"][0]["sha256"] == sha256(stored)
+    assert PASSPHRASE not in output
+    for path in [config, *host.runtime.rglob("*"), *host.state.rglob("*")]:
+        assert not path.is_file() or PASSPHRASE.encode() not in path.read_bytes(), path
+
+
+def test_passphrase_job_without_its_credential_exits_78_before_stopping_anything(host):
+    status, output = host.run("run", host.config(encryption={"method": "passphrase"}))
+    assert status == 78, output
+    assert "config field 'encryption' is passphrase, but systemd passed no 'passphrase' credential" in output
+    assert host.events() == []
+
+
+def test_missing_encryptor_is_a_config_error(host, monkeypatch):
+    config = runner.load_config(host.config(compression="none", encryption={"method": "age", "recipients": ["age1" + "q" * 58]}))
+    monkeypatch.setattr(runner.shutil, "which", lambda _name: None)
+    with pytest.raises(runner.ConfigError, match="needs the age command \\(Debian package age\\)"):
+        runner.check_tools(config)
 
 
 def test_failed_dump_commits_nothing_and_forwards_its_status(host):
@@ -446,6 +559,12 @@ def test_upload_file_failure_maps_through_boto3s_wrapper():
         ({"part_size_mb": 4}, "part_size_mb"),
         ({"job": "Bad Name"}, "job"),
         ({"credentials_file": "/nonexistent/aws-credentials"}, "credentials_file"),
+        ({"encryption": {"method": "age", "recipients": []}}, "encryption"),
+        ({"encryption": {"method": "age", "recipients": ["age1notbech32b"]}}, "encryption"),
+        ({"encryption": {"method": "age", "recipients": ["ssh-dss AAAAB3NzaC1kc3M="]}}, "encryption"),
+        ({"encryption": {"method": "gpg"}}, "encryption"),
+        ({"encryption": "age"}, "encryption"),
+        ({"method": "sync", "sync_dir": "/srv", "encryption": {"method": "passphrase"}}, "encryption"),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )
@@ -456,6 +575,13 @@ def test_bad_config_exits_78_naming_the_field(host, settings, field):
     assert status == 78, output
     assert f"config field '{field}'" in output
     assert host.events() == []
+
+
+def test_passphrase_in_the_config_is_refused_without_being_printed(host):
+    """The config is a readable file: a passphrase there is an error, and the error does not repeat it."""
+    status, output = host.run("run", host.config(encryption={"method": "passphrase", "passphrase": PASSPHRASE}))
+    assert status == 78, output
+    assert "config field 'encryption'" in output and PASSPHRASE not in output
 
 
 def test_unreadable_config_exits_78(host):
@@ -498,6 +624,49 @@ def test_archive_uploads_the_files_the_command_wrote_then_removes_them(host):
     started = lines.index(f"fake: systemctl start {APP}")
     assert started < min(i for i, line in enumerate(lines) if "] upload " in line)
     assert host.events().index("command") < host.events().index(f"systemctl start {APP}")
+
+
+@pytest.mark.parametrize("method", ["age", "passphrase"])
+def test_archive_encrypts_each_file_on_its_way_to_s3(host, age_key, method):
+    """Each file streams through the encryptor into its upload: .age/.gpg keys, the manifest's sha256
+    of the stored bytes, no plaintext or ciphertext copy left on the host."""
+    directory = host.tmp / "archive"
+    directory.mkdir()
+    if method == "age":
+        encryption, suffix = {"method": "age", "recipients": [age_key.recipient]}, ".age"
+        decrypt = age_key.decrypt
+    else:
+        (host.credentials / "passphrase").write_text(PASSPHRASE)
+        encryption, suffix = {"method": "passphrase"}, ".gpg"
+        decrypt = functools.partial(gpg_decrypt, passphrase_file=host.credentials / "passphrase", home=host.tmp)
+    config = host.config(method="archive", archive_dir=str(directory), command=archive_command(host, directory), encryption=encryption)
+    status, output = host.run("run", config)
+    assert status == 0, output
+
+    _manifest, one, two = host.keys()
+    assert (one.rsplit("/", 1)[1], two.rsplit("/", 2)[1:]) == (f"one.txt{suffix}", ["sub", f"two.txt{suffix}"])
+    stored = {key: host.get(key) for key in (one, two)}
+    assert (decrypt(stored[one]), decrypt(stored[two])) == (b"one", b"two")
+    manifest = host.manifest()[1]
+    assert manifest["objects"] == [{"key": key, "size": len(data), "sha256": sha256(data)} for key, data in stored.items()]
+    assert manifest["encryption"] == encryption
+    assert list(directory.iterdir()) == []
+    assert PASSPHRASE not in output
+    assert_no_identity_on_the_host(host)
+    assert_app_stopped_and_started(host)
+
+
+def test_archive_encryption_failure_stores_no_manifest_and_removes_the_files(host, age_key):
+    directory = host.tmp / "archive"
+    directory.mkdir()
+    encryption = {"method": "age", "recipients": [age_key.recipient]}
+    config = host.config(method="archive", archive_dir=str(directory), command=archive_command(host, directory), encryption=encryption)
+    status, output = host.run("run", config, path_first=[FIXTURES / "broken-age"])
+    assert status == 1, output
+    assert "age failed with exit status 1: nothing stored" in output
+    assert_nothing_stored(host)
+    assert list(directory.iterdir()) == []
+    assert_app_stopped_and_started(host)
 
 
 def test_archive_command_failure_uploads_nothing_and_removes_the_files(host):
