@@ -7,6 +7,7 @@ interpreter that runs the runner: /usr/bin/python3 with Debian's python3-boto3 c
 
 from __future__ import annotations
 
+import argparse
 import functools
 import gzip
 import hashlib
@@ -887,3 +888,318 @@ def test_version_is_the_collections(host):
     galaxy = (REPO / "galaxy.yml").read_text()
     assert f"\nversion: {runner.VERSION}\n" in galaxy
     assert host.run("--version") == (0, f"systemd-s3-backup {runner.VERSION}\n")
+
+
+# ---------------------------------------------------------------------------------------------- restore
+
+# The restore principal's keys, distinctive too; the host's own (CREDENTIALS_DIRECTORY) must not be used.
+RESTORE_ACCESS_KEY = "AKIARESTORETEST3X8V1N"
+RESTORE_SECRET_KEY = "restore/Secret+Key/never-printed-77b2e4"
+# Bigger than what the runner holds back until the sha256 check, so that data flows before it.
+RESTORE_DATA_SIZE = 3 * MIB + 4321
+
+
+class Restore:
+    """An operator's restore on ``host``: the restore key, the age identity and the passphrase as the
+    restore role puts them in /run, kept apart from the host's directories."""
+
+    def __init__(self, host, age_key=None):
+        self.host = host
+        self.dir = host.tmp / "restore-secrets"
+        self.dir.mkdir()
+        self.credentials = self.dir / "aws"
+        host.write_keys(self.credentials, RESTORE_ACCESS_KEY, RESTORE_SECRET_KEY)
+        self.passphrase = self.dir / "passphrase"
+        self.passphrase.write_text(PASSPHRASE)
+        self.identity = age_key.identity if age_key else None
+
+    def run_prefix(self):
+        return self.host.manifest()[0].rsplit("/", 1)[0] + "/"
+
+    def __call__(self, *target, run_prefix=None, keys=True, path_first=()):
+        """Runs the runner's restore of the job's backup into ``target``; returns (exit status, output)."""
+        args = ["restore", self.host.tmp / "job.json", "--run-prefix", run_prefix or self.run_prefix(), "--credentials", self.credentials]
+        if keys:
+            args += ["--passphrase-file", self.passphrase] + (["--identity", self.identity] if self.identity else [])
+        status, output = self.host.run(*args, *target, path_first=path_first)
+        for secret in (RESTORE_SECRET_KEY, RESTORE_ACCESS_KEY, PASSPHRASE, "AGE-SECRET-KEY-"):
+            assert secret not in output
+        return status, output
+
+
+def encryption_settings(method, age_key, host):
+    if method == "age":
+        return {"method": "age", "recipients": [age_key.recipient]}
+    if method == "passphrase":
+        (host.credentials / "passphrase").write_text(PASSPHRASE)
+        return {"method": "passphrase"}
+    return None
+
+
+def assert_no_restore_left(directory):
+    assert [p.name for p in directory.iterdir() if ".partial-" in p.name] == []
+
+
+STREAM_CASES = [("none", "zstd"), ("none", "none"), ("age", "zstd"), ("passphrase", "gzip")]
+
+
+@pytest.mark.parametrize(("encryption", "compression"), STREAM_CASES, ids=["-".join(case) for case in STREAM_CASES])
+def test_stream_restores_to_a_file_and_into_a_command(host, age_key, encryption, compression):
+    data = os.urandom(RESTORE_DATA_SIZE)
+    (host.tmp / "data").write_bytes(data)
+    config = host.config(command=f"cat {host.tmp}/data", compression=compression, encryption=encryption_settings(encryption, age_key, host))
+    assert host.run("run", config)[0] == 0
+    restore = Restore(host, age_key)
+    target = host.tmp / "restored" / "dump.sql"
+
+    status, output = restore("--to-file", target)
+    assert status == 0, output
+    assert target.read_bytes() == data
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert_no_restore_left(target.parent)
+    assert f"<6>[pg] restored {target}" in output
+    assert "match the manifest" in output
+    assert f"AWS credentials from {restore.credentials}" in output
+    if encryption != "none":
+        assert f"<6>[pg] {'age' if encryption == 'age' else 'gpg'} finished with exit status 0" in output
+
+    piped = host.tmp / "piped.sql"
+    status, output = restore("--to-command", f"cat > {piped}")
+    assert status == 0, output
+    assert piped.read_bytes() == data
+    assert f"<6>[pg] command: cat > {piped}" in output
+    assert "<6>[pg] command finished with exit status 0" in output
+
+
+@pytest.mark.parametrize("encryption", ["none", "age", "passphrase"])
+def test_archive_restores_its_files_into_a_directory(host, age_key, encryption):
+    directory = host.tmp / "archive"
+    directory.mkdir()
+    config = host.config(
+        method="archive", archive_dir=str(directory), command=archive_command(host, directory), encryption=encryption_settings(encryption, age_key, host)
+    )
+    assert host.run("run", config)[0] == 0
+    target = host.tmp / "restored"
+
+    status, output = Restore(host, age_key)("--to-dir", target)
+    assert status == 0, output
+    assert sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file()) == ["one.txt", "sub/two.txt"]
+    assert ((target / "one.txt").read_bytes(), (target / "sub" / "two.txt").read_bytes()) == (b"one", b"two")
+
+
+@pytest.mark.skipif(not aws_cli_works(), reason="needs a working aws CLI on PATH")
+def test_sync_restores_the_synced_directory(host):
+    source = host.tmp / "files"
+    (source / "docs").mkdir(parents=True)
+    (source / "a.txt").write_text("a")
+    (source / "docs" / "b.txt").write_text("b")
+    assert host.run("run", host.config(method="sync", sync_dir=str(source), command=None))[0] == 0
+    target = host.tmp / "restored"
+
+    status, output = Restore(host)("--to-dir", target)
+    assert status == 0, output
+    assert {str(p.relative_to(target)): p.read_text() for p in target.rglob("*") if p.is_file()} == {"a.txt": "a", "docs/b.txt": "b"}
+    assert "<6>[pg] aws s3 sync finished with exit status 0" in output
+
+
+def stored_stream(host, age_key, encryption="age", compression="zstd"):
+    """A stored stream backup of RESTORE_DATA_SIZE random bytes: (data key, stored bytes, restore)."""
+    (host.tmp / "data").write_bytes(os.urandom(RESTORE_DATA_SIZE))
+    config = host.config(command=f"cat {host.tmp}/data", compression=compression, encryption=encryption_settings(encryption, age_key, host))
+    assert host.run("run", config)[0] == 0
+    data_key = [k for k in host.keys() if not k.endswith("/manifest.json")][0]
+    return data_key, host.get(data_key), Restore(host, age_key)
+
+
+def rewrite_manifest(host, **changes):
+    """Stores the manifest again with its only object's entry changed."""
+    key, manifest = host.manifest()
+    manifest["objects"][0].update(changes)
+    host.s3.put_object(Bucket=host.bucket, Key=key, Body=json.dumps(manifest).encode())
+
+
+def assert_nothing_restored(host, status, output, target):
+    assert status == 65, output
+    assert not target.exists()
+    assert_no_restore_left(target.parent)
+    assert "<3>[pg] FAILED with exit status 65: " in output
+
+
+def flip_byte(data, offset):
+    return data[:offset] + bytes([data[offset] ^ 1]) + data[offset + 1 :]
+
+
+@pytest.mark.parametrize(
+    ("damage", "caught_by"),
+    [
+        (lambda stored: stored[: len(stored) - 1000], "sha256 check failed"),
+        (lambda stored: flip_byte(stored, len(stored) - 5000), "sha256 check failed"),
+        # Early damage: age finds it in its first chunk, before the download ends.
+        (lambda stored: flip_byte(stored, 5000), "age failed with exit status 1"),
+    ],
+    ids=["truncated", "corrupted-late", "corrupted-early"],
+)
+def test_damaged_object_exits_65_and_restores_nothing(host, age_key, damage, caught_by):
+    """The object cut short or with one byte changed: caught before its end reaches the stages, which
+    are ended rather than given EOF; no file, and the command never finishes."""
+    data_key, stored, restore = stored_stream(host, age_key)
+    host.s3.put_object(Bucket=host.bucket, Key=data_key, Body=damage(stored))  # versioning keeps the good one
+    (host.tmp / "restored").mkdir()
+    target = host.tmp / "restored" / "dump.sql"
+
+    status, output = restore("--to-file", target)
+    assert_nothing_restored(host, status, output, target)
+    assert caught_by in output
+
+    marker = host.tmp / "command-finished"
+    status, output = restore("--to-command", f"cat > /dev/null && touch {marker}")
+    assert status == 65, output
+    assert not marker.exists()
+    assert "<3>[pg] ending the command before the end of the backup: what it got so far is incomplete" in output
+
+
+def test_manifest_sha256_mismatch_exits_65(host, age_key):
+    _key, _stored, restore = stored_stream(host, age_key)
+    rewrite_manifest(host, sha256="0" * 64)
+    target = host.tmp / "dump.sql"
+    status, output = restore("--to-file", target)
+    assert_nothing_restored(host, status, output, target)
+    assert "its manifest says" in output and "0" * 64 in output
+
+
+@pytest.mark.parametrize(("encryption", "compression", "stage"), [("age", "zstd", "age"), ("none", "zstd", "zstd"), ("passphrase", "gzip", "gpg")])
+def test_failed_decryption_or_decompression_exits_65_naming_the_stage(host, age_key, encryption, compression, stage):
+    """A damaged object whose manifest matches it (damaged before it was stored): the decryptor or
+    decompressor finds it, and is named as the cause, not what failed after it on the cut stream."""
+    data_key, stored, restore = stored_stream(host, age_key, encryption, compression)
+    damaged = stored[: len(stored) // 2]
+    host.s3.put_object(Bucket=host.bucket, Key=data_key, Body=damaged)
+    rewrite_manifest(host, size=len(damaged), sha256=sha256(damaged))
+    target = host.tmp / "dump.sql"
+    status, output = restore("--to-file", target)
+    assert_nothing_restored(host, status, output, target)
+    assert f"<3>[pg] FAILED with exit status 65: {stage} failed with exit status" in output
+
+
+def test_wrong_age_identity_exits_65(host, age_key, tmp_path_factory):
+    _key, _stored, restore = stored_stream(host, age_key)
+    restore.identity = AgeKey(tmp_path_factory.mktemp("other-operator")).identity
+    target = host.tmp / "dump.sql"
+    status, output = restore("--to-file", target)
+    assert_nothing_restored(host, status, output, target)
+    assert "age failed with exit status 1" in output
+
+
+def test_run_without_manifest_is_not_a_backup(host, age_key):
+    _key, _stored, restore = stored_stream(host, age_key)
+    run_prefix = restore.run_prefix()
+    host.s3.delete_object(Bucket=host.bucket, Key=f"{run_prefix}manifest.json")
+    target = host.tmp / "dump.sql"
+    status, output = restore("--to-file", target, run_prefix=run_prefix)
+    assert_nothing_restored(host, status, output, target)
+    assert "has no manifest.json, so it is not a complete backup" in output
+
+
+def test_failed_target_command_forwards_its_status(host, age_key):
+    _key, _stored, restore = stored_stream(host, age_key)
+    status, output = restore("--to-command", "head -c 100 > /dev/null; exit 3")
+    assert status == 3, output
+    assert "<3>[pg] FAILED with exit status 3: command failed with exit status 3: the restore is incomplete" in output
+
+
+@pytest.mark.parametrize(("encryption", "compression"), [("none", "none"), ("age", "zstd")])
+def test_command_that_stops_reading_fails_the_restore(host, age_key, encryption, compression):
+    _key, _stored, restore = stored_stream(host, age_key, encryption, compression)
+    status, output = restore("--to-command", "head -c 100 > /dev/null")
+    assert status == 74, output
+    assert "command stopped reading before the end of the backup" in output
+
+
+@pytest.mark.parametrize("run_prefix", ["hosts/other/pg/20260101T000000Z/", "{prefix}/other-job/20260101T000000Z", "{prefix}/pg/../x/", "{prefix}/pg/"])
+def test_run_prefix_outside_the_job_exits_78(host, run_prefix):
+    host.config()
+    requests = host.moto.requests()
+    status, output = Restore(host)("--to-file", host.tmp / "dump.sql", run_prefix=run_prefix.format(prefix=host.prefix))
+    assert status == 78, output
+    assert "is not a run folder of this job" in output
+    assert host.moto.requests() == requests
+
+
+@pytest.mark.parametrize("encryption", ["age", "passphrase"])
+def test_missing_key_exits_78_before_downloading_the_backup(host, age_key, encryption):
+    _key, _stored, restore = stored_stream(host, age_key, encryption)
+    run_prefix = restore.run_prefix()
+    requests = host.moto.requests()
+    status, output = restore("--to-file", host.tmp / "dump.sql", keys=False, run_prefix=run_prefix)
+    assert status == 78, output
+    option = "--identity" if encryption == "age" else "--passphrase-file"
+    assert "<3>[pg] FAILED with exit status 78: the backup is encrypted" in output and option in output
+    assert host.moto.requests() - requests == 1  # the manifest, nothing else
+
+
+def test_target_must_fit_the_method(host, age_key):
+    _key, _stored, restore = stored_stream(host, age_key)
+    status, output = restore("--to-dir", host.tmp / "restored")
+    assert status == 78, output
+    assert "this is a stream backup: restore it with --to-command or --to-file" in output
+
+
+def test_restore_uses_the_restore_credentials_only(tmp_path, moto_enforcing, unique, age_key):
+    """The backup stored with admin keys; then the host's credential holds keys that may not read, and
+    the restore principal's key file (ListBucket, GetObject on the host's prefix) does the restore."""
+    bucket = f"runner-{unique}"
+    moto_enforcing.client("s3").create_bucket(Bucket=bucket)
+    host = Host(tmp_path, moto_enforcing, bucket, unique)
+    admin = moto_enforcing.credentials
+    host.write_keys(host.credentials / "aws", admin["access_key"], admin["secret_key"])
+    (host.tmp / "data").write_text("restored with the restore key\n")
+    assert host.run("run", host.config(command=f"cat {host.tmp}/data", encryption=encryption_settings("age", age_key, host)))[0] == 0
+
+    iam = moto_enforcing.client("iam")
+    keys = {}
+    for name, actions in (("reader", ["s3:GetObject", "s3:ListBucket"]), ("nobody", ["s3:ListBucket"])):
+        resources = [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/{host.prefix}/*"]
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resources}]}
+        iam.create_user(UserName=f"{name}-{unique}")
+        iam.put_user_policy(UserName=f"{name}-{unique}", PolicyName="restore", PolicyDocument=json.dumps(policy))
+        keys[name] = iam.create_access_key(UserName=f"{name}-{unique}")["AccessKey"]
+    nobody = keys["nobody"]
+    host.write_keys(host.credentials / "aws", nobody["AccessKeyId"], nobody["SecretAccessKey"])
+    restore = Restore(host, age_key)
+    host.write_keys(restore.credentials, keys["reader"]["AccessKeyId"], keys["reader"]["SecretAccessKey"])
+
+    target = tmp_path / "dump.sql"
+    status, output = restore("--to-file", target)
+    assert status == 0, output
+    assert target.read_text() == "restored with the restore key\n"
+    assert keys["reader"]["SecretAccessKey"] not in output
+
+    host.write_keys(restore.credentials, nobody["AccessKeyId"], nobody["SecretAccessKey"])
+    status, output = restore("--to-file", tmp_path / "denied.sql")
+    assert status == 77, output
+    assert not (tmp_path / "denied.sql").exists()
+
+
+def test_archive_paths_may_not_leave_the_target_directory(tmp_path):
+    manifest = {"objects": [{"key": "hosts/db1/app/20260101T000000Z/../../../../etc/cron.d/evil", "size": 1, "sha256": "0" * 64}]}
+    args = argparse.Namespace(to_file=None, to_dir=str(tmp_path))
+    with pytest.raises(runner.DataError, match="would be restored outside"):
+        runner.restore_paths(manifest, "hosts/db1/app/20260101T000000Z", args)
+
+
+@pytest.mark.parametrize(
+    ("statuses", "checks_input", "cause"),
+    [
+        # backup: zstd broke, the command lost its reader
+        ([("command", 141), ("zstd", 2), ("age", 0)], False, ("zstd", 2)),
+        # backup: age broke, pg_dump reported EPIPE itself
+        ([("command", 1), ("zstd", 141), ("age", 1)], False, ("age", 1)),
+        # restore: age found damage, zstd and the target failed on the cut stream
+        ([("age", 1), ("zstd", 1), ("command", 3)], True, ("age", 1)),
+        # restore: the target failed, the decoders lost their reader
+        ([("age", 141), ("zstd", 141), ("command", 3)], True, ("command", 3)),
+        ([("age", 0), ("command", 0)], True, None),
+    ],
+)
+def test_failing_stage(statuses, checks_input, cause):
+    assert runner.failing_stage(statuses, checks_input) == cause

@@ -7,6 +7,7 @@
   fleet_check.py cat BUCKET KEY               one object's bytes, raw, on stdout
   fleet_check.py alerts QUEUE_NAME            the alert messages waiting in an SQS queue
   fleet_check.py create-queue QUEUE_NAME      make the queue (true when it did not exist)
+  fleet_check.py iam-users NAME...            {NAME: whether IAM has that user} (restore principals deleted?)
 
 Connection: AWS_ENDPOINT_URL, AWS_REGION and the keys in the environment."""
 
@@ -75,11 +76,23 @@ def create_queue(queue_name):
     return not existed
 
 
+def iam_users(*names):
+    iam = client("iam")
+    exists = {}
+    for name in names:
+        try:
+            iam.get_user(UserName=name)
+            exists[name] = True
+        except iam.exceptions.NoSuchEntityException:
+            exists[name] = False
+    return exists
+
+
 def main():
     command, *args = sys.argv[1:]
     if command == "cat":
         return cat(*args)
-    action = {"report": report, "alerts": alerts, "create-queue": create_queue}[command]
+    action = {"report": report, "alerts": alerts, "create-queue": create_queue, "iam-users": iam_users}[command]
     json.dump(action(*args), sys.stdout)
     return None
 
