@@ -21,6 +21,10 @@ EXTRA_RETRY_CODES = [
 ]
 
 
+# What S3 answers (HeadBucket gives only the status) for a bucket that does not exist.
+BUCKET_NOT_FOUND_CODES = ("404", "NoSuchBucket", "NotFound")
+
+
 class InputError(ValueError):
     """Bad input, found before any AWS call. The message names the field and how to fix it."""
 

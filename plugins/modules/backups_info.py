@@ -275,6 +275,7 @@ import datetime
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.systemd_s3.backup.plugins.module_utils import backups as bk
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import BUCKET_NOT_FOUND_CODES
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import aws_client
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import error_code
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import validate_or_fail
@@ -284,8 +285,6 @@ try:
     from botocore.exceptions import ClientError
 except ImportError:
     pass  # handled by AnsibleAWSModule
-
-NO_BUCKET_CODES = ("NoSuchBucket", "404", "NotFound")
 
 
 class Store:
@@ -303,7 +302,7 @@ class Store:
             try:
                 page = self.client.list_objects_v2(aws_retry=True, Bucket=self.bucket, Prefix=listing_prefix, **request)
             except (BotoCoreError, ClientError) as e:
-                if error_code(e) in NO_BUCKET_CODES:
+                if error_code(e) in BUCKET_NOT_FOUND_CODES:
                     self.module.fail_json(
                         msg=f"bucket: {self.bucket} does not exist. Check the bucket name, and the region and endpoint_url", error_code=error_code(e)
                     )

@@ -334,6 +334,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.systemd_s3.backup.plugins.module_utils import bucket_config
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import BUCKET_NOT_FOUND_CODES
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import aws_client
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import diff
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import error_code
@@ -348,8 +349,6 @@ except ImportError:
 
 # S3 is briefly eventually consistent after CreateBucket: a follow-up call can get NoSuchBucket.
 RETRY_NEW_BUCKET = AWSRetry.jittered_backoff(retries=6, delay=1, max_delay=10, catch_extra_error_codes=["NoSuchBucket"])
-
-NOT_FOUND_CODES = ("404", "NoSuchBucket", "NotFound")
 
 
 class Bucket:
@@ -392,7 +391,7 @@ class Bucket:
         try:
             response = self.call("head_bucket")
         except (BotoCoreError, ClientError) as e:
-            if error_code(e) in NOT_FOUND_CODES:
+            if error_code(e) in BUCKET_NOT_FOUND_CODES:
                 return None
             if error_code(e) in ("403", "AccessDenied", "Forbidden"):
                 self.module.fail_json(
