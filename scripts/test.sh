@@ -6,7 +6,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"
-need_debian_packages shellcheck age gpg awscli  # sanity's shell checker; the runner's encryption and sync tests
+need_debian_packages shellcheck age gpg awscli duplicity python3-boto3  # sanity's shell checker; the runner's encryption, sync and duplicity tests
 
 log "pytest: unit and moto-backed integration tests"
 # pytest exits 5 when it collected nothing; under set -e that fails the run, as it should.

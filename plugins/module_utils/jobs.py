@@ -15,7 +15,7 @@ import re
 from ansible_collections.systemd_s3.backup.plugins.module_utils.backups import parse_duration
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
 
-METHODS = ("stream", "archive", "sync")
+METHODS = ("stream", "archive", "sync", "duplicity")
 COMPRESSIONS = {"zstd": (3, 1, 19, ".zst"), "gzip": (6, 1, 9, ".gz"), "none": (None, None, None, "")}
 IO_CLASSES = ("best-effort", "idle", "realtime")
 UNIT_PREFIX = "s3-backup"
@@ -35,7 +35,12 @@ _SSH_RECIPIENT = re.compile(r"(ssh-ed25519|ssh-rsa) ([A-Za-z0-9+/]+={0,2})( [^\x
 # gpg derives the key from it: short ones can be guessed offline by whoever gets the bucket.
 PASSPHRASE_MIN_LENGTH = 20
 # Debian packages of the encryptors the runner calls.
-ENCRYPTION_PACKAGES = {"age": "age", "passphrase": "gpg"}
+ENCRYPTION_PACKAGES = {"age": "age", "passphrase": "gpg", "gpg": "gpg"}
+# duplicity's time intervals (man duplicity, TIME FORMATS): 1M, 2W, 1Y6M, 30D.
+_DUPLICITY_INTERVAL = re.compile(r"(\d+[smhDWMY])+")
+_PGP_BLOCK = re.compile(r"\s*-----BEGIN PGP (PUBLIC|PRIVATE) KEY BLOCK-----\r?\n.+?-----END PGP \1 KEY BLOCK-----\s*", re.S)
+# The full backups of a duplicity job run as a unit of their own, named after the job with this suffix.
+FULL_SUFFIX = "-full"
 
 DEFAULTS = {
     "schedule": ["daily"],
@@ -60,7 +65,19 @@ FIELDS_BY_METHOD = {
     "stream": {"command", "run_as", "compression", "compression_level", "object_name", "encryption"},
     "archive": {"command", "run_as", "archive_dir", "encryption"},
     "sync": {"sync_dir", "excludes"},
+    "duplicity": {
+        "source_dir",
+        "scripts",
+        "run_as",
+        "excludes",
+        "full_schedule",
+        "full_if_older_than",
+        "retention",
+        "encryption",
+    },
 }
+# duplicity jobs: incrementals weekly and fulls monthly, unless the job says otherwise.
+DUPLICITY_DEFAULTS = {"schedule": ["weekly"], "full_schedule": ["monthly"]}
 COMMON_FIELDS = {
     "name",
     "method",
@@ -167,24 +184,39 @@ def _age_recipient(field, value):
     )
 
 
-def _encryption(field, value):
-    """{"method": "age", "recipients": [...]} or {"method": "passphrase", "passphrase": ...}, or None.
-    Errors never repeat a passphrase."""
+# The public-key option of each method's encryption: age for the runner's own streams, GPG for duplicity.
+PUBLIC_KEY_OPTIONS = {"stream": "age_recipients", "archive": "age_recipients", "duplicity": "gpg_public_keys"}
+_PUBLIC_KEY_EXAMPLES = {
+    "age_recipients": "{age_recipients: [age1...]}",
+    "gpg_public_keys": "{gpg_public_keys: [\"{{ lookup('file', 'backup-key.asc') }}\"]}",
+}
+
+
+def _encryption(field, value, method):
+    """{"method": "age", "recipients": [...]}, {"method": "gpg", "public_keys": [...]} or
+    {"method": "passphrase", "passphrase": ...}, or None. Errors never repeat a passphrase or a key."""
     if value is None:
         return None
+    public = PUBLIC_KEY_OPTIONS[method]
+    allowed = {public, "passphrase"}
     options = set(value) if isinstance(value, dict) else set()
-    if len(options & {"age_recipients", "passphrase"}) != 1 or options - {"age_recipients", "passphrase"}:
+    if len(options & allowed) != 1 or options - allowed:
+        other = (options - allowed) & set(PUBLIC_KEY_OPTIONS.values())
+        unknown = ", ".join(sorted(map(str, options - allowed)))
         raise InputError(
             field,
-            "must set exactly one of age_recipients and passphrase"
-            + (f" (unknown: {', '.join(sorted(map(str, options - {'age_recipients', 'passphrase'})))})" if options else ""),
-            "Use {age_recipients: [age1...]} (the host then cannot decrypt its backups) or {passphrase: ...} from Ansible Vault",
+            f"must set exactly one of {public} and passphrase"
+            + (f" ({', '.join(other)} is for {'duplicity' if 'gpg_public_keys' in other else 'stream and archive'} jobs)" if other
+               else f" (unknown: {unknown})" if unknown else ""),
+            f"Use {_PUBLIC_KEY_EXAMPLES[public]} (the host then cannot decrypt its backups) or {{passphrase: ...}} from Ansible Vault",
         )
-    if "age_recipients" in value:
-        recipients = _string_list(f"{field}.age_recipients", value["age_recipients"])
-        if not recipients:
-            raise InputError(f"{field}.age_recipients", "is empty", "List at least one public key, e.g. the output of age-keygen -y KEYFILE")
-        return {"method": "age", "recipients": [_age_recipient(f"{field}.age_recipients", r) for r in recipients]}
+    if public in value:
+        keys = _string_list(f"{field}.{public}", value[public])
+        if not keys:
+            raise InputError(f"{field}.{public}", "is empty", f"List at least one public key, e.g. {_PUBLIC_KEY_EXAMPLES[public]}")
+        if public == "gpg_public_keys":
+            return {"method": "gpg", "public_keys": [_gpg_public_key(f"{field}.{public}", k) for k in keys]}
+        return {"method": "age", "recipients": [_age_recipient(f"{field}.{public}", r) for r in keys]}
     passphrase = value["passphrase"]
     if not isinstance(passphrase, str) or len(passphrase) < PASSPHRASE_MIN_LENGTH or _CONTROL.search(passphrase):
         raise InputError(
@@ -195,8 +227,93 @@ def _encryption(field, value):
     return {"method": "passphrase", "passphrase": passphrase}
 
 
-def normalize_job(index, job):
-    """One job with defaults applied and every field checked; raises InputError naming the field."""
+def _gpg_public_key(field, value):
+    """An ASCII-armored OpenPGP public key (gpg --export --armor). A private key is refused: on the
+    host it would let anyone who gets there decrypt every backup."""
+    match = _PGP_BLOCK.fullmatch(value) if isinstance(value, str) else None
+    if match and match.group(1) == "PRIVATE":
+        raise InputError(field, "holds a PGP PRIVATE key block", "Give the public key only: gpg --export --armor KEYID")
+    if not match:
+        raise InputError(
+            field,
+            "is not an ASCII-armored PGP public key block (-----BEGIN PGP PUBLIC KEY BLOCK----- ... -----END ...)",
+            "Export it with gpg --export --armor KEYID > backup-key.asc and pass the file's contents",
+        )
+    return value.strip() + "\n"
+
+
+def _duplicity_interval(field, value):
+    text = _one_line(field, str(value), "a duplicity time interval")
+    if not _DUPLICITY_INTERVAL.fullmatch(text):
+        raise InputError(field, f"{text!r} is not a duplicity time interval", "Use a number and s, m, h, D, W, M or Y, e.g. 1M or 6M")
+    return text
+
+
+def _schedules(field, value):
+    return [_one_line(field, s, "an OnCalendar expression") for s in _string_list(field, value)]
+
+
+def _duplicity_fields(job, out, field, access):
+    """source_dir or scripts, schedules of incrementals and fulls, retention."""
+    if ("source_dir" in job) == ("scripts" in job):
+        raise InputError(
+            field("source_dir"),
+            "duplicity jobs back up either source_dir or the output of scripts, and this job sets " + ("both" if "source_dir" in job else "neither"),
+            "Set source_dir: /srv/data, or scripts: {name: shell script run in its own temporary directory}",
+        )
+    if "source_dir" in job:
+        out["source_dir"] = _absolute_path(field("source_dir"), job["source_dir"])
+        out["scripts"] = []
+    else:
+        scripts = job["scripts"]
+        if not isinstance(scripts, dict) or not scripts:
+            raise InputError(field("scripts"), "must be a non-empty mapping of name to shell script", "Write e.g. scripts: {repos: 'git clone --mirror /srv/git/app.git'}")
+        out["scripts"] = []
+        for name, script in scripts.items():
+            if not isinstance(name, str) or not _OBJECT_NAME.fullmatch(name):
+                raise InputError(field("scripts"), f"{name!r} is not a safe directory name", "Name each script with letters, digits, '.', '_' and '-'")
+            if not isinstance(script, str) or not script.strip() or "\0" in script:
+                raise InputError(field(f"scripts.{name}"), "must be a non-empty shell script", "Write the commands that put this part of the backup into the current directory")
+            out["scripts"].append({"name": name, "script": script})
+    out["excludes"] = [_one_line(field("excludes"), e, "an exclude pattern") for e in _string_list(field("excludes"), out["excludes"])]
+    if job.get("full_if_older_than") is not None:
+        if job.get("full_schedule"):
+            raise InputError(
+                field("full_schedule"),
+                "is set together with full_if_older_than",
+                "Choose one: full backups on their own schedule (full_schedule) or an incremental that turns full when the last full is older (full_if_older_than)",
+            )
+        out["full_if_older_than"] = _duplicity_interval(field("full_if_older_than"), job["full_if_older_than"])
+        out["full_schedule"] = []
+    else:
+        out["full_if_older_than"] = None
+        out["full_schedule"] = _schedules(field("full_schedule"), job.get("full_schedule", DUPLICITY_DEFAULTS["full_schedule"]))
+        if not out["full_schedule"]:
+            raise InputError(field("full_schedule"), "is empty, and full_if_older_than is not set: no full backup would ever be taken", "Set full_schedule (e.g. monthly) or full_if_older_than (e.g. 1M)")
+    out["retention"] = _retention(field("retention"), job.get("retention"), access)
+
+
+def _retention(field, value, access):
+    """{"keep_full": N} or {"older_than": "6M"}: duplicity deletes older sets, which needs the prune permission."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) != 1 or not set(value) <= {"keep_full", "older_than"}:
+        raise InputError(field, "must set exactly one of keep_full and older_than", "Use {keep_full: 3} (full chains to keep) or {older_than: 6M}")
+    permissions = (access or {}).get("permissions")
+    if permissions is not None and "prune" not in permissions:
+        raise InputError(
+            field,
+            f"deletes old backup sets, and this host's principal has only {', '.join(permissions) or 'no'} permission(s)",
+            "Add prune to the host's backup_permissions (or aws_backup_permissions) and run the aws role, or remove retention",
+        )
+    if "keep_full" in value:
+        return {"keep_full": _int(f"{field}.keep_full", value["keep_full"], 1, 1000)}
+    return {"older_than": _duplicity_interval(f"{field}.older_than", value["older_than"])}
+
+
+def normalize_job(index, job, access=None):
+    """One job with defaults applied and every field checked; raises InputError naming the field.
+    ``access`` (the aws role's hand-over) tells which permissions the host's principal has, if known."""
     if not isinstance(job, dict):
         raise InputError(f"jobs[#{index}]", "must be a mapping", "Give each job as a dict with name and method")
     name = job.get("name")
@@ -216,12 +333,13 @@ def normalize_job(index, job):
             f"is not an option of {method} jobs",
             f"Remove it; {method} jobs take {', '.join(sorted(COMMON_FIELDS | FIELDS_BY_METHOD[method]))}",
         )
-    out = dict(DEFAULTS, **{k: v for k, v in job.items() if v is not None})
+    given = {k: v for k, v in job.items() if v is not None}
+    out = {**DEFAULTS, **(DUPLICITY_DEFAULTS if method == "duplicity" else {}), **given}
 
     def field(name):
         return _field(index, job, name)
 
-    out["schedule"] = [_one_line(field("schedule"), s, "an OnCalendar expression") for s in _string_list(field("schedule"), out["schedule"])]
+    out["schedule"] = _schedules(field("schedule"), out["schedule"])
     if not out["schedule"]:
         raise InputError(field("schedule"), "must name at least one OnCalendar expression", "Use e.g. daily or 'Sun 02:00'")
     for span in ("randomized_delay", "timeout"):
@@ -249,6 +367,7 @@ def normalize_job(index, job):
 
     if method in ("stream", "archive"):
         out["command"] = _one_line(field("command"), job.get("command"), "the backup command")
+    if method in ("stream", "archive", "duplicity"):
         if out["run_as"] is not None and not _USER_NAME.fullmatch(str(out["run_as"])):
             raise InputError(field("run_as"), f"{out['run_as']!r} is not a user name", "Use an existing user such as postgres")
     if method == "stream":
@@ -264,8 +383,10 @@ def normalize_job(index, job):
         if not isinstance(object_name, str) or not _OBJECT_NAME.fullmatch(object_name):
             raise InputError(field("object_name"), f"{object_name!r} is not a safe object name", "Use letters, digits, '.', '_' and '-', e.g. db.sql")
         out["object_name"] = object_name
-    if method in ("stream", "archive"):
-        out["encryption"] = _encryption(field("encryption"), out["encryption"])
+    if method in PUBLIC_KEY_OPTIONS:
+        out["encryption"] = _encryption(field("encryption"), out["encryption"], method)
+    if method == "duplicity":
+        _duplicity_fields(given, out, field, access)
     if method == "archive":
         out["archive_dir"] = _absolute_path(field("archive_dir"), job.get("archive_dir"))
     if method == "sync":
@@ -274,7 +395,7 @@ def normalize_job(index, job):
     return out
 
 
-def normalize_jobs(jobs, defaults=None):
+def normalize_jobs(jobs, defaults=None, access=None):
     """Every job of a host, checked; ``defaults`` (the operator's, for every job) fill what a job
     leaves out. Job names must be unique."""
     if jobs is None:
@@ -291,12 +412,25 @@ def normalize_jobs(jobs, defaults=None):
             # Only options of the job's method: a default for another method is not an error.
             allowed = COMMON_FIELDS | FIELDS_BY_METHOD.get(job.get("method"), set())
             job = dict({k: v for k, v in defaults.items() if k in allowed}, **job)
-        out = normalize_job(index, job)
-        if out["name"] in seen:
-            raise InputError(f"jobs[{out['name']}].name", f"is used by jobs #{seen[out['name']]} and #{index}", "Give every job its own name")
-        seen[out["name"]] = index
+        out = normalize_job(index, job, access)
+        for unit_name in unit_names(out):
+            if unit_name in seen:
+                other = seen[unit_name]
+                problem = (
+                    f"is used by jobs #{other} and #{index}"
+                    if unit_name == out["name"] and normalized[other]["name"] == out["name"]
+                    else f"gives unit {UNIT_PREFIX}-{unit_name}.service, which job #{other} has too (a duplicity job's full backups run as <name>{FULL_SUFFIX})"
+                )
+                raise InputError(f"jobs[{out['name']}].name", problem, "Give every job its own name")
+            seen[unit_name] = index
         normalized.append(out)
     return normalized
+
+
+def unit_names(job):
+    """The names the job's units carry after the unit prefix: the job's, and for a duplicity job
+    with scheduled full backups also <name>-full."""
+    return [job["name"]] + ([job["name"] + FULL_SUFFIX] if job["method"] == "duplicity" and job["full_schedule"] else [])
 
 
 def runner_config(job, access, host, credentials_file):
@@ -327,9 +461,24 @@ def runner_config(job, access, host, credentials_file):
         "part_size_mb": job["part_size_mb"],
         "max_concurrency": job["max_concurrency"],
     }
-    for key in ("command", "run_as", "compression", "compression_level", "object_name", "archive_dir", "sync_dir", "excludes"):
+    for key in (
+        "command",
+        "run_as",
+        "compression",
+        "compression_level",
+        "object_name",
+        "archive_dir",
+        "sync_dir",
+        "excludes",
+        "source_dir",
+        "scripts",
+        "full_if_older_than",
+        "retention",
+    ):
         if key in FIELDS_BY_METHOD[job["method"]]:
             config[key] = job.get(key)
+    if job["method"] == "duplicity":
+        config["duplicity_action"] = "incremental"
     if "encryption" in FIELDS_BY_METHOD[job["method"]]:
         config["encryption"] = public_encryption(job["encryption"])
     return config
@@ -342,32 +491,53 @@ def public_encryption(encryption):
 
 
 def job_units(jobs, access, host, defaults=None, config_dir="/etc/systemd-s3-backup"):
-    """For each job: its name, unit names, the runner config, and the settings its units use.
+    """For each unit pair (one per job, two for a duplicity job whose fulls have their own schedule:
+    <name> takes incrementals, <name>-full fulls): its name, unit names, the runner config, and the
+    settings its units use.
     The runner's configs live in ``config_dir``/jobs, the host's key in ``config_dir``/aws-credentials,
     a passphrase job's passphrase in ``config_dir``/<job>.passphrase. Nothing returned holds a secret:
     Ansible prints loop items at -v, even with a label."""
     result = []
-    for job in normalize_jobs(jobs, defaults):
+    for job in normalize_jobs(jobs, defaults, access):
         writable = list(job["read_write_paths"])
         if job["method"] == "archive":
             writable.insert(0, job["archive_dir"])
         encryption = job.get("encryption")
-        packages = ["awscli"] if job["method"] == "sync" else []
+        packages = {"sync": ["awscli"], "duplicity": ["duplicity"]}.get(job["method"], [])
         if encryption:
             packages.append(ENCRYPTION_PACKAGES[encryption["method"]])
             job = dict(job, encryption=public_encryption(encryption))
-        result.append(
-            {
-                "name": job["name"],
-                "service": f"{UNIT_PREFIX}-{job['name']}.service",
-                "timer": f"{UNIT_PREFIX}-{job['name']}.timer",
-                "config_path": f"{config_dir}/jobs/{job['name']}.json",
-                "config": runner_config(job, access, host, f"{config_dir}/aws-credentials"),
-                "job": job,
-                "read_write_paths": writable,
-                "encryption": encryption["method"] if encryption else None,
-                "passphrase_path": f"{config_dir}/{job['name']}.passphrase",
-                "packages": packages,
-            }
-        )
+        config = runner_config(job, access, host, f"{config_dir}/aws-credentials")
+        unit = {
+            "name": job["name"],
+            "service": f"{UNIT_PREFIX}-{job['name']}.service",
+            "timer": f"{UNIT_PREFIX}-{job['name']}.timer",
+            "config_path": f"{config_dir}/jobs/{job['name']}.json",
+            "config": config,
+            "job": job,
+            "schedule": job["schedule"],
+            "schedule_field": "schedule",
+            "kind": "incremental" if job["method"] == "duplicity" else "backup",
+            "read_write_paths": writable,
+            "encryption": encryption["method"] if encryption else None,
+            "passphrase_path": f"{config_dir}/{job['name']}.passphrase",
+            "packages": packages,
+        }
+        result.append(unit)
+        if len(unit_names(job)) > 1:
+            name = job["name"] + FULL_SUFFIX
+            full_config = dict(config, unit=f"{UNIT_PREFIX}-{name}.service", duplicity_action="full", full_if_older_than=None)
+            result.append(
+                dict(
+                    unit,
+                    name=name,
+                    service=f"{UNIT_PREFIX}-{name}.service",
+                    timer=f"{UNIT_PREFIX}-{name}.timer",
+                    config_path=f"{config_dir}/jobs/{name}.json",
+                    config=full_config,
+                    schedule=job["full_schedule"],
+                    schedule_field="full_schedule",
+                    kind="full",
+                )
+            )
     return result

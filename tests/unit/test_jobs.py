@@ -189,3 +189,94 @@ def test_max_age_is_checked_as_the_verify_playbook_reads_it():
     assert unit["job"]["max_age"] == "26h"
     with pytest.raises(InputError, match="jobs\\[pg\\].max_age"):
         units([dict(STREAM, max_age="soon")])
+
+
+# ---------------------------------------------------------------------------------------------- duplicity
+
+DUPLICITY = {"name": "records", "method": "duplicity", "source_dir": "/srv/records/"}
+# Armor shapes only: the checks look at the blocks' frames, gpg reads the keys on the host.
+GPG_PUBLIC = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZ0example\n=abcd\n-----END PGP PUBLIC KEY BLOCK-----\n"
+GPG_PRIVATE = GPG_PUBLIC.replace("PUBLIC", "PRIVATE")
+
+
+def test_duplicity_job_gets_a_full_unit_monthly_and_incrementals_weekly():
+    incremental, full = units([dict(DUPLICITY, encryption={"gpg_public_keys": [GPG_PUBLIC]})])
+    assert (incremental["service"], incremental["timer"], incremental["schedule"]) == ("s3-backup-records.service", "s3-backup-records.timer", ["weekly"])
+    assert (full["service"], full["timer"], full["schedule"]) == ("s3-backup-records-full.service", "s3-backup-records-full.timer", ["monthly"])
+    assert incremental["config"]["duplicity_action"] == "incremental" and full["config"]["duplicity_action"] == "full"
+    assert full["config_path"] == "/etc/systemd-s3-backup/jobs/records-full.json"
+    # One job: the same name, prefix and state (its lock) for both units; each its own unit name.
+    assert full["config"]["job"] == incremental["config"]["job"] == full["job"]["name"] == "records"
+    assert full["config"]["unit"] == "s3-backup-records-full.service"
+    assert incremental["config"]["source_dir"] == "/srv/records" and incremental["config"]["scripts"] == []
+    assert incremental["config"]["encryption"] == {"method": "gpg", "public_keys": [GPG_PUBLIC]}
+    assert incremental["packages"] == ["duplicity", "gpg"]
+
+
+def test_full_if_older_than_makes_one_unit_that_turns_full_by_itself():
+    (unit,) = units([dict(DUPLICITY, full_if_older_than="1M", schedule="Mon 04:00")])
+    assert unit["config"]["full_if_older_than"] == "1M" and unit["schedule"] == ["Mon 04:00"]
+    assert unit["packages"] == ["duplicity"] and unit["config"]["encryption"] is None
+
+
+def test_scripts_keep_their_order_and_text():
+    job = dict(DUPLICITY, scripts={"repos": "git clone --mirror /srv/git/a.git\ncd a.git && git gc", "db": "pg_dump app > app.sql"}, run_as="backup")
+    del job["source_dir"]
+    (incremental, _full) = units([job])
+    assert incremental["config"]["scripts"] == [
+        {"name": "repos", "script": "git clone --mirror /srv/git/a.git\ncd a.git && git gc"},
+        {"name": "db", "script": "pg_dump app > app.sql"},
+    ]
+    assert incremental["config"]["source_dir"] is None and incremental["config"]["run_as"] == "backup"
+
+
+def test_duplicity_passphrase_stays_out_of_what_the_filter_returns():
+    for unit in units([dict(DUPLICITY, encryption={"passphrase": PASSPHRASE})]):
+        assert PASSPHRASE not in repr(unit)
+        assert unit["encryption"] == "passphrase" and unit["passphrase_path"] == "/etc/systemd-s3-backup/records.passphrase"
+
+
+def test_retention_needs_the_prune_permission_when_the_aws_role_says_what_the_host_has():
+    job = dict(DUPLICITY, retention={"keep_full": 2})
+    with pytest.raises(InputError) as error:
+        jobs.job_units([job], dict(ACCESS, permissions=["backup"]), "db1")
+    assert "jobs[records].retention" in str(error.value) and "prune" in str(error.value)
+    assert jobs.job_units([job], dict(ACCESS, permissions=["backup", "prune"]), "db1")[0]["config"]["retention"] == {"keep_full": 2}
+    assert units([dict(DUPLICITY, retention={"older_than": "6M"})])[0]["config"]["retention"] == {"older_than": "6M"}
+
+
+@pytest.mark.parametrize(
+    "job_list, field, words",
+    [
+        ([{"name": "records", "method": "duplicity"}], "jobs[records].source_dir", "sets neither"),
+        ([dict(DUPLICITY, scripts={"a": "true"})], "jobs[records].source_dir", "sets both"),
+        ([dict(DUPLICITY, source_dir="srv/records")], "jobs[records].source_dir", "absolute"),
+        ([{"name": "r", "method": "duplicity", "scripts": {"../up": "true"}}], "jobs[r].scripts", "safe directory name"),
+        ([{"name": "r", "method": "duplicity", "scripts": {"a": ""}}], "jobs[r].scripts.a", "non-empty"),
+        ([{"name": "r", "method": "duplicity", "scripts": ["true"]}], "jobs[r].scripts", "mapping"),
+        ([dict(DUPLICITY, full_if_older_than="1M", full_schedule="monthly")], "jobs[records].full_schedule", "Choose one"),
+        ([dict(DUPLICITY, full_if_older_than="a month")], "full_if_older_than", "duplicity time interval"),
+        ([dict(DUPLICITY, full_schedule=[])], "jobs[records].full_schedule", "no full backup"),
+        ([dict(DUPLICITY, full_schedule="monthly\nExecStartPre=/bin/evil")], "full_schedule", "newline"),
+        ([dict(DUPLICITY, retention={"keep_full": 0})], "retention.keep_full", "out of range"),
+        ([dict(DUPLICITY, retention={"keep_full": 2, "older_than": "1Y"})], "jobs[records].retention", "exactly one"),
+        ([dict(DUPLICITY, encryption={"gpg_public_keys": [GPG_PRIVATE]})], "encryption.gpg_public_keys", "PRIVATE key"),
+        ([dict(DUPLICITY, encryption={"gpg_public_keys": ["ABCD1234"]})], "encryption.gpg_public_keys", "ASCII-armored"),
+        ([dict(DUPLICITY, encryption={"age_recipients": [AGE_KEY]})], "jobs[records].encryption", "for stream and archive jobs"),
+        ([dict(STREAM, encryption={"gpg_public_keys": [GPG_PUBLIC]})], "jobs[pg].encryption", "for duplicity jobs"),
+        ([dict(DUPLICITY, command="tar c /srv")], "jobs[records].command", "not an option of duplicity jobs"),
+        ([DUPLICITY, dict(SYNC, name="records-full")], "jobs[records-full].name", "s3-backup-records-full.service"),
+        ([dict(SYNC, name="records-full"), DUPLICITY], "jobs[records].name", "full backups run as <name>-full"),
+    ],
+)
+def test_bad_duplicity_jobs_name_the_job_and_field(job_list, field, words):
+    with pytest.raises(InputError) as error:
+        units(job_list)
+    assert field in str(error.value)
+    assert words in str(error.value)
+    assert "mDMEZ0example" not in str(error.value)  # a key is never echoed
+
+
+def test_full_if_older_than_frees_the_full_units_name():
+    names = [unit["service"] for unit in units([dict(DUPLICITY, full_if_older_than="1M"), dict(SYNC, name="records-full")])]
+    assert names == ["s3-backup-records.service", "s3-backup-records-full.service"]

@@ -1,0 +1,230 @@
+"""The runner's duplicity method (full and incremental backups, restores, the job lock) with the
+duplicity Debian installs, against moto. Hosts, fakes and keys as in test_runner.py."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from test_runner import APP, PASSPHRASE, assert_app_stopped_and_started, bucket, host, tool  # noqa: F401 (fixtures)
+
+
+class GpgKey:
+    """The operator's GPG key pair (no passphrase), made in a home of its own, away from the host."""
+
+    def __init__(self, directory):
+        self.home = directory / "gnupg"
+        self.home.mkdir(mode=0o700)
+        gpg = [tool("gpg", "gpg"), "--batch", "--quiet", "--homedir", str(self.home), "--passphrase", ""]
+        subprocess.run([*gpg, "--quick-gen-key", "Backup Operator <ops@example.invalid>", "ed25519", "cert", "never"], check=True, capture_output=True)
+        fingerprint = next(line.split(":")[9] for line in self._colons("--list-keys") if line.startswith("fpr:"))
+        subprocess.run([*gpg, "--quick-add-key", fingerprint, "cv25519", "encr", "never"], check=True, capture_output=True)
+        self.public = subprocess.run([*gpg, "--export", "--armor"], check=True, capture_output=True, text=True).stdout
+        self.secret_file = directory / "secret.asc"
+        secret = subprocess.run([*gpg, "--pinentry-mode", "loopback", "--export-secret-keys", "--armor"], check=True, capture_output=True, text=True)
+        self.secret_file.write_text(secret.stdout)
+
+    def _colons(self, *args):
+        listed = subprocess.run(["gpg", "--batch", "--homedir", str(self.home), "--with-colons", *args], check=True, capture_output=True, text=True)
+        return listed.stdout.splitlines()
+
+
+@pytest.fixture(scope="module")
+def gpg_key(tmp_path_factory):
+    tool("duplicity", "duplicity")
+    return GpgKey(tmp_path_factory.mktemp("operator"))
+
+
+def duplicity_config(host, **settings):
+    defaults = {
+        "job": "records",
+        "unit": "s3-backup-records.service",
+        "method": "duplicity",
+        "duplicity_action": "incremental",
+        "source_dir": str(host.tmp / "records"),
+        "stop_services": [APP],
+        "pre_commands": [],
+        "command": None,
+        "object_name": None,
+    }
+    return host.config(**dict(defaults, **settings))
+
+
+def make_records(directory):
+    (directory / "2026").mkdir(parents=True)
+    (directory / "index.txt").write_text("records\n")
+    (directory / "2026" / "january.csv").write_text("day,amount\n1,10\n")
+    (directory / "2026" / "scan.bin").write_bytes(os.urandom(300_000))
+    (directory / "tmp").mkdir()
+    (directory / "tmp" / "scratch.txt").write_text("left out\n")
+
+
+def change_records(directory):
+    with open(directory / "2026" / "january.csv", "a", encoding="utf-8") as handle:
+        handle.write("2,11\n")
+    (directory / "2026" / "february.csv").write_text("day,amount\n1,20\n")
+    (directory / "index.txt").unlink()
+
+
+def same_tree(left, right, ignore=()):
+    comparison = filecmp.dircmp(left, right, ignore=list(ignore))
+    if comparison.left_only or comparison.right_only or comparison.funny_files:
+        return False
+    _match, mismatch, errors = filecmp.cmpfiles(left, right, comparison.common_files, shallow=False)
+    return not mismatch and not errors and all(same_tree(Path(left) / d, Path(right) / d) for d in comparison.common_dirs)
+
+
+def set_times(host):
+    """The end times of the job's duplicity sets, as duplicity names them ('full' or 'inc', time)."""
+    sets = []
+    for key in host.keys():
+        name = key.rsplit("/", 1)[1]
+        if ".manifest" in name:
+            kind = name.split(".")[0].removeprefix("duplicity-")
+            sets.append((kind, name.split(".manifest")[0].rsplit(".", 1)[1]))
+    return sorted(sets, key=lambda s: s[1])
+
+
+def iso(duplicity_time):
+    return f"{duplicity_time[:4]}-{duplicity_time[4:6]}-{duplicity_time[6:8]}T{duplicity_time[9:11]}:{duplicity_time[11:13]}:{duplicity_time[13:15]}Z"
+
+
+def restore(host, config, target, *options):
+    return host.run(
+        "restore", config, "--run-prefix", f"{host.prefix}/records/duplicity", "--credentials", host.credentials / "aws", "--to-dir", target, *options
+    )
+
+
+def test_full_then_incremental_to_public_keys_restores_both_points_in_time(host, gpg_key):
+    records = host.tmp / "records"
+    make_records(records)
+    full = duplicity_config(host, duplicity_action="full", excludes=[str(records / "tmp")], encryption={"method": "gpg", "public_keys": [gpg_key.public]})
+    status, output = host.run("run", full)
+    assert status == 0, output
+    assert "backup complete: duplicity full backup" in output
+    assert_app_stopped_and_started(host)  # source_dir: the services stay down while duplicity reads it
+    saved_full = host.tmp / "saved-full"
+    subprocess.run(["cp", "-a", str(records), str(saved_full)], check=True)
+    time.sleep(1.1)  # duplicity names sets to the second
+    change_records(records)
+    status, output = host.run("run", duplicity_config(host, excludes=[str(records / "tmp")], encryption={"method": "gpg", "public_keys": [gpg_key.public]}))
+    assert status == 0, output
+    assert [kind for kind, _ in set_times(host)] == ["full", "inc"]
+    assert all(key.endswith(".gpg") for key in host.keys()), host.keys()
+    # Nothing on the host opens the backups: no secret key material in any file it holds.
+    for path in host.tmp.rglob("*"):
+        if path.is_file() and path != gpg_key.secret_file and gpg_key.home not in path.parents:
+            assert b"PRIVATE KEY" not in path.read_bytes(), path
+    assert not list(Path("/tmp").glob("s3-backup-records-*"))  # the temporary directory went
+
+    (_, full_time), (_, inc_time) = set_times(host)
+    status, output = restore(host, full, host.tmp / "restored-full", "--identity", gpg_key.secret_file, "--time", iso(full_time))
+    assert status == 0, output
+    status, output = restore(host, full, host.tmp / "restored-inc", "--identity", gpg_key.secret_file, "--time", iso(inc_time))
+    assert status == 0, output
+    for saved in (saved_full, records):
+        for excluded in saved.glob("tmp"):
+            subprocess.run(["rm", "-rf", str(excluded)], check=True)
+    assert same_tree(host.tmp / "restored-full", saved_full)
+    assert same_tree(host.tmp / "restored-inc", records)
+
+
+def test_restore_without_the_key_fails_and_leaves_no_target(host, gpg_key):
+    make_records(host.tmp / "records")
+    config = duplicity_config(host, duplicity_action="full", encryption={"method": "gpg", "public_keys": [gpg_key.public]})
+    assert host.run("run", config)[0] == 0
+    status, output = restore(host, config, host.tmp / "restored")
+    assert status != 0 and "duplicity restore failed" in output
+    assert not (host.tmp / "restored").exists()
+    assert not [p for p in host.tmp.iterdir() if p.name.startswith(".restore-")]
+
+
+def test_lost_cache_with_public_keys_exits_78_before_uploading(host, gpg_key):
+    make_records(host.tmp / "records")
+    config = duplicity_config(host, encryption={"method": "gpg", "public_keys": [gpg_key.public]})
+    status, output = host.run("run", config)
+    assert status == 0, output
+    subprocess.run(["rm", "-rf", str(host.state / "duplicity-cache")], check=True)
+    before = host.keys()
+    status, output = host.run("run", config)
+    assert status == 78
+    assert "duplicity-cache/records lacks 1 backup set(s)" in output and "holds only public keys" in output
+    assert host.keys() == before
+    assert host.is_active(APP)
+
+
+def test_scripts_write_the_backup_in_a_temporary_directory_with_the_services_down_only_for_them(host):
+    (host.credentials / "passphrase").write_text(PASSPHRASE)
+    events = host.systemd / "events"
+    config = duplicity_config(
+        host,
+        source_dir=None,
+        scripts=[
+            {"name": "notes", "script": f"echo script >> {events}\nprintf 'one\\n' > notes.txt"},
+            {"name": "listing", "script": "pwd > where.txt"},
+        ],
+        encryption={"method": "passphrase"},
+    )
+    status, output = host.run("run", config)
+    assert status == 0, output
+    events_seen = host.events()
+    assert events_seen.index("script") < events_seen.index(f"systemctl start {APP}")
+    assert not list(Path("/tmp").glob("s3-backup-records-*"))
+    assert PASSPHRASE not in output
+    passphrase_file = host.tmp / "operator-passphrase"
+    passphrase_file.write_text(PASSPHRASE + "\n")
+    status, output = restore(host, config, host.tmp / "restored", "--passphrase-file", passphrase_file)
+    assert status == 0, output
+    assert (host.tmp / "restored" / "notes" / "notes.txt").read_text() == "one\n"
+    # Each script ran in its own directory of the temporary one, which the backup holds as source/.
+    assert (host.tmp / "restored" / "listing" / "where.txt").read_text().strip().endswith("/source/listing")
+
+
+def test_failing_script_uploads_nothing_and_forwards_its_status(host):
+    config = duplicity_config(host, source_dir=None, scripts=[{"name": "a", "script": "false\necho never"}], encryption=None)
+    status, output = host.run("run", config)
+    assert status == 1 and "script 1/1 a failed with exit status 1" in output
+    assert host.keys() == [] and host.is_active(APP)
+
+
+def test_retention_keeps_the_newest_full_chains(host):
+    make_records(host.tmp / "records")
+    for number in range(2):
+        assert host.run("run", duplicity_config(host, duplicity_action="full", retention={"keep_full": 1}))[0] == 0
+        time.sleep(1.1 * (1 - number))
+    fulls = [t for kind, t in set_times(host) if kind == "full"]
+    assert len(fulls) == 1
+    # Deleted, not erased: the versioned bucket still has the removed set as noncurrent versions.
+    versions = host.s3.list_object_versions(Bucket=host.bucket, Prefix=f"{host.prefix}/records/duplicity/")
+    assert any(marker["IsLatest"] for marker in versions.get("DeleteMarkers", []))
+
+
+def test_the_bucket_probe_lists_the_own_prefix_instead_of_heading_the_bucket(host):
+    """HeadBucket needs s3:ListBucket without a prefix, which a host's principal lacks on AWS."""
+    make_records(host.tmp / "records")
+    mark = len(host.moto.log_path.read_text().splitlines())
+    assert host.run("run", duplicity_config(host, duplicity_action="full"))[0] == 0
+    requests = host.moto.log_path.read_text().splitlines()[mark:]
+    assert not [line for line in requests if f'"HEAD /{host.bucket} ' in line or f'"HEAD /{host.bucket}/ ' in line]
+    assert [line for line in requests if f"GET /{host.bucket}/?list-type=2&prefix=" in line or f"GET /{host.bucket}?list-type=2" in line]
+
+
+def test_two_runs_of_one_job_never_overlap(host):
+    """The second waits for the job's lock: a duplicity job's full and incremental units, or any job."""
+    events = host.systemd / "events"
+    first = host.config(stop_services=[], pre_commands=[], command=f"echo first-start >> {events}; sleep 4; echo first-end >> {events}")
+    running = host.start("run", first)
+    deadline = time.monotonic() + 20
+    while "first-start" not in host.events() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = host.tmp / "second.json"
+    second.write_text(first.read_text().replace("first-start", "second-start").replace("first-end", "second-end"))
+    status, output = host.run("run", second)
+    assert running.wait(timeout=30) == 0 and status == 0, output
+    assert "is in progress: waiting for it to finish" in output
+    assert [e for e in host.events() if e.endswith(("-start", "-end"))] == ["first-start", "first-end", "second-start", "second-end"]
