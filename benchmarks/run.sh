@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The benchmarks in one command: every figure the median of several runs, every ratio measured side
+# by side in the same invocation against the same moto server on 127.0.0.1. Prints the Markdown
+# table and writes it, with the machine and a note per benchmark, to benchmarks/RESULTS.md.
+#   bash benchmarks/run.sh                       all of them, 3 runs each (takes a while)
+#   bash benchmarks/run.sh --runs 5              5 runs each
+#   bash benchmarks/run.sh --only stream,upload  some of them: stream, upload, downtime, aws_calls, fleet
+#   bash benchmarks/run.sh --quick               small sizes, 1 run, no 2 GiB stream and no fleet (smoke check)
+# The stream and upload benchmarks run the on-host runner directly on this machine; downtime and
+# fleet use local containers booting systemd (Docker is started if needed, the image built once).
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../scripts/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
+cd "$REPO_ROOT"
+
+only=stream,upload,downtime,aws_calls,fleet
+args=("$@")
+while [ $# -gt 0 ]; do
+    case $1 in
+        --only) only=${2:-}; shift 2 ;;
+        --only=*) only=${1#--only=}; shift ;;
+        --runs) [ -n "${2:-}" ] || die "--runs needs a number"; shift 2 ;;
+        --runs=* | --quick | --output=*) shift ;;
+        --output) shift 2 ;;
+        -h | --help) exec python benchmarks/bench.py --help ;;
+        *) die "unknown option $1 (see the top of benchmarks/run.sh)" ;;
+    esac
+done
+
+# The seed pipelines' tools, GNU time, and Debian's python3-boto3 that the runner runs with, as on a host.
+need_debian_packages awscli zstd gzip time python3-boto3
+# Nothing of the machine's own AWS configuration may leak in (the harness sets what each step needs).
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
+unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+
+if [[ ,$only, == *,downtime,* || ,$only, == *,fleet,* ]]; then
+    # shellcheck source-path=SCRIPTDIR source=../scripts/docker.sh
+    source "$REPO_ROOT/scripts/docker.sh"
+    BENCH_HOST_IMAGE=$(bash scripts/host-image.sh)
+    export BENCH_HOST_IMAGE
+fi
+
+# Containers an interrupted earlier run left go first; the harness removes its own when done.
+if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+    for name in $(docker ps -a --format '{{.Names}}' | grep -E '^s3b-bench-(app|[0-9]{2})$' || true); do
+        docker rm -f "$name" >/dev/null 2>&1 || true
+    done
+fi
+
+python benchmarks/bench.py "${args[@]}"
