@@ -98,7 +98,7 @@ def table(headers, rows):
     def cell(value):
         return str(value).replace("|", "\\|")  # a pipeline's | would end the cell
 
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _header in headers) + "|"]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 

@@ -349,7 +349,7 @@ def random_file(size_mb):
     log(f"generating {path.name}")
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as f:
-        for _ in range(size_mb):
+        for _mib in range(size_mb):
             f.write(os.urandom(MIB))
     os.replace(tmp, path)
     return path

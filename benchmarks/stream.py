@@ -130,7 +130,7 @@ def summarize(samples):
 def run_rounds(uploads, variants, runs):
     """``variants``: (label, function returning (argv, prefix or key)). Each round runs every variant once,
     rotating the order, so a slow moment of the machine does not fall on one variant only."""
-    samples = {label: [] for label, _ in variants}
+    samples = {label: [] for label, _start in variants}
     for number in range(runs):
         order = variants[number % len(variants) :] + variants[: number % len(variants)]
         for label, make in order:
@@ -162,7 +162,7 @@ def stream_benchmark(moto, runs, quick):
         ("gzip", seed("gzip -c | {aws} - {url}", ".gz")),
         ("zstd", seed("zstd -q -c | {aws} - {url}", ".zst")),
     ]
-    lib.log(f"stream: {size} MiB SQL dump, {runs} run(s) of {', '.join(label for label, _ in variants)}")
+    lib.log(f"stream: {size} MiB SQL dump, {runs} run(s) of {', '.join(label for label, _start in variants)}")
     results = {"size_mb": size, "input_bytes": dump.stat().st_size, "variants": run_rounds(uploads, variants, runs)}
     if not quick:
         big = lib.sql_dump(2048)
@@ -192,7 +192,7 @@ def upload_benchmark(moto, runs, quick):
         ("runner-zstd", lambda: uploads.runner_argv("runner-zstd", f"cat {data}", "zstd")),
         ("aws-cp", aws_cp),
     ]
-    lib.log(f"upload: {size} MiB random, {runs} run(s) of {', '.join(label for label, _ in variants)}")
+    lib.log(f"upload: {size} MiB random, {runs} run(s) of {', '.join(label for label, _start in variants)}")
     results = {"size_mb": size, "input_bytes": data.stat().st_size, "variants": run_rounds(uploads, variants, runs)}
     uploads.close()
     return results

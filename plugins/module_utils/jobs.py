@@ -267,13 +267,19 @@ def _duplicity_fields(job, out, field, access):
     else:
         scripts = job["scripts"]
         if not isinstance(scripts, dict) or not scripts:
-            raise InputError(field("scripts"), "must be a non-empty mapping of name to shell script", "Write e.g. scripts: {repos: 'git clone --mirror /srv/git/app.git'}")
+            raise InputError(
+                field("scripts"), "must be a non-empty mapping of name to shell script", "Write e.g. scripts: {repos: 'git clone --mirror /srv/git/app.git'}"
+            )
         out["scripts"] = []
         for name, script in scripts.items():
             if not isinstance(name, str) or not _OBJECT_NAME.fullmatch(name):
                 raise InputError(field("scripts"), f"{name!r} is not a safe directory name", "Name each script with letters, digits, '.', '_' and '-'")
             if not isinstance(script, str) or not script.strip() or "\0" in script:
-                raise InputError(field(f"scripts.{name}"), "must be a non-empty shell script", "Write the commands that put this part of the backup into the current directory")
+                raise InputError(
+                    field(f"scripts.{name}"),
+                    "must be a non-empty shell script",
+                    "Write the commands that put this part of the backup into the current directory",
+                )
             out["scripts"].append({"name": name, "script": script})
     out["excludes"] = [_one_line(field("excludes"), e, "an exclude pattern") for e in _string_list(field("excludes"), out["excludes"])]
     if job.get("full_if_older_than") is not None:
@@ -281,7 +287,8 @@ def _duplicity_fields(job, out, field, access):
             raise InputError(
                 field("full_schedule"),
                 "is set together with full_if_older_than",
-                "Choose one: full backups on their own schedule (full_schedule) or an incremental that turns full when the last full is older (full_if_older_than)",
+                "Choose one: full backups on their own schedule (full_schedule), or an incremental that turns full"
+                " when the last full is older (full_if_older_than)",
             )
         out["full_if_older_than"] = _duplicity_interval(field("full_if_older_than"), job["full_if_older_than"])
         out["full_schedule"] = []
@@ -289,7 +296,11 @@ def _duplicity_fields(job, out, field, access):
         out["full_if_older_than"] = None
         out["full_schedule"] = _schedules(field("full_schedule"), job.get("full_schedule", DUPLICITY_DEFAULTS["full_schedule"]))
         if not out["full_schedule"]:
-            raise InputError(field("full_schedule"), "is empty, and full_if_older_than is not set: no full backup would ever be taken", "Set full_schedule (e.g. monthly) or full_if_older_than (e.g. 1M)")
+            raise InputError(
+                field("full_schedule"),
+                "is empty, and full_if_older_than is not set: no full backup would ever be taken",
+                "Set full_schedule (e.g. monthly) or full_if_older_than (e.g. 1M)",
+            )
     out["retention"] = _retention(field("retention"), job.get("retention"), access)
 
 

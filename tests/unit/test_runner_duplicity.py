@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from test_runner import APP, PASSPHRASE, assert_app_stopped_and_started, bucket, host, tool  # noqa: F401 (fixtures)
+# bucket and host are fixtures: pytest finds them in this module's namespace.
+from test_runner import APP, PASSPHRASE, assert_app_stopped_and_started, bucket, host, tool  # noqa: F401 pylint: disable=unused-import
 
 
 class GpgKey:
@@ -114,7 +115,7 @@ def test_full_then_incremental_to_public_keys_restores_both_points_in_time(host,
     change_records(records)
     status, output = host.run("run", duplicity_config(host, excludes=[str(records / "tmp")], encryption={"method": "gpg", "public_keys": [gpg_key.public]}))
     assert status == 0, output
-    assert [kind for kind, _ in set_times(host)] == ["full", "inc"]
+    assert [kind for kind, _time in set_times(host)] == ["full", "inc"]
     assert all(key.endswith(".gpg") for key in host.keys()), host.keys()
     # Nothing on the host opens the backups: no secret key material in any file it holds.
     for path in host.tmp.rglob("*"):
@@ -122,7 +123,7 @@ def test_full_then_incremental_to_public_keys_restores_both_points_in_time(host,
             assert b"PRIVATE KEY" not in path.read_bytes(), path
     assert not list(Path("/tmp").glob("s3-backup-records-*"))  # the temporary directory went
 
-    (_, full_time), (_, inc_time) = set_times(host)
+    (_full, full_time), (_inc, inc_time) = set_times(host)
     status, output = restore(host, full, host.tmp / "restored-full", "--identity", gpg_key.secret_file, "--time", iso(full_time))
     assert status == 0, output
     status, output = restore(host, full, host.tmp / "restored-inc", "--identity", gpg_key.secret_file, "--time", iso(inc_time))
