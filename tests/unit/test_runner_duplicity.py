@@ -38,7 +38,10 @@ class GpgKey:
 @pytest.fixture(scope="module")
 def gpg_key(tmp_path_factory):
     tool("duplicity", "duplicity")
-    return GpgKey(tmp_path_factory.mktemp("operator"))
+    key = GpgKey(tmp_path_factory.mktemp("operator"))
+    yield key
+    # gpg started an agent for the key's home while making the secret key: not left running.
+    subprocess.run(["gpgconf", "--homedir", str(key.home), "--kill", "gpg-agent"], check=False, capture_output=True)
 
 
 def duplicity_config(host, **settings):
