@@ -6,6 +6,7 @@
 #   bash scripts/molecule.sh converge      development: create/prepare/converge/verify/login
 #                                          share one moto server, kept running until destroy
 #   bash scripts/molecule.sh login -h db1  (or: docker exec -it db1 bash)
+#   bash scripts/molecule.sh test -s faults   another scenario (extensions/molecule/faults: the fault suite)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -23,9 +24,18 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGIO
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN
 
-moto_log="$BUILD/moto-molecule.log"
+# The scenario (molecule's -s/--scenario-name NAME, e.g. faults): each has a moto server of its own.
+scenario=default previous=''
+for argument in "$@"; do
+    case $previous in -s | --scenario-name) scenario=$argument ;; esac
+    case $argument in --scenario-name=*) scenario=${argument#*=} ;; esac
+    previous=$argument
+done
+suffix=''
+[ "$scenario" = default ] || suffix="-$scenario"
+moto_log="$BUILD/moto-molecule$suffix.log"
 # Where a development run's moto server is recorded (pid and port) for the commands after it.
-moto_state="$BUILD/moto-molecule.env"
+moto_state="$BUILD/moto-molecule$suffix.env"
 
 moto_answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

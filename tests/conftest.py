@@ -3,6 +3,7 @@ run this collection's modules and playbooks through real ansible commands."""
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import socket
@@ -206,3 +207,30 @@ def _run_module_fixture():
 @pytest.fixture(name="run_playbook")
 def _run_playbook_fixture():
     return run_playbook
+
+
+def run_molecule(*args, log_path, env=None):
+    """``bash scripts/molecule.sh ARGS`` (the molecule scenarios on real systemd containers); returns
+    (exit status, output) and keeps the whole output in ``log_path``."""
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts" / "molecule.sh"), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        timeout=3600,
+    )
+    output = proc.stdout + proc.stderr
+    log_path.write_text(output)
+    return proc.returncode, output
+
+
+def secret_keys(directory):
+    """The secret access keys of the credentials files (*.ini) in ``directory``: what no output may show."""
+    found = []
+    for path in sorted(Path(directory).glob("*.ini")):
+        parser = configparser.ConfigParser()
+        parser.read(path)
+        found.append(parser["default"]["aws_secret_access_key"])
+    return found

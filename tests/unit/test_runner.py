@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -268,6 +269,7 @@ def test_stream_stores_the_compressed_dump_and_a_manifest(host):
     assert [e for e in host.events() if APP in e or e in ("pre", "command")] == [
         f"systemctl is-active --quiet {APP}",
         f"systemctl stop {APP}",
+        f"systemctl show {APP} --property=Result,ExecStop,ExecMainCode,ExecMainStatus",  # stopped cleanly?
         "pre",
         "command",
         f"systemctl start {APP}",
@@ -340,7 +342,7 @@ def test_parts_in_flight_are_bounded_by_max_concurrency():
             self.completed = [p["PartNumber"] for p in MultipartUpload["Parts"]]
 
     s3, data = SlowS3(), os.urandom(95)
-    upload = runner.MultipartUpload(s3, "bucket", "key", part_size=10, concurrency=3)
+    upload = runner.MultipartUpload(s3, "bucket", "key", part_size=10, concurrency=3, job="pg")
     upload.upload_from(io.BytesIO(data))
     upload.complete()
     assert s3.most == 3
@@ -486,6 +488,27 @@ def test_sigterm_mid_stream_aborts_the_upload_and_starts_the_services(host):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="run_as needs root")
+def test_an_abort_that_fails_is_retried_by_the_next_run(host, monkeypatch):
+    """The endpoint gone mid-upload: the abort fails too, so the upload id is kept for the next run."""
+
+    class Unreachable:
+        def abort_multipart_upload(self, **_kwargs):
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+
+    left_open = host.s3.create_multipart_upload(Bucket=host.bucket, Key=f"{host.prefix}/pg/20261122T020000Z/dump.sql.zst")
+    monkeypatch.setenv("STATE_DIRECTORY", str(host.state))
+    upload = runner.MultipartUpload.__new__(runner.MultipartUpload)
+    upload.s3, upload.bucket, upload.key, upload.job = Unreachable(), host.bucket, left_open["Key"], "pg"
+    upload.upload_id, upload.pool = left_open["UploadId"], ThreadPoolExecutor(1)
+    upload.abort()
+    assert json.loads((host.state / "pending-aborts.json").read_text())[0]["upload_id"] == left_open["UploadId"]
+
+    status, output = host.run("run", host.config())
+    assert status == 0, output
+    assert "aborted the upload an earlier run left open" in output
+    assert host.unfinished_uploads() == [] and not (host.state / "pending-aborts.json").exists()
+
+
 def test_run_as_runs_the_command_as_that_user(host):
     status, output = host.run("run", host.config(command="id -un; pwd", run_as="nobody", compression="none", pre_commands=[]))
     assert status == 0, output
@@ -786,6 +809,26 @@ def test_service_that_does_not_start_again_exits_75_and_stays_recorded(host):
     status, output = host.run("restore-services", host.tmp / "job.json")
     assert status == 0, output
     assert host.is_active(APP) and not host.record.exists()
+
+
+def test_service_whose_stop_command_failed_is_not_backed_up(host):
+    # systemctl stop succeeds, but the unit's ExecStop= failed: the app's data may be inconsistent.
+    (host.systemd / "show").write_text("Result=exit-code\nExecStop={ path=/bin/sh ; argv[]=/bin/sh -c app-stop ; code=exited ; status=3 }\n")
+    status, output = host.run("run", host.config())
+    assert status == 3, output
+    assert f"{APP} did not stop cleanly (Result=exit-code, its stop command failed with status 3)" in output
+    assert "command" not in host.events()
+    assert_nothing_stored(host)
+    assert_app_stopped_and_started(host)
+
+
+def test_service_whose_main_process_exits_non_zero_on_sigterm_counts_as_stopped(host):
+    # Many JVMs exit 143 on SIGTERM: systemd says Result=exit-code, yet the app did stop.
+    (host.systemd / "show").write_text("Result=exit-code\nExecStop=\nExecMainCode=1\nExecMainStatus=143\n")
+    status, output = host.run("run", host.config())
+    assert status == 0, output
+    assert f"{APP} stopped with Result=exit-code (its main process exited with status 143)" in output
+    assert_app_stopped_and_started(host)
 
 
 def test_run_also_starts_what_an_earlier_run_left_stopped(host):
