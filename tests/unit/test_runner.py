@@ -708,7 +708,7 @@ def test_sigterm_during_the_archive_command_removes_its_files(host):
     directory, pid_file = host.tmp / "archive", host.tmp / "command.pid"
     directory.mkdir()
     command = f"echo $$ > {pid_file}; printf partial > {directory}/dump.part; echo written; sleep 60"
-    terminate_when(host, host.config(method="archive", archive_dir=str(directory), command=command), "written")
+    terminate_when(host, host.config(method="archive", archive_dir=str(directory), command=command), "\nwritten\n")
     assert_nothing_stored(host)
     assert list(directory.iterdir()) == []
     assert_app_stopped_and_started(host)
