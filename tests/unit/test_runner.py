@@ -1246,3 +1246,212 @@ def test_archive_paths_may_not_leave_the_target_directory(tmp_path):
 )
 def test_failing_stage(statuses, checks_input, cause):
     assert runner.failing_stage(statuses, checks_input) == cause
+
+
+# ---------------------------------------------------------------------------------------------- large streams
+
+
+def test_part_sizes_take_any_stream_up_to_5_tib_without_knowing_its_size():
+    """16 MiB parts for the first 1,000 parts (15.6 GiB), then growing: S3's 5 TiB object limit fits
+    in S3's 10,000 parts with no part over S3's 5 GiB."""
+    sizes = [runner.part_size_for(number, 16 * MIB, runner.S3_MAX_PARTS) for number in range(1, runner.S3_MAX_PARTS + 1)]
+    assert set(sizes[:1000]) == {16 * MIB}
+    assert max(sizes) <= 5 * 1024 * MIB
+    assert sum(sizes) >= 5 * 1024**4
+    total, parts = 0, 0
+    while total < 5 * 1024**4:
+        total += sizes[parts]
+        parts += 1
+    assert parts == 8284
+
+
+def test_parts_in_flight_stay_within_the_first_parts_budget_as_parts_grow(monkeypatch):
+    """As parts double, fewer are in flight: bytes in memory stay within concurrency x the first part
+    size, or one part once a single part is larger."""
+    monkeypatch.setenv("SYSTEMD_S3_BACKUP_MAX_PARTS", "10")  # parts double every part
+
+    class CountingS3:
+        def __init__(self):
+            self.lock, self.in_flight, self.most = threading.Lock(), 0, 0
+
+        def create_multipart_upload(self, **_):
+            return {"UploadId": "u1"}
+
+        def upload_part(self, Body, PartNumber, **_):  # noqa: N803 - boto3's argument names
+            with self.lock:
+                self.in_flight += len(Body)
+                self.most = max(self.most, self.in_flight)
+            time.sleep(0.02)
+            with self.lock:
+                self.in_flight -= len(Body)
+            return {"ETag": f'"{PartNumber}"'}
+
+    s3 = CountingS3()
+    upload = runner.MultipartUpload(s3, "bucket", "key", part_size=10, concurrency=4, job="pg")
+    upload.upload_from(io.BytesIO(os.urandom(10 + 20 + 40 + 80 + 160)))
+    upload.pool.shutdown(wait=True)
+    assert [future.result()["PartNumber"] for future in upload.parts] == [1, 2, 3, 4, 5]
+    assert s3.most <= 160  # never more than max(4 x 10 bytes, the largest part)
+
+
+def test_stream_several_times_past_the_fixed_part_limit_is_stored(host):
+    """With S3's limit lowered to 10 parts, fixed 5 MiB parts would fail at 50 MiB: a 150 MiB stream,
+    told nothing of its size, is stored whole in 5 growing parts."""
+    block = os.urandom(MIB)
+    (host.tmp / "big").write_bytes(block * 150)
+    config = host.config(command=f"cat {host.tmp}/big", compression="none", part_size_mb=5, max_concurrency=2)
+    status, output = host.run("run", config, env={"SYSTEMD_S3_BACKUP_MAX_PARTS": "10"})
+    assert status == 0, output
+    data_key, _manifest = host.keys()
+    head = host.s3.head_object(Bucket=host.bucket, Key=data_key)
+    assert head["ContentLength"] == 150 * MIB
+    assert head["ETag"].endswith('-5"')
+    assert host.manifest()[1]["objects"][0]["sha256"] == sha256(block * 150)
+    assert "parts from number 2 on are 10 MiB" in output
+
+
+# ---------------------------------------------------------------------------------------------- cold storage
+
+
+def object_tags(host, key):
+    return {t["Key"]: t["Value"] for t in host.s3.get_object_tagging(Bucket=host.bucket, Key=key)["TagSet"]}
+
+
+def test_data_objects_are_tagged_for_the_cold_lifecycle_and_manifests_are_not(host):
+    directory = host.tmp / "archive"
+    directory.mkdir()
+    assert host.run("run", host.config())[0] == 0
+    archive = host.config(job="files", method="archive", archive_dir=str(directory), command=archive_command(host, directory))
+    assert host.run("run", archive)[0] == 0
+    keys = host.keys()
+    data = [key for key in keys if not key.endswith("/manifest.json")]
+    assert len(data) == 3 and len(keys) == 5
+    for key in keys:
+        assert object_tags(host, key) == ({} if key.endswith("/manifest.json") else {"systemd-s3-backup": "data"}), key
+
+
+def freeze(host, key, storage_class="GLACIER"):
+    """What the lifecycle does on AWS after its days (moto runs no lifecycle): the object moved to a cold
+    class, after which moto, like S3, refuses GetObject with InvalidObjectState until it is thawed."""
+    host.s3.copy_object(
+        Bucket=host.bucket, Key=key, CopySource={"Bucket": host.bucket, "Key": key}, StorageClass=storage_class, MetadataDirective="COPY"
+    )
+    with pytest.raises(ClientError, match="InvalidObjectState"):
+        host.s3.get_object(Bucket=host.bucket, Key=key)
+
+
+@pytest.mark.parametrize("frozen", ["data", "data and manifest"])
+def test_restore_of_a_cold_backup_requests_the_thaw_then_restores(host, age_key, frozen):
+    data_key, _stored, restore = stored_stream(host, age_key, "none", "none")
+    run_prefix = restore.run_prefix()
+    freeze(host, data_key)
+    if frozen == "data and manifest":
+        freeze(host, f"{run_prefix}manifest.json", "DEEP_ARCHIVE")
+    target = host.tmp / "restored" / "dump.sql"
+
+    status, output = restore("--to-file", target, "--thaw-tier", "Bulk", run_prefix=run_prefix)
+    assert status == 75, output
+    assert "of this backup are in cold storage: thawing was requested (tier Bulk, readable for 3 days); AWS takes" in output
+    assert "5-12 hours" in output and "Run the same restore again then" in output
+    assert not target.exists()
+    assert 'ongoing-request' in host.s3.head_object(Bucket=host.bucket, Key=data_key)["Restore"]
+
+    status, output = restore("--to-file", target, run_prefix=run_prefix)  # moto thaws at once; AWS would take hours
+    assert status == 0, output
+    assert target.read_bytes() == (host.tmp / "data").read_bytes()
+
+
+def test_restore_waits_for_the_thaw_with_progress(host, age_key):
+    data_key, _stored, restore = stored_stream(host, age_key, "none", "none")
+    freeze(host, data_key)
+    target = host.tmp / "dump.sql"
+    status, output = restore("--to-file", target, "--thaw-wait", "30", "--thaw-poll", "0.2")
+    assert status == 0, output
+    assert "waiting up to 30 s for 1 object(s) to thaw (AWS takes 3-5 hours)" in output
+    assert "thawing: 0 object(s) left" in output
+    assert target.read_bytes() == (host.tmp / "data").read_bytes()
+
+
+def test_deep_archive_has_no_expedited_thaw(host, age_key):
+    data_key, _stored, restore = stored_stream(host, age_key, "none", "none")
+    freeze(host, data_key, "DEEP_ARCHIVE")
+    status, output = restore("--to-file", host.tmp / "dump.sql", "--thaw-tier", "Expedited")
+    assert status == 78, output
+    assert "is in DEEP_ARCHIVE, which has no Expedited retrieval: give --thaw-tier Standard or Bulk" in output
+
+
+@pytest.mark.skipif(not aws_cli_works(), reason="needs a working aws CLI on PATH")
+def test_sync_restore_thaws_cold_files_and_replaces_the_target_only_when_complete(host):
+    source = host.tmp / "files"
+    (source / "docs").mkdir(parents=True)
+    (source / "a.txt").write_text("a")
+    (source / "docs" / "b.txt").write_text("b")
+    assert host.run("run", host.config(method="sync", sync_dir=str(source), command=None))[0] == 0
+    freeze(host, f"{host.prefix}/pg/data/docs/b.txt")
+    target = host.tmp / "restored"
+    target.mkdir()
+    (target / "a.txt").write_text("what the host has now")
+
+    restore = Restore(host)
+    status, output = restore("--to-dir", target)
+    assert status == 75, output
+    assert (target / "a.txt").read_text() == "what the host has now"  # untouched: nothing half-written
+    assert [p.name for p in target.parent.iterdir() if p.name.startswith(".restore-")] == []
+
+    status, output = restore("--to-dir", target)
+    assert status == 0, output
+    assert {str(p.relative_to(target)): p.read_text() for p in target.rglob("*") if p.is_file()} == {"a.txt": "a", "docs/b.txt": "b"}
+
+
+def test_duplicity_chain_volumes_are_those_a_restore_at_a_time_reads():
+    folder = "hosts/h/j/duplicity/"
+    names = [
+        "duplicity-full.20260101T000000Z.vol1.difftar.gpg",
+        "duplicity-full.20260101T000000Z.vol2.difftar.gpg",
+        "duplicity-full.20260101T000000Z.manifest.gpg",
+        "duplicity-inc.20260101T000000Z.to.20260108T000000Z.vol1.difftar.gpg",
+        "duplicity-inc.20260108T000000Z.to.20260115T000000Z.vol1.difftar.gpg",
+        "duplicity-full.20260201T000000Z.vol1.difftar.gpg",
+        "duplicity-full-signatures.20260101T000000Z.sigtar.gpg",
+    ]
+    keys = [folder + name for name in names]
+    chain = runner.duplicity_chain_volumes
+    assert chain(keys, folder, "2026-01-10T00:00:00Z") == [folder + name for name in names[:2] + names[3:4]]
+    assert chain(keys, folder, "2026-01-31T00:00:00Z") == [folder + name for name in names[:2] + names[3:5]]
+    assert chain(keys, folder, None) == [folder + names[5]]
+    assert chain(keys, folder, "2025-12-01T00:00:00Z") == []
+    assert chain(keys, folder, "1M") == keys  # a time it cannot read: everything, never less
+
+
+def test_new_restore_key_is_retried_until_iam_accepts_it(monkeypatch):
+    monkeypatch.setattr(runner.time, "sleep", lambda _seconds: None)
+    answers = iter([ClientError({"Error": {"Code": "InvalidAccessKeyId"}}, "GetObject")] * 2 + ["manifest"])
+
+    def call():
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert runner.wait_for_new_key(call, 60) == "manifest"
+    with pytest.raises(ClientError):
+        runner.wait_for_new_key(lambda: (_ for _ in ()).throw(ClientError({"Error": {"Code": "InvalidAccessKeyId"}}, "GetObject")), 0)
+
+
+def test_restore_secrets_are_kept_in_run():
+    with runner.secret_scratch() as scratch:
+        assert scratch.startswith("/run/systemd-s3-backup/restore-")
+        assert os.stat(scratch).st_mode & 0o777 == 0o700
+
+
+@pytest.mark.skipif(not aws_cli_works(), reason="needs a working aws CLI on PATH")
+def test_sync_never_uploads_the_hosts_own_key(host):
+    source = host.tmp / "etc"
+    (source / "systemd-s3-backup" / "jobs").mkdir(parents=True)
+    (source / "systemd-s3-backup" / "aws-credentials").write_text("[default]\n")
+    (source / "hosts").write_text("127.0.0.1 localhost\n")
+    config = host.config(method="sync", sync_dir=str(source), command=None, credentials_file=str(source / "systemd-s3-backup" / "aws-credentials"))
+    status, output = host.run("run", config)
+    assert status == 0, output
+    assert [key.split("/data/")[1] for key in host.keys() if "/data/" in key] == ["hosts"]
+    assert f"excluding {source}/systemd-s3-backup (this host's keys and passphrases) from the backup" in output
