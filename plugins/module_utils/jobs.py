@@ -322,6 +322,22 @@ def _retention(field, value, access):
     return {"older_than": _duplicity_interval(f"{field}.older_than", value["older_than"])}
 
 
+def _duplicity_reads(name, field, access):
+    """duplicity reads back what it writes (a HeadObject of every volume, the last manifest of a
+    passphrase chain), which AWS authorizes as s3:GetObject: the aws role grants that on each duplicity
+    job's own folder, so a job it has not seen yet would stall and fail on AWS."""
+    granted = (access or {}).get("duplicity_jobs")
+    permissions = (access or {}).get("permissions") or []
+    if granted is not None and name not in granted and "restore" not in permissions:
+        raise InputError(
+            field,
+            f"is duplicity, and this host's principal may not read back job {name}'s duplicity folder (it may for "
+            f"{', '.join(granted) or 'no job'})",
+            "Run the systemd_s3.backup.aws role with this job in the host's jobs_list first (site.yml does): it grants "
+            "s3:GetObject on <prefix>/<job>/duplicity/ to the host",
+        )
+
+
 def normalize_job(index, job, access=None):
     """One job with defaults applied and every field checked; raises InputError naming the field.
     ``access`` (the aws role's hand-over) tells which permissions the host's principal has, if known."""
@@ -398,6 +414,7 @@ def normalize_job(index, job, access=None):
         out["encryption"] = _encryption(field("encryption"), out["encryption"], method)
     if method == "duplicity":
         _duplicity_fields(given, out, field, access)
+        _duplicity_reads(name, field("method"), access)
     if method == "archive":
         out["archive_dir"] = _absolute_path(field("archive_dir"), job.get("archive_dir"))
     if method == "sync":

@@ -280,3 +280,15 @@ def test_bad_duplicity_jobs_name_the_job_and_field(job_list, field, words):
 def test_full_if_older_than_frees_the_full_units_name():
     names = [unit["service"] for unit in units([dict(DUPLICITY, full_if_older_than="1M"), dict(SYNC, name="records-full")])]
     assert names == ["s3-backup-records.service", "s3-backup-records-full.service"]
+
+
+def test_duplicity_jobs_need_the_read_back_grant_when_the_aws_role_says_what_the_host_has():
+    """duplicity HEADs every volume it uploads (s3:GetObject on AWS): the aws role grants that per job."""
+    job = {"name": "records", "method": "duplicity", "source_dir": "/srv/records"}
+    with pytest.raises(InputError) as error:
+        jobs.job_units([job], dict(ACCESS, permissions=["backup"], duplicity_jobs=["other"]), "db1")
+    assert "jobs[records].method" in str(error.value) and "may not read back job records's duplicity folder" in str(error.value)
+    assert "Run the systemd_s3.backup.aws role" in str(error.value)
+    assert jobs.job_units([job], dict(ACCESS, permissions=["backup"], duplicity_jobs=["records"]), "db1")
+    assert jobs.job_units([job], dict(ACCESS, permissions=["backup", "restore"], duplicity_jobs=[]), "db1")
+    assert jobs.job_units([job], ACCESS, "db1")  # an older hand-over that does not say: the runner finds out

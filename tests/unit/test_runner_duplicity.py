@@ -232,3 +232,49 @@ def test_two_runs_of_one_job_never_overlap(host):
     assert running.wait(timeout=30) == 0 and status == 0, output
     assert "is in progress: waiting for it to finish" in output
     assert [e for e in host.events() if e.endswith(("-start", "-end"))] == ["first-start", "first-end", "second-start", "second-end"]
+
+
+def freeze(host, key):
+    """What the lifecycle's cold rule does on AWS (moto runs no lifecycle): moto then refuses GetObject."""
+    host.s3.copy_object(Bucket=host.bucket, Key=key, CopySource={"Bucket": host.bucket, "Key": key}, StorageClass="GLACIER", MetadataDirective="COPY")
+
+
+def test_volumes_are_tagged_and_cold_volumes_are_thawed_for_a_restore(host):
+    """Only volumes carry the data tag, so the cold lifecycle leaves duplicity's manifests and signatures
+    readable; a restore thaws the volumes of the chain it reads (on AWS: hours; exit 75 until then)."""
+    (host.credentials / "passphrase").write_text(PASSPHRASE)
+    make_records(host.tmp / "records")
+    config = duplicity_config(host, duplicity_action="full", encryption={"method": "passphrase"})
+    assert host.run("run", config)[0] == 0
+    volumes = [key for key in host.keys() if ".difftar" in key]
+    assert volumes
+    for key in host.keys():
+        tags = host.s3.get_object_tagging(Bucket=host.bucket, Key=key)["TagSet"]
+        assert tags == ([{"Key": "systemd-s3-backup", "Value": "data"}] if key in volumes else []), key
+        if key in volumes:
+            freeze(host, key)
+    passphrase_file = host.tmp / "operator-passphrase"
+    passphrase_file.write_text(PASSPHRASE)
+    target = host.tmp / "restored"
+
+    status, output = restore(host, config, target, "--passphrase-file", passphrase_file)
+    assert status == 75, output
+    assert f"{len(volumes)} object(s) of this backup are in cold storage: thawing was requested" in output
+    assert not target.exists()
+    status, output = restore(host, config, target, "--passphrase-file", passphrase_file)  # moto thawed at once
+    assert status == 0, output
+    assert same_tree(target, host.tmp / "records")
+
+
+def test_the_hosts_key_directory_is_never_in_its_duplicity_backup(host):
+    source = host.tmp / "records"
+    make_records(source)
+    (source / "keys").mkdir()
+    (source / "keys" / "aws-credentials").write_text("[default]\n")
+    config = duplicity_config(host, duplicity_action="full", credentials_file=str(source / "keys" / "aws-credentials"))
+    status, output = host.run("run", config)
+    assert status == 0, output
+    assert f"excluding {source}/keys (this host's keys and passphrases) from the backup" in output
+    status, output = restore(host, config, host.tmp / "restored")
+    assert status == 0, output
+    assert (host.tmp / "restored" / "index.txt").exists() and not (host.tmp / "restored" / "keys").exists()
