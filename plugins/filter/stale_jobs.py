@@ -24,7 +24,12 @@ description:
     (its C(jobs_list) and C(jobs_defaults), as the C(systemd_s3.backup.jobs) role deploys them), and returns one entry
     per job saying how old its newest complete backup is and whether that is older than the job's C(max_age).
   - A job's C(max_age) is its own, else the one in its host's C(jobs_defaults), else O(default_max_age).
-  - A job without any complete backup is stale. Jobs with C(enabled=false) are listed but not checked.
+  - A job without any complete backup is stale. Jobs with C(enabled=false) are listed but not checked for age.
+  - Ages are counted from when S3 stored a backup's manifest (RV(systemd_s3.backup.backups_info#module:backups[].time)),
+    never from a time a host wrote, and are never negative. Backups that
+    C(systemd_s3.backup.backups_info) refused as suspicious (forged, future-dated or changed after they finished)
+    never count as fresh; each job reports its own in RV(_value[].suspicious), also a disabled job, and is not
+    RV(_value[].ok) while it has any.
   - Jobs are checked as the C(systemd_s3.backup.jobs) role checks them, so a bad C(max_age) fails naming the host,
     the job and the field.
   - Used by the C(systemd_s3.backup.verify) playbook.
@@ -58,10 +63,10 @@ EXAMPLES = r"""
   ansible.builtin.set_fact:
     freshness: "{{ backups.jobs | systemd_s3.backup.stale_jobs(fleet, default_max_age='2d') }}"
 
-- name: Fail naming them
+- name: Fail naming them, and the jobs with suspicious backups
   ansible.builtin.assert:
-    that: freshness | selectattr('stale') | list | length == 0
-    fail_msg: "{{ freshness | selectattr('stale') | map(attribute='message') | join('\n') }}"
+    that: freshness | rejectattr('ok') | list | length == 0
+    fail_msg: "{{ freshness | rejectattr('ok') | map(attribute='message') | join('\n') }}"
 """
 
 RETURN = r"""
@@ -92,7 +97,8 @@ _value:
       type: int
       sample: 93600
     newest:
-      description: When the newest complete backup finished (UTC), or null when there is none.
+      description:
+        - When S3 stored the newest complete backup's manifest (UTC), or null when there is none.
       type: string
       sample: "2026-11-22T02:03:41Z"
     age_seconds:
@@ -107,8 +113,22 @@ _value:
     incomplete_runs:
       description: RV(systemd_s3.backup.backups_info#module:jobs[].incomplete_runs) of the job.
       type: dict
+    suspicious:
+      description:
+        - The job's backups refused as suspicious, each as C(manifest_key) and C(reasons), from
+          RV(systemd_s3.backup.backups_info#module:jobs[].suspicious).
+      type: list
+      elements: dict
+      sample:
+        - manifest_key: hosts/web1/pg/20991231T235959Z/manifest.json
+          reasons: ["its folder time 2099-12-31T23:59:59Z is in the future"]
+    ok:
+      description: Whether the job passes verification, that is it is not stale and has no suspicious backup.
+      type: bool
     message:
-      description: One line on the job for people; for a stale job, it names the unit whose journal to read.
+      description:
+        - One line on the job for people; for a stale job, it names the unit whose journal to read; suspicious
+          backups are named with their reasons.
       type: string
       sample: "web1 pg: STALE, newest backup 2026-11-19T02:03:41Z is 3d 4h old, more than its max_age 26h:
         look at journalctl -u s3-backup-pg.service on web1"
@@ -128,10 +148,23 @@ def readable_age(seconds):
     return f"{seconds}s"
 
 
+SHOWN_SUSPICIOUS = 3  # a leaked key can store thousands: the message names a few, the entry has all
+
+
+def _suspicious_text(suspicious):
+    shown = "; ".join(f"{backup['manifest_key']} ({', '.join(backup['reasons'])})" for backup in suspicious[:SHOWN_SUSPICIOUS])
+    more = f" and {len(suspicious) - SHOWN_SUSPICIOUS} more" if len(suspicious) > SHOWN_SUSPICIOUS else ""
+    return (
+        f"SUSPICIOUS, {len(suspicious)} backup(s) refused, never restored nor counted as fresh: {shown}{more}."
+        " Only a key that may write under this host's prefix can store them: check whether it leaked"
+    )
+
+
 def _message(entry):
     where = f"{entry['host']} {entry['job']}"
     if not entry["enabled"]:
-        return f"{where}: disabled (enabled: false), not checked"
+        state = "disabled (enabled: false), not checked"
+        return f"{where}: {state}; {_suspicious_text(entry['suspicious'])}" if entry["suspicious"] else f"{where}: {state}"
     if entry["newest"] is None:
         state = "STALE, no complete backup at all"
     elif entry["stale"]:
@@ -143,6 +176,8 @@ def _message(entry):
         state += f"; {incomplete['count']} incomplete run(s), the newest from {incomplete['newest']}"
     if entry["stale"]:
         state += f": look at journalctl -u {entry['unit']} on {entry['host']}"
+    if entry["suspicious"]:
+        state = f"{_suspicious_text(entry['suspicious'])}; {state}"
     return f"{where}: {state}"
 
 
@@ -166,10 +201,10 @@ def freshness(report, fleet, job_defaults=None, default_max_age=DEFAULT_MAX_AGE,
         for job in host_jobs:
             found = reported.get((host, job["name"])) or {}
             newest = found.get("newest")
-            finished = backups.parse_iso(newest["time"]) if newest else None
+            stored = backups.parse_iso(newest["time"]) if newest else None
             max_age = job.get("max_age", str(default_max_age).strip())
             max_age_seconds = backups.parse_duration(max_age) if "max_age" in job else default_seconds
-            stale, age_seconds = backups.staleness({"time": finished} if finished else None, now, max_age_seconds)
+            stale, age_seconds = backups.staleness({"time": stored} if stored else None, now, max_age_seconds)
             entry = {
                 "host": host,
                 "job": job["name"],
@@ -177,12 +212,14 @@ def freshness(report, fleet, job_defaults=None, default_max_age=DEFAULT_MAX_AGE,
                 "enabled": job["enabled"],
                 "max_age": max_age,
                 "max_age_seconds": max_age_seconds,
-                "newest": backups.iso(finished),
+                "newest": backups.iso(stored),
                 "age_seconds": age_seconds,
                 "age": None if age_seconds is None else readable_age(age_seconds),
                 "stale": stale and job["enabled"],
                 "incomplete_runs": found.get("incomplete_runs") or {"count": 0, "newest": None},
+                "suspicious": [{"manifest_key": b["manifest_key"], "reasons": list(b["reasons"])} for b in found.get("suspicious") or []],
             }
+            entry["ok"] = not entry["stale"] and not entry["suspicious"]
             entry["message"] = _message(entry)
             entries.append(entry)
     return entries

@@ -3,7 +3,12 @@
 """Which backups a bucket holds, from a key listing alone: runner runs (a run folder is a backup only
 once its manifest.json, the commit marker, is stored) and duplicity backup sets (complete once their
 manifest is stored, usable only with an unbroken chain down to a full backup); then the newest good
-backup, the backup a restore at a given time would use, and how stale a job is. No AWS calls here."""
+backup, the backup a restore at a given time would use, and how stale a job is. No AWS calls here.
+
+Times a host writes (run folder names, a manifest's started/finished, duplicity's file names) are
+claims a leaked host key can forge. A backup is ordered, selected and aged by S3's own LastModified
+of its manifest, which no host key can set; a backup whose claims contradict it is refused as
+suspicious (see forged_reasons)."""
 
 from __future__ import annotations
 
@@ -22,9 +27,18 @@ MANIFEST = "manifest.json"
 SYNC_DATA = "data"
 DUPLICITY = "duplicity"
 LATEST = "latest"
-NEEDS_FINISHED = "needs_finished"  # select_backup's answer when a manifest must be read first
-# What selection needs to know of a backup, left out of the module's output.
-INTERNAL_FIELDS = ("started", "finished_known", "manifest_read")
+# How far a time a host wrote (a run folder's name, its manifest's started/finished, a duplicity set's
+# name) may lie after S3's LastModified of the backup's manifest, or after now, before the backup is
+# refused: the clock skew allowed between a host, S3 and the control node. NTP keeps clocks within a
+# second; 15 minutes is generous for a host without it, and far less than any useful forgery needs.
+CLOCK_SKEW_TOLERANCE = datetime.timedelta(minutes=15)
+# Storage classes whose objects GetObject refuses (InvalidObjectState) until RestoreObject thaws them.
+# GLACIER_IR and the IA classes are read at once. INTELLIGENT_TIERING's optional archive tiers are cold
+# too, but a listing does not show them (only HeadObject's x-amz-archive-status does).
+COLD_STORAGE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+DEFAULT_STORAGE_CLASS = "STANDARD"  # what a listing without StorageClass means
+# What selection and checks need to know of a backup, left out of the module's output.
+INTERNAL_FIELDS = ("manifest_read", "manifest_storage_class", "newest_object")
 
 _RUN_FOLDER = re.compile(r"\d{8}T\d{6}Z")
 # duplicity's file_naming: full/inc volumes and manifests, full/new signatures, then optional
@@ -140,6 +154,15 @@ def _run_time(name):
     return datetime.datetime.strptime(name, RUN_TIMESTAMP).replace(tzinfo=UTC)
 
 
+def _listed_time(value):
+    """A listing's LastModified (botocore gives a datetime) as a UTC datetime; None when absent."""
+    if isinstance(value, datetime.datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str) and value:
+        return parse_time(value, "LastModified")
+    return None
+
+
 # ---------------------------------------------------------------------------------------------- listing
 
 
@@ -182,38 +205,87 @@ def new_job_listing():
 
 
 def index_listing(objects, prefix):
-    """Groups listed objects ({'Key', 'Size'}) under '<prefix>/' by (host, job), each as
-    {'runs': {folder: {'files': {key: size}, 'manifest_key'}},
-     'duplicity': {(kind, start, end): {'volumes': {key: size}, 'manifest_key'}}}.
+    """Groups listed objects ({'Key', 'Size', 'LastModified', 'StorageClass'}) under '<prefix>/' by
+    (host, job), each as
+    {'runs': {folder: {'files': {key: object}, 'manifest_key', 'manifest': object}},
+     'duplicity': {(kind, start, end): {'volumes': {key: object}, 'manifest_key', 'manifest': object}}}
+    where an object is {'size', 'modified' (S3's LastModified), 'storage_class'}.
     A sync job's data/ keys and duplicity's other files only make the job known. Signatures (needed
     by duplicity's next backup, not by a restore) and keys that follow no layout are ignored."""
     jobs = {}
     for item in objects:
-        key, size = item["Key"], item.get("Size", 0)
+        key = item["Key"]
         if not key.startswith(prefix + "/"):
             continue
         parts = key[len(prefix) + 1:].split("/")
         if len(parts) < 4 or not parts[0] or not parts[1]:
             continue
         host, job, folder, rest = parts[0], parts[1], parts[2], "/".join(parts[3:])
+        listed = {
+            "size": item.get("Size", 0),
+            "modified": _listed_time(item.get("LastModified")),
+            "storage_class": item.get("StorageClass") or DEFAULT_STORAGE_CLASS,
+        }
         if folder == SYNC_DATA:
             jobs.setdefault((host, job), new_job_listing())
         elif _RUN_FOLDER.fullmatch(folder) and rest:
-            run = jobs.setdefault((host, job), new_job_listing())["runs"].setdefault(folder, {"files": {}, "manifest_key": None})
+            runs = jobs.setdefault((host, job), new_job_listing())["runs"]
+            run = runs.setdefault(folder, {"files": {}, "manifest_key": None, "manifest": None})
             if rest == MANIFEST:
-                run["manifest_key"] = key
+                run.update(manifest_key=key, manifest=listed)
             else:
-                run["files"][key] = size
+                run["files"][key] = listed
         elif folder == DUPLICITY and len(parts) == 4:
             sets = jobs.setdefault((host, job), new_job_listing())["duplicity"]
             name = parse_duplicity_name(rest)
             if name and name["part"] != "signatures":
-                backup_set = sets.setdefault((name["kind"], name["start"], name["end"]), {"volumes": {}, "manifest_key": None})
+                backup_set = sets.setdefault((name["kind"], name["start"], name["end"]), {"volumes": {}, "manifest_key": None, "manifest": None})
                 if name["part"] == "volume":
-                    backup_set["volumes"][key] = size
+                    backup_set["volumes"][key] = listed
                 else:
-                    backup_set["manifest_key"] = key
+                    backup_set.update(manifest_key=key, manifest=listed)
     return jobs
+
+
+# ---------------------------------------------------------------------------------------------- trust
+
+
+def forged_reasons(stored, claims, newest_object, now):
+    """Why a backup cannot be trusted, as sentences (none: it can). ``stored`` is S3's LastModified
+    of its manifest, ``claims`` the (what, time) pairs the host wrote, ``newest_object`` the
+    (key, LastModified) of its most recently stored data object or None, ``now`` the control node's
+    time. Refused: a claim in the future; a claim after S3 stored the manifest (a run cannot finish
+    after its commit); an object stored after the manifest, i.e. changed after the run was committed.
+    A manifest stored long after its folder's time is not refused: a long upload looks the same."""
+    if stored is None:
+        return ["the listing gave no LastModified for its manifest, so its time cannot be checked"]
+    reasons = []
+    for what, claimed in claims:
+        if claimed is None:
+            continue
+        if claimed > now + CLOCK_SKEW_TOLERANCE:
+            reasons.append(f"{what} {iso(claimed)} is in the future")
+        elif claimed > stored + CLOCK_SKEW_TOLERANCE:
+            reasons.append(f"{what} {iso(claimed)} is after S3 stored its manifest at {iso(stored)}")
+    if newest_object and newest_object[1] and newest_object[1] > stored + CLOCK_SKEW_TOLERANCE:
+        key, modified = newest_object
+        reasons.append(f"{key} was stored at {iso(modified)}, after its manifest ({iso(stored)}): the run was changed after it was committed")
+    return reasons
+
+
+def suspicious_warning(backup):
+    """The warning for a refused backup: its manifest's key and the reasons."""
+    return (
+        f"{backup['manifest_key']}: refused as suspicious ({'; '.join(backup['reasons'])}); never selected for a restore nor"
+        " counted as fresh. Only a key that may write under this host's prefix can store it: check whether that key leaked"
+    )
+
+
+def cold_manifest_warning(backup):
+    return (
+        f"{backup['manifest_key']}: not read, it is in storage class {backup['manifest_storage_class']} (cold):"
+        " a restore of this backup will thaw it first; its objects and finished time are not reported"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- backups
@@ -225,82 +297,133 @@ def _backup(host, job, time, **fields):
         "job": job,
         "method": None,
         "time": time,
-        "started": time,
-        "finished_known": False,
+        "started": None,
+        "finished": None,
         "manifest_read": False,
         "type": "full",
         "size": 0,
         "sha256": None,
         "objects": None,
         "manifest_key": None,
+        "manifest_storage_class": DEFAULT_STORAGE_CLASS,
         "run_prefix": None,
+        "storage_classes": [],
+        "cold": False,
+        "newest_object": None,
+        "reasons": [],
     }
     backup.update(fields)
     return backup
 
 
-def run_backups(host, job, runs, prefix):
+def _stored_fields(objects, manifest):
+    """A backup's fields from the listing of its data objects and its manifest."""
+    everything = list(objects.values()) + [manifest]
+    classes = sorted({listed["storage_class"] for listed in everything})
+    dated = [(key, listed["modified"]) for key, listed in objects.items() if listed["modified"]]
+    return {
+        "size": sum(listed["size"] for listed in objects.values()),
+        "manifest_storage_class": manifest["storage_class"],
+        "storage_classes": classes,
+        "cold": any(storage_class in COLD_STORAGE_CLASSES for storage_class in classes),
+        "newest_object": max(dated, key=lambda pair: pair[1]) if dated else None,
+    }
+
+
+def _order(backup):
+    return (backup["time"] or backup["finished"] or backup["started"], backup["manifest_key"])
+
+
+def run_backups(host, job, runs, prefix, now):
     """Backups of the runner's run folders (those with a manifest) and the folders without one:
-    (backups oldest first, incomplete run times). A backup's time is its run's start until its
-    manifest is read (finished_known False); started is always the run's start."""
+    (backups oldest first, incomplete run times). A backup's time is S3's LastModified of its
+    manifest; started is its folder's time, finished its manifest's claim once read."""
     backups, incomplete = [], []
     for folder in sorted(runs):
         run = runs[folder]
         if not run["manifest_key"]:
             incomplete.append(_run_time(folder))
             continue
-        backups.append(
-            _backup(
-                host,
-                job,
-                _run_time(folder),
-                size=sum(run["files"].values()),
-                manifest_key=run["manifest_key"],
-                run_prefix=f"{prefix}/{host}/{job}/{folder}/",
-            )
+        stored = run["manifest"]["modified"]
+        backup = _backup(
+            host,
+            job,
+            stored,
+            started=_run_time(folder),
+            manifest_key=run["manifest_key"],
+            run_prefix=f"{prefix}/{host}/{job}/{folder}/",
+            **_stored_fields(run["files"], run["manifest"]),
         )
-    return backups, incomplete
+        backup["reasons"] = forged_reasons(stored, [("its folder time", backup["started"])], backup["newest_object"], now)
+        backups.append(backup)
+    return sorted(backups, key=_order), incomplete
 
 
-def duplicity_backups(host, job, sets, prefix):
+def duplicity_backups(host, job, sets, prefix, now):
     """Backups of duplicity's sets: complete ones (manifest stored) whose chain reaches a complete
-    full backup; (backups oldest first, times of incomplete or orphaned sets)."""
-    usable_ends, backups, unusable = set(), [], []
-    # Oldest end first, fulls before incrementals of the same time: a set's parent is always seen first.
+    full backup; (backups oldest first, times of incomplete or orphaned sets). A set's time is S3's
+    LastModified of its manifest, finished the time in its name (what duplicity restore --time takes).
+    A set building on a suspicious one is suspicious too."""
+    usable_ends, suspicious_ends, backups, unusable = set(), {}, [], []
+    # Oldest name first, fulls before incrementals of the same time: a set's parent is always seen first.
     for kind, start, end in sorted(sets, key=lambda s: (s[2], s[0] != "full")):
         backup_set = sets[(kind, start, end)]
         complete = bool(backup_set["manifest_key"] and backup_set["volumes"])
-        if not complete or (kind == "incremental" and start not in usable_ends):
+        parent_suspicious = kind == "incremental" and start in suspicious_ends
+        if not complete or (kind == "incremental" and start not in usable_ends and not parent_suspicious):
             unusable.append(end)
             continue
-        usable_ends.add(end)
-        backups.append(
-            _backup(
-                host,
-                job,
-                end,
-                method=DUPLICITY,
-                finished_known=True,
-                type=kind,
-                size=sum(backup_set["volumes"].values()),
-                manifest_key=backup_set["manifest_key"],
-                run_prefix=f"{prefix}/{host}/{job}/{DUPLICITY}/",
-            )
+        stored = backup_set["manifest"]["modified"]
+        backup = _backup(
+            host,
+            job,
+            stored,
+            method=DUPLICITY,
+            finished=end,
+            type=kind,
+            manifest_key=backup_set["manifest_key"],
+            run_prefix=f"{prefix}/{host}/{job}/{DUPLICITY}/",
+            **_stored_fields(backup_set["volumes"], backup_set["manifest"]),
         )
-    return backups, unusable
+        backup["reasons"] = forged_reasons(stored, [("its file names' time", end)], backup["newest_object"], now)
+        if parent_suspicious:
+            backup["reasons"].append(f"it builds on the suspicious set {suspicious_ends[start]}")
+        if backup["reasons"]:
+            suspicious_ends[end] = backup["manifest_key"]
+        else:
+            usable_ends.add(end)
+        backups.append(backup)
+    return sorted(backups, key=_order), unusable
 
 
-def job_backups(host, job, listing, prefix):
-    """All good backups of one job oldest first, and {'count', 'newest'} of its incomplete runs."""
-    runs, incomplete = run_backups(host, job, listing["runs"], prefix)
-    sets, unusable = duplicity_backups(host, job, listing["duplicity"], prefix)
-    backups = sorted(runs + sets, key=lambda backup: backup["time"])
+def job_backups(host, job, listing, prefix, now):
+    """One job's (good backups oldest first, suspicious backups oldest first, {'count', 'newest'} of
+    its incomplete runs). ``now`` is the control node's time, for refusing backups dated after it."""
+    runs, incomplete = run_backups(host, job, listing["runs"], prefix, now)
+    sets, unusable = duplicity_backups(host, job, listing["duplicity"], prefix, now)
+    every = sorted(runs + sets, key=_order)
     failed = incomplete + unusable
-    return backups, {"count": len(failed), "newest": iso(max(failed)) if failed else None}
+    return (
+        [backup for backup in every if not backup["reasons"]],
+        [backup for backup in every if backup["reasons"]],
+        {"count": len(failed), "newest": iso(max(failed)) if failed else None},
+    )
 
 
-def apply_manifest(backup, body, listed_files):
-    """The backup completed with its manifest's contents: finished time, method, objects, sha256.
+def refuse_if_suspicious(backup, good, suspicious):
+    """Moves ``backup`` from ``good`` to ``suspicious`` when it has reasons (a manifest read found
+    some); True when it did."""
+    if not backup["reasons"] or backup not in good:
+        return False
+    good.remove(backup)
+    suspicious.append(backup)
+    suspicious.sort(key=_order)
+    return True
+
+
+def apply_manifest(backup, body, listed_files, now):
+    """The backup completed with its manifest's contents: finished time, method, objects, sha256;
+    its claimed started/finished checked against S3's time (adding to backup['reasons']).
     Returns a list of warnings (unreadable manifest, objects missing from the bucket)."""
     where = backup["manifest_key"]
     try:
@@ -311,13 +434,15 @@ def apply_manifest(backup, body, listed_files):
     warnings = []
     finished = parse_iso(manifest.get("finished"))
     if finished:
-        backup.update(time=finished, finished_known=True)
+        backup["finished"] = finished
     else:
-        warnings.append(f"{where}: 'finished' is not a UTC time like 2026-11-22T02:00:00Z; the run's start time is reported")
+        warnings.append(f"{where}: 'finished' is not a UTC time like 2026-11-22T02:00:00Z; it is not reported")
+    claims = [("its manifest's 'started'", parse_iso(manifest.get("started"))), ("its manifest's 'finished'", finished)]
+    backup["reasons"] += [reason for reason in forged_reasons(backup["time"], claims, None, now) if reason not in backup["reasons"]]
     backup.update(method=manifest.get("method"), objects=objects)
     if len(objects) == 1:
         backup["sha256"] = objects[0]["sha256"]
-    damaged = [o["key"] for o in objects if listed_files.get(o["key"]) != o["size"]]
+    damaged = [o["key"] for o in objects if (listed_files.get(o["key"]) or {}).get("size") != o["size"]]
     if damaged:
         warnings.append(f"{where}: {len(damaged)} object(s) it lists are missing or of another size in the bucket, e.g. {damaged[0]}: the backup is damaged")
     return warnings
@@ -332,34 +457,25 @@ def newest_backup(backups):
 
 
 def select_backup(backups, at):
-    """The backup a restore at ``at`` ('latest' or a UTC datetime) uses: the newest one finished at
-    or before ``at``. Returns (backup, reason): reason explains a None backup. When the answer hinges
-    on a run whose finished time is unknown (manifest not read), returns (that backup, NEEDS_FINISHED):
-    read its manifest and ask again. Runs of one job do not overlap (systemd starts a unit once at a
-    time), so a run finished no later than the next run started; that keeps it to one read."""
+    """The backup a restore at ``at`` ('latest' or a UTC datetime) uses: the newest good one S3
+    stored at or before ``at``. Returns (backup, reason): reason explains a None backup."""
     if not backups:
         return None, "there is no complete backup"
     if at == LATEST:
         return backups[-1], None
-    for index in range(len(backups) - 1, -1, -1):
-        backup = backups[index]
-        if backup["time"] > at:
-            continue  # started (or finished) after ``at``
-        if backup["finished_known"]:
+    for backup in reversed(backups):
+        if backup["time"] <= at:
             return backup, None
-        following = backups[index + 1] if index + 1 < len(backups) else None
-        if following and following["started"] <= at:
-            return backup, None  # finished before the following run started, at or before ``at``
-        return backup, NEEDS_FINISHED
     return None, f"no backup had finished at {iso(at)}: the oldest one is from {iso(backups[0]['time'])}"
 
 
 def staleness(newest, now, max_age):
     """(stale, age_seconds) of a job whose newest good backup is ``newest``: stale when there is
-    none or it is older than ``max_age`` seconds (exactly max_age old is still fresh)."""
+    none or it is older than ``max_age`` seconds (exactly max_age old is still fresh). The age is
+    never negative: a time after ``now`` (a control node clock behind S3's) counts as age 0."""
     if newest is None:
         return True, None
-    age = int((now - newest["time"]).total_seconds())
+    age = max(int((now - newest["time"]).total_seconds()), 0)
     return age > max_age, age
 
 
@@ -367,7 +483,10 @@ def staleness(newest, now, max_age):
 
 
 def public_backup(backup):
-    """A backup as the module returns it."""
+    """A backup as the module returns it; a suspicious one with its reasons."""
     view = {key: value for key, value in backup.items() if key not in INTERNAL_FIELDS}
-    view["time"] = iso(backup["time"])
+    for field in ("time", "started", "finished"):
+        view[field] = iso(backup[field])
+    if not view["reasons"]:
+        del view["reasons"]
     return view

@@ -18,16 +18,33 @@ description:
     is stored, which the runner does last. Run folders without one are failed or still running backups;
     they are counted in RV(jobs[].incomplete_runs), never listed as backups.
   - duplicity's backup sets under C(<prefix>/<host>/<job>/duplicity/) are listed too, as V(full) or
-    V(incremental) backups at their end time. A set is a backup once its manifest is stored and, for an
+    V(incremental) backups. A set is a backup once its manifest is stored and, for an
     incremental, when every set it builds on down to a full backup is one too; other sets count as incomplete.
+  - Backups are ordered, selected (O(at)) and aged (O(max_age)) by the time S3 stored their manifest (its
+    C(LastModified), from the listing), which no host key can set. The times a host writes (the run folder's
+    name, the manifest's C(started) and C(finished), a duplicity set's file names) are claims, reported as
+    RV(backups[].started) and RV(backups[].finished) only.
+  - "A backup is refused as suspicious (listed in RV(suspicious) and RV(jobs[].suspicious) with its
+    reasons, and a warning naming its manifest), and never selected for a restore nor counted as fresh,
+    when: a time it claims lies in the future, or more than 15 minutes (the clock skew allowed) after S3
+    stored its manifest; or one of its objects was stored more than 15 minutes after its manifest (it
+    was changed after it was committed). A leaked host key can write such a backup, not backdate S3's
+    time. A duplicity set building on a suspicious one is suspicious too."
+  - "Cold backups: the listing's storage class of each object gives RV(backups[].storage_classes) and
+    RV(backups[].cold) (an object in C(GLACIER) or C(DEEP_ARCHIVE), which GetObject refuses until it is
+    thawed with RestoreObject; C(GLACIER_IR) and the C(*_IA) classes are read at once). A cold manifest is
+    not read, with a warning: a restore thaws it first. C(INTELLIGENT_TIERING)'s optional archive tiers do
+    not show in a listing: such a manifest is found cold only when reading it fails, which gives the same
+    warning, and its data objects are not known to be cold."
   - Sync jobs keep their files in C(<prefix>/<host>/<job>/data/); those keys are skipped, and the
     listing jumps past a C(data/) folder that fills a listing page, so a large synced tree costs no
     further requests. Their run folders (holding the manifest only) are their backups.
   - "API calls are few: one paginated C(ListObjectsV2) per host given in O(hosts), or a single one of
     O(prefix) when O(hosts) is omitted; at most one C(GetObject) per job for its newest manifest
-    (O(include_manifests)), and one more per job when O(at) selects an older run whose manifest was not read."
-  - Older runs are described from the key listing alone, so their RV(backups[].time) is the run's start,
-    and their RV(backups[].method) and RV(backups[].objects) are null.
+    (O(include_manifests)), and one more per job when O(at) selects an older run whose manifest was not read.
+    No request is made per object: times and storage classes come from the listing."
+  - Older runs are described from the key listing alone, so their RV(backups[].finished),
+    RV(backups[].method) and RV(backups[].objects) are null.
   - The module only reads. It never reports a change.
 options:
   bucket:
@@ -66,7 +83,7 @@ options:
   at:
     description:
       - Also pick, for each job, the backup a restore at this time would use (RV(jobs[].selected)),
-        the newest backup finished at or before it.
+        the newest good backup whose manifest S3 stored at or before it (not a suspicious one).
       - V(latest), or an ISO 8601 time with its zone, such as V(2026-11-22T02:00:00Z) or
         V(2026-11-22T03:00:00+01:00); a run folder name such as V(20261122T020000Z) works as well.
     type: str
@@ -74,14 +91,19 @@ options:
     description:
       - Read each job's newest manifest, to report that backup's finished time, method, and objects
         with their sizes and SHA-256 digests, and to check that the objects it lists are in the bucket.
-      - V(false) reports from the key listing alone (one request less per job); ages are then counted
-        from the newest run's start.
+      - V(false) reports from the key listing alone (one request less per job). Ages and selection do not
+        change (they come from the listing); a C(finished) claim in a manifest is then not checked.
     type: bool
     default: true
 notes:
   - Supports check mode, in which it does the same as without, as it only reads.
   - Calls are retried with backoff on throttling.
   - A manifest listing objects that are missing from the bucket or of another size gives a warning.
+  - Change a storage class with lifecycle rules, which keep C(LastModified). Copying an object onto itself
+    (C(aws s3 cp --storage-class)) gives it a new C(LastModified), after its run's manifest, and the run is
+    then refused as changed after it was committed.
+  - A host key can still store a new backup with a current time (indistinguishable from a real one); what
+    it cannot do is make its backup look older or newer than when S3 stored it.
   - "Permissions needed: C(s3:ListBucket) on the bucket, and C(s3:GetObject) on the manifests
     unless O(include_manifests=false) and O(at) is omitted."
 extends_documentation_fragment:
@@ -113,9 +135,21 @@ EXAMPLES = r"""
         that:
           - stale | length == 0
           - freshness.hosts_not_found | length == 0
+          - freshness.suspicious | length == 0
         fail_msg: >-
           Stale: {{ stale | map(attribute='host') | zip(stale | map(attribute='job')) | map('join', '/') | join(', ') }}.
-          No backups at all: {{ freshness.hosts_not_found | join(', ') }}
+          No backups at all: {{ freshness.hosts_not_found | join(', ') }}.
+          Suspicious (forged or changed after they finished): {{ freshness.suspicious | map(attribute='manifest_key') | join(', ') }}
+
+- name: Which of db1's backups a restore would first have to thaw
+  systemd_s3.backup.backups_info:
+    bucket: acme-backups
+    hosts: [db1]
+  register: db1_backups
+
+- name: Show them
+  ansible.builtin.debug:
+    msg: "{{ db1_backups.backups | selectattr('cold') | map(attribute='run_prefix') }}"
 
 - name: The backup of db1's pg job a restore to 22 November 2026, 02:30 UTC would use
   systemd_s3.backup.backups_info:
@@ -157,8 +191,22 @@ backups:
       sample: stream
     time:
       description:
-        - When the backup finished (UTC), from its manifest. For a runner run whose manifest was not read,
-          the time the run started. For duplicity, the set's end time.
+        - When S3 stored the backup's manifest (its C(LastModified), UTC), the end of the backup as no host
+          can forge it; backups are ordered, selected and aged by it.
+      type: str
+      returned: always
+      sample: "2026-11-22T02:03:42Z"
+    started:
+      description:
+        - The run folder's time (UTC), as the host named it, a claim. Null for duplicity.
+      type: str
+      returned: always
+      sample: "2026-11-22T02:00:00Z"
+    finished:
+      description:
+        - When the host says the backup finished (UTC), a claim. For a runner run, the manifest's C(finished),
+          null when the manifest was not read. For duplicity, the set's time in its file names, which
+          C(duplicity restore --time) takes.
       type: str
       returned: always
       sample: "2026-11-22T02:03:41Z"
@@ -199,6 +247,35 @@ backups:
       type: str
       returned: always
       sample: hosts/db1/pg/20261122T020000Z/
+    storage_classes:
+      description:
+        - The storage classes of the backup's objects and its manifest, from the listing, sorted.
+        - For a sync run, of its run folder only (the manifest); the files in C(data/) are not listed.
+      type: list
+      elements: str
+      returned: always
+      sample: [GLACIER, STANDARD]
+    cold:
+      description:
+        - Whether an object of the backup is in C(GLACIER) or C(DEEP_ARCHIVE), so that a restore must thaw it
+          first (RestoreObject, minutes to hours), or its manifest turned out to be in an archive tier of
+          C(INTELLIGENT_TIERING) when it was read.
+      type: bool
+      returned: always
+      sample: false
+suspicious:
+  description:
+    - Every backup refused as suspicious, sorted by host, job and time, as in RV(backups) with their RV(suspicious[].reasons).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    reasons:
+      description: Why the backup is refused, one sentence each.
+      type: list
+      elements: str
+      returned: always
+      sample: ["its folder time 2099-12-31T23:59:59Z is in the future"]
 jobs:
   description:
     - One entry per job reported on, sorted by host and job.
@@ -221,7 +298,7 @@ jobs:
       type: dict
       returned: always
     count:
-      description: How many complete backups the job has.
+      description: How many complete backups the job has, not counting suspicious ones.
       type: int
       returned: always
       sample: 14
@@ -243,13 +320,22 @@ jobs:
       sample:
         count: 1
         newest: "2026-11-23T02:00:00Z"
+    suspicious:
+      description:
+        - The job's backups refused as suspicious (as in RV(suspicious)). A job whose only recent backups are
+          suspicious is stale.
+      type: list
+      elements: dict
+      returned: always
     stale:
-      description: Whether the job has no complete backup at most O(max_age) old.
+      description: Whether the job has no complete, unsuspicious backup at most O(max_age) old.
       type: bool
       returned: when O(max_age) is given
       sample: false
     age_seconds:
-      description: Seconds since the newest backup's RV(backups[].time); null when there is none.
+      description:
+        - Seconds since the newest backup's RV(backups[].time); null when there is none. Never negative (0 when the
+          control node's clock is behind S3's).
       type: int
       returned: when O(max_age) is given
       sample: 3600
@@ -286,6 +372,8 @@ try:
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
+COLD = "cold"  # Store.read's answer for an object GetObject refuses until it is thawed
+
 
 class Store:
     """The bucket's read calls, retried on throttling."""
@@ -315,58 +403,70 @@ class Store:
             request = {"StartAfter": jump} if jump else {"ContinuationToken": page["NextContinuationToken"]}
 
     def read(self, key):
-        """An object's body, or None (with a warning) when it is gone since it was listed."""
+        """An object's body; None (with a warning) when it is gone since it was listed; COLD when
+        GetObject refuses it until it is thawed (an archive tier the listing could not show)."""
         try:
             return self.client.get_object(aws_retry=True, Bucket=self.bucket, Key=key)["Body"].read()
         except (BotoCoreError, ClientError) as e:
             if error_code(e) in ("NoSuchKey", "404"):
                 self.module.warn(f"{key} was deleted after it was listed")
                 return None
+            if error_code(e) == "InvalidObjectState":
+                return COLD
             self.module.fail_json_aws(e, msg=f"GetObject failed on s3://{self.bucket}/{key}")
 
 
-def read_manifest(module, store, backup, listing):
-    """Completes a runner backup from its manifest; each manifest is read at most once."""
-    if backup["finished_known"] or backup["manifest_read"]:
+def read_manifest(module, store, backup, listing, now):
+    """Completes a runner backup from its manifest, each read at most once, none when it is cold."""
+    if backup["method"] == bk.DUPLICITY or backup["manifest_read"]:
         return
     backup["manifest_read"] = True
+    if backup["manifest_storage_class"] in bk.COLD_STORAGE_CLASSES:
+        module.warn(bk.cold_manifest_warning(backup))
+        return
     body = store.read(backup["manifest_key"])
+    if body == COLD:
+        backup.update(cold=True, manifest_storage_class=f"{backup['manifest_storage_class']} (archived)")
+        module.warn(bk.cold_manifest_warning(backup))
+        return
     if body is None:
         return
     folder = backup["run_prefix"].rstrip("/").rsplit("/", 1)[-1]
-    for warning in bk.apply_manifest(backup, body, listing["runs"][folder]["files"]):
+    for warning in bk.apply_manifest(backup, body, listing["runs"][folder]["files"], now):
         module.warn(warning)
 
 
-def select(module, store, job_backups, listing, at):
-    """(backup, reason) of the restore at ``at``, reading at most one more manifest."""
-    backup, reason = bk.select_backup(job_backups, at)
-    if reason == bk.NEEDS_FINISHED:
-        read_manifest(module, store, backup, listing)
-        backup, reason = bk.select_backup(job_backups, at)
-    if reason == bk.NEEDS_FINISHED:
-        module.warn(f"{backup['manifest_key']}: selected though its finished time is unknown (its manifest could not be read)")
-        reason = None
-    return backup, reason
-
-
 def job_report(module, store, options, host, job, listing, now):
-    """(entry of RV(jobs), the job's backups)."""
-    job_backups, incomplete = bk.job_backups(host, job, listing, options["prefix"])
-    newest = bk.newest_backup(job_backups)
+    """(entry of RV(jobs), the job's good backups, its suspicious ones). Reads at most the newest
+    good backup's manifest and the selected one's; a backup a read shows to be suspicious is refused
+    and the next one taken without a further read (its S3 time, from the listing, is still checked)."""
+    good, suspicious, incomplete = bk.job_backups(host, job, listing, options["prefix"], now)
+    newest = bk.newest_backup(good)
     if newest and options["include_manifests"]:
-        read_manifest(module, store, newest, listing)
-    entry = {"host": host, "job": job, "count": len(job_backups), "incomplete_runs": incomplete}
+        read_manifest(module, store, newest, listing, now)
+        if bk.refuse_if_suspicious(newest, good, suspicious):
+            newest = bk.newest_backup(good)
+    entry = {"host": host, "job": job, "incomplete_runs": incomplete}
     if options["at"] is not None:
-        selected, reason = select(module, store, job_backups, listing, options["at"])
+        selected, reason = bk.select_backup(good, options["at"])
+        if selected:
+            read_manifest(module, store, selected, listing, now)
+            if bk.refuse_if_suspicious(selected, good, suspicious):
+                newest = bk.newest_backup(good)
+                selected, reason = bk.select_backup(good, options["at"])
+        if selected is None and suspicious:
+            reason += f" ({len(suspicious)} suspicious backup(s) refused)"
         entry["selected"] = selected
         if selected is None:
             entry["selected_reason"] = reason
-    # After the reads: a read manifest may have moved the newest backup's time to its finish.
+    entry["count"] = len(good)
     entry["newest"] = newest
+    entry["suspicious"] = suspicious
     if options["max_age"] is not None:
         entry["stale"], entry["age_seconds"] = bk.staleness(newest, now, options["max_age"])
-    return entry, job_backups
+    for backup in suspicious:
+        module.warn(bk.suspicious_warning(backup))
+    return entry, good, suspicious
 
 
 def public(value):
@@ -396,22 +496,25 @@ def main():
     now = datetime.datetime.now(datetime.timezone.utc)
 
     found_hosts = sorted({host for host, _job in listings})
-    entries, all_backups = [], []
+    entries, all_backups, all_suspicious = [], [], []
     for host in options["hosts"] if hosts_given else found_hosts:
         jobs = options["jobs"] if options["jobs"] is not None else sorted(job for found_host, job in listings if found_host == host)
         for job in jobs:
-            entry, job_backups = job_report(module, store, options, host, job, listings.get((host, job), bk.new_job_listing()), now)
+            entry, good, suspicious = job_report(module, store, options, host, job, listings.get((host, job), bk.new_job_listing()), now)
             entries.append(entry)
-            all_backups.extend(job_backups)
+            all_backups.extend(good)
+            all_suspicious.extend(suspicious)
 
     for entry in entries:
         entry["newest"] = public(entry["newest"])
+        entry["suspicious"] = [public(backup) for backup in entry["suspicious"]]
         if "selected" in entry:
             entry["selected"] = public(entry["selected"])
     all_backups.sort(key=lambda backup: (backup["host"], backup["job"], backup["time"]))
     module.exit_json(
         changed=False,
         backups=[public(backup) for backup in all_backups],
+        suspicious=[public(backup) for backup in all_suspicious],
         jobs=entries,
         hosts_not_found=[host for host in options["hosts"] or [] if host not in found_hosts],
     )

@@ -1,5 +1,8 @@
 """playbooks/verify.yml against a moto server: a fleet's inventory, a bucket laid out as the runner
-stores backups (run folders committed by their manifest.json), and the playbook's verdict."""
+stores backups (run folders committed by their manifest.json), and the playbook's verdict.
+
+Ages count from S3's LastModified: the bucket is test_backups_info's ``History`` (moto in this process),
+whose objects are dated to when the runner would have stored them; forged runs keep their real date."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import re
 import pytest
 
 from conftest import REPO
+from test_backups_info import History
 
 pytestmark = pytest.mark.integration
 
@@ -37,10 +41,18 @@ def _folder(moment):
     return moment.strftime("%Y%m%dT%H%M%SZ")
 
 
+@pytest.fixture(scope="module")
+def history():
+    server = History()
+    yield server
+    server.stop()
+
+
 class Fleet:
     """A bucket and an inventory pointing the playbook at it."""
 
     def __init__(self, tmp_path, moto, unique, jobs):
+        self.moto = moto
         self.s3 = moto.client("s3")
         self.bucket = f"verify-{unique}"
         self.s3.create_bucket(Bucket=self.bucket)
@@ -63,6 +75,7 @@ class Fleet:
         prefix = f"hosts/{host}/{job}/{_folder(started)}"
         body = b"backup data"
         self.s3.put_object(Bucket=self.bucket, Key=f"{prefix}/{job}.zst", Body=body)
+        self.moto.backdate(self.bucket, f"{prefix}/{job}.zst", started + datetime.timedelta(minutes=2))
         if complete:
             manifest = {
                 "job": job,
@@ -73,11 +86,20 @@ class Fleet:
                 "objects": [{"key": f"{prefix}/{job}.zst", "size": len(body), "sha256": None}],
             }
             self.s3.put_object(Bucket=self.bucket, Key=f"{prefix}/manifest.json", Body=json.dumps(manifest).encode())
+            self.moto.backdate(self.bucket, f"{prefix}/manifest.json", started + datetime.timedelta(minutes=3))
+
+    def forged(self, host, job, name):
+        """What a leaked host key can write: a run folder named ``name`` (in the future), dated by S3 now."""
+        prefix = f"hosts/{host}/{job}/{name}"
+        self.s3.put_object(Bucket=self.bucket, Key=f"{prefix}/{job}.zst", Body=b"forged")
+        manifest = {"job": job, "host": host, "method": "stream", "objects": [{"key": f"{prefix}/{job}.zst", "size": 6, "sha256": None}]}
+        self.s3.put_object(Bucket=self.bucket, Key=f"{prefix}/manifest.json", Body=json.dumps(manifest).encode())
+        return f"{prefix}/manifest.json"
 
 
 @pytest.fixture
-def fleet(tmp_path, moto, unique):
-    return Fleet(tmp_path, moto, unique, JOBS)
+def fleet(tmp_path, history, unique):
+    return Fleet(tmp_path, history, unique, JOBS)
 
 
 def _verify(run_playbook, fleet, **kwargs):
@@ -97,16 +119,16 @@ def _report(run_playbook, fleet, **kwargs):
     raise AssertionError(proc.stdout[-3000:] + proc.stderr)
 
 
-def test_fresh_fleet_passes_and_prints_a_summary(fleet, moto, run_playbook):
+def test_fresh_fleet_passes_and_prints_a_summary(fleet, history, run_playbook):
     fleet.run("web1", "pg", NOW - 2 * DAY)
     fleet.run("web1", "pg", NOW - 2 * HOUR)
     fleet.run("db1", "files", NOW - DAY)
 
-    before = moto.requests()
+    before = history.requests()
     rc, text = _verify(run_playbook, fleet, check=True)
     assert rc == 0, text
     # One listing per host and one manifest read per job: no host is contacted, the bucket barely.
-    assert moto.requests() - before <= 4
+    assert history.requests() - before <= 4
     newest = (NOW - 2 * HOUR + datetime.timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
     # 1h 57min plus the seconds the playbook took (a minute boundary may pass meanwhile).
     assert re.search(rf"web1 pg: newest backup {newest}, 1h 5[78]min( \d+s)? old \(max_age 26h\)", text), text
@@ -169,10 +191,40 @@ def test_bad_verify_max_age_is_a_clear_error(fleet, run_playbook):
     assert "verify_max_age" in text
 
 
-def test_inventory_without_jobs_is_not_a_pass(tmp_path, moto, unique, run_playbook):
-    empty = Fleet(tmp_path, moto, unique, {"web1": []})
-    before = moto.requests()
+def test_inventory_without_jobs_is_not_a_pass(tmp_path, history, unique, run_playbook):
+    empty = Fleet(tmp_path, history, unique, {"web1": []})
+    before = history.requests()
     rc, text = _verify(run_playbook, empty)
     assert rc != 0
     assert "Nothing to verify" in text
-    assert moto.requests() == before
+    assert history.requests() == before
+
+
+def test_a_forged_future_run_does_not_hide_a_stale_host(fleet, run_playbook):
+    fleet.run("web1", "pg", NOW - 3 * DAY)
+    forged = fleet.forged("web1", "pg", "20991231T235959Z")
+    fleet.run("db1", "files", NOW - DAY)
+
+    rc, report = _report(run_playbook, fleet)
+    assert rc != 0
+    pg = report["web1", "pg"]
+    assert pg["stale"] and not pg["ok"] and pg["age_seconds"] >= 3 * 86400 - 600
+    assert pg["suspicious"] == [{"manifest_key": forged, "reasons": ["its folder time 2099-12-31T23:59:59Z is in the future"]}]
+    assert report["db1", "files"]["ok"]
+
+    rc, text = _verify(run_playbook, fleet)
+    assert rc != 0
+    assert "1 backup job(s) are stale, 1 have suspicious backups:" in text
+    assert f"web1 pg: SUSPICIOUS, 1 backup(s) refused, never restored nor counted as fresh: {forged}" in text
+    assert "STALE, newest backup " in text and "more than its max_age 26h" in text
+
+
+def test_a_suspicious_run_fails_verify_even_when_the_job_is_fresh(fleet, run_playbook):
+    fleet.run("web1", "pg", NOW - HOUR)
+    fleet.run("db1", "files", NOW - DAY)
+    fleet.forged("db1", "files", "20991231T235959Z")
+
+    rc, report = _report(run_playbook, fleet)
+    assert rc != 0
+    assert not report["db1", "files"]["stale"] and not report["db1", "files"]["ok"]
+    assert report["web1", "pg"]["ok"]

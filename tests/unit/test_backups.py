@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 
 import pytest
 
@@ -12,6 +13,8 @@ from ansible_collections.systemd_s3.backup.plugins.module_utils.common import In
 
 UTC = datetime.timezone.utc
 PREFIX = "hosts"
+NOW = datetime.datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)  # after every backup below
+RUN_DURATION = datetime.timedelta(minutes=3)
 
 
 def t(text):
@@ -19,8 +22,20 @@ def t(text):
     return datetime.datetime.strptime(text, bk.RUN_TIMESTAMP).replace(tzinfo=UTC)
 
 
-def obj(key, size=0):
-    return {"Key": key, "Size": size}
+def honest_time(key):
+    """When S3 stores ``key`` in an honest run: its run's (or duplicity set's) time plus the run's duration."""
+    times = re.findall(r"\d{8}T\d{6}Z", key)
+    return t(times[-1]) + RUN_DURATION if times else NOW
+
+
+def obj(key, size=0, modified=None, storage_class="STANDARD"):
+    """A ListObjectsV2 entry, as botocore gives it."""
+    return {"Key": key, "Size": size, "LastModified": modified or honest_time(key), "StorageClass": storage_class}
+
+
+def listed(size=0, modified=None, storage_class="STANDARD"):
+    """An object as index_listing keeps it."""
+    return {"size": size, "modified": modified, "storage_class": storage_class}
 
 
 def input_error(fn, *args):
@@ -119,11 +134,27 @@ def test_index_listing_runs_incomplete_runs_sync_data_and_foreign_keys():
     assert listing[("web2", "files")] == bk.new_job_listing()  # known, without any backup
     assert listing[("nas", "home")] == bk.new_job_listing()  # signatures alone are no backup set
     pg = listing[("db1", "pg")]["runs"]
-    assert pg["20261121T020000Z"] == {"files": {"hosts/db1/pg/20261121T020000Z/pg.sql.zst": 100}, "manifest_key": "hosts/db1/pg/20261121T020000Z/manifest.json"}
+    stored = t("20261121T020000Z") + RUN_DURATION
+    assert pg["20261121T020000Z"] == {
+        "files": {"hosts/db1/pg/20261121T020000Z/pg.sql.zst": listed(100, stored)},
+        "manifest_key": "hosts/db1/pg/20261121T020000Z/manifest.json",
+        "manifest": listed(400, stored),
+    }
     assert pg["20261122T020000Z"]["manifest_key"] is None
     assert listing[("db1", "app")]["runs"]["20261122T020000Z"]["manifest_key"] is None
     files = listing[("web1", "files")]
-    assert files["runs"]["20261122T020000Z"] == {"files": {}, "manifest_key": "hosts/web1/files/20261122T020000Z/manifest.json"}
+    assert files["runs"]["20261122T020000Z"] == {
+        "files": {},
+        "manifest_key": "hosts/web1/files/20261122T020000Z/manifest.json",
+        "manifest": listed(300, t("20261122T020000Z") + RUN_DURATION),
+    }
+
+
+def test_index_listing_takes_times_in_any_zone_and_a_missing_storage_class_as_standard():
+    eastern = datetime.timezone(datetime.timedelta(hours=-5))
+    item = {"Key": "hosts/db1/pg/20261122T020000Z/manifest.json", "Size": 1, "LastModified": datetime.datetime(2026, 11, 21, 21, 3, tzinfo=eastern)}
+    run = bk.index_listing([item], PREFIX)[("db1", "pg")]["runs"]["20261122T020000Z"]
+    assert run["manifest"] == listed(1, t("20261122T020300Z"), "STANDARD")
 
 
 def test_skip_sync_data_jumps_past_the_data_folder_only():
@@ -190,8 +221,11 @@ def duplicity_keys(*sets, missing_manifest=()):
     return keys
 
 
-def home_backups(keys):
-    return bk.job_backups("nas", "home", bk.index_listing(keys, PREFIX)[("nas", "home")], PREFIX)
+def home_backups(keys, now=NOW):
+    """(good backups, incomplete runs) of nas/home; there must be no suspicious ones."""
+    good, suspicious, incomplete = bk.job_backups("nas", "home", bk.index_listing(keys, PREFIX)[("nas", "home")], PREFIX, now)
+    assert suspicious == []
+    return good, incomplete
 
 
 def test_duplicity_sets_full_and_incremental_chains():
@@ -203,12 +237,13 @@ def test_duplicity_sets_full_and_incremental_chains():
         "20261116T020000Z>20261122T020000Z",
     )
     backups, incomplete = home_backups(keys)
-    assert [(b["type"], bk.iso(b["time"])) for b in backups] == [
-        ("full", "2026-11-01T02:00:00Z"),
-        ("incremental", "2026-11-08T02:00:00Z"),
-        ("incremental", "2026-11-15T02:00:00Z"),
-        ("full", "2026-11-16T02:00:00Z"),
-        ("incremental", "2026-11-22T02:00:00Z"),
+    # time: when S3 stored the set's manifest; finished: the time in the set's names.
+    assert [(b["type"], bk.iso(b["time"]), bk.iso(b["finished"])) for b in backups] == [
+        ("full", "2026-11-01T02:03:00Z", "2026-11-01T02:00:00Z"),
+        ("incremental", "2026-11-08T02:03:00Z", "2026-11-08T02:00:00Z"),
+        ("incremental", "2026-11-15T02:03:00Z", "2026-11-15T02:00:00Z"),
+        ("full", "2026-11-16T02:03:00Z", "2026-11-16T02:00:00Z"),
+        ("incremental", "2026-11-22T02:03:00Z", "2026-11-22T02:00:00Z"),
     ]
     assert incomplete == {"count": 0, "newest": None}
     newest = backups[-1]
@@ -227,7 +262,7 @@ def test_duplicity_set_without_manifest_breaks_its_chain():
         missing_manifest=("20261101T020000Z>20261108T020000Z",),
     )
     backups, incomplete = home_backups(keys)
-    assert [bk.iso(b["time"]) for b in backups] == ["2026-11-01T02:00:00Z"]
+    assert [bk.iso(b["finished"]) for b in backups] == ["2026-11-01T02:00:00Z"]
     assert incomplete == {"count": 3, "newest": "2026-11-22T02:00:00Z"}
 
 
@@ -252,21 +287,29 @@ def pg_listing():
     )[("db1", "pg")]
 
 
+def pg_backups(listing=None, now=NOW):
+    """(good backups, incomplete runs) of db1/pg; there must be no suspicious ones."""
+    good, suspicious, incomplete = bk.job_backups("db1", "pg", listing or pg_listing(), PREFIX, now)
+    assert suspicious == []
+    return good, incomplete
+
+
 def test_runs_without_manifest_are_never_backups():
-    backups, incomplete = bk.job_backups("db1", "pg", pg_listing(), PREFIX)
-    assert [bk.iso(b["time"]) for b in backups] == ["2026-11-20T02:00:00Z", "2026-11-21T02:00:00Z", "2026-11-22T02:00:00Z"]
+    backups, incomplete = pg_backups()
+    assert [bk.iso(b["time"]) for b in backups] == ["2026-11-20T02:03:00Z", "2026-11-21T02:03:00Z", "2026-11-22T02:03:00Z"]
+    assert [bk.iso(b["started"]) for b in backups] == ["2026-11-20T02:00:00Z", "2026-11-21T02:00:00Z", "2026-11-22T02:00:00Z"]
     assert incomplete == {"count": 1, "newest": "2026-11-23T02:00:00Z"}
     newest = bk.newest_backup(backups)
     assert newest["size"] == 120  # without the manifest
     assert newest["run_prefix"] == "hosts/db1/pg/20261122T020000Z/"
     assert newest["manifest_key"] == "hosts/db1/pg/20261122T020000Z/manifest.json"
-    assert newest["method"] is None and newest["objects"] is None and newest["finished_known"] is False
+    assert newest["method"] is None and newest["objects"] is None and newest["finished"] is None
+    assert newest["storage_classes"] == ["STANDARD"] and newest["cold"] is False
 
 
 def test_newest_backup_of_none():
     assert bk.newest_backup([]) is None
-    backups, incomplete = bk.job_backups("db1", "pg", bk.new_job_listing(), PREFIX)
-    assert backups == [] and incomplete == {"count": 0, "newest": None}
+    assert bk.job_backups("db1", "pg", bk.new_job_listing(), PREFIX, NOW) == ([], [], {"count": 0, "newest": None})
 
 
 def manifest(objects, finished="2026-11-22T02:04:10Z", method="stream"):
@@ -276,106 +319,198 @@ def manifest(objects, finished="2026-11-22T02:04:10Z", method="stream"):
 
 def test_apply_manifest_single_object():
     listing = pg_listing()
-    backups, _incomplete = bk.job_backups("db1", "pg", listing, PREFIX)
+    backups, _incomplete = pg_backups(listing)
     newest = backups[-1]
     files = listing["runs"]["20261122T020000Z"]["files"]
-    warnings = bk.apply_manifest(newest, manifest([{"key": "hosts/db1/pg/20261122T020000Z/pg.sql.zst", "size": 120, "sha256": "ab" * 32}]), files)
-    assert warnings == []
+    body = manifest([{"key": "hosts/db1/pg/20261122T020000Z/pg.sql.zst", "size": 120, "sha256": "ab" * 32}], finished="2026-11-22T02:02:50Z")
+    assert bk.apply_manifest(newest, body, files, NOW) == []
     public = bk.public_backup(newest)
     assert public == {
         "host": "db1",
         "job": "pg",
         "method": "stream",
-        "time": "2026-11-22T02:04:10Z",
+        "time": "2026-11-22T02:03:00Z",
+        "started": "2026-11-22T02:00:00Z",
+        "finished": "2026-11-22T02:02:50Z",
         "type": "full",
         "size": 120,
         "sha256": "ab" * 32,
         "objects": [{"key": "hosts/db1/pg/20261122T020000Z/pg.sql.zst", "size": 120, "sha256": "ab" * 32}],
         "manifest_key": "hosts/db1/pg/20261122T020000Z/manifest.json",
         "run_prefix": "hosts/db1/pg/20261122T020000Z/",
+        "storage_classes": ["STANDARD"],
+        "cold": False,
     }
 
 
 def test_apply_manifest_many_objects_missing_object_and_unreadable():
-    backup = {"manifest_key": "k/manifest.json", "time": t("20261122T020000Z"), "finished_known": False, "sha256": None}
+    stored = t("20261122T020500Z")
+    backup = bk._backup("db1", "pg", stored, manifest_key="k/manifest.json")
     objects = [{"key": "k/a", "size": 1, "sha256": "a"}, {"key": "k/b", "size": 2, "sha256": "b"}]
-    warnings = bk.apply_manifest(backup, manifest(objects, method="archive"), {"k/a": 1})
+    warnings = bk.apply_manifest(backup, manifest(objects, method="archive"), {"k/a": listed(1)}, NOW)
     assert backup["sha256"] is None and len(backup["objects"]) == 2 and backup["method"] == "archive"
     assert len(warnings) == 1 and "k/b" in warnings[0] and "damaged" in warnings[0]
+    assert backup["reasons"] == [] and backup["finished"] == t("20261122T020410Z")
 
     for body in (b"{not json", json.dumps({"objects": "nope"}).encode(), json.dumps([1]).encode()):
-        unread = {"manifest_key": "k/manifest.json", "time": t("20261122T020000Z"), "finished_known": False}
-        warnings = bk.apply_manifest(unread, body, {})
+        unread = bk._backup("db1", "pg", stored, manifest_key="k/manifest.json")
+        warnings = bk.apply_manifest(unread, body, {}, NOW)
         assert "unreadable manifest" in warnings[0]
-        assert unread["finished_known"] is False and unread["time"] == t("20261122T020000Z")
+        assert unread["finished"] is None and unread["time"] == stored
 
-    odd = {"manifest_key": "k/manifest.json", "time": t("20261122T020000Z"), "finished_known": False}
-    warnings = bk.apply_manifest(odd, manifest([], finished="yesterday", method="sync"), {})
-    assert odd["finished_known"] is False and odd["objects"] == [] and "finished" in warnings[0]
+    odd = bk._backup("db1", "pg", stored, manifest_key="k/manifest.json")
+    warnings = bk.apply_manifest(odd, manifest([], finished="yesterday", method="sync"), {}, NOW)
+    assert odd["finished"] is None and odd["objects"] == [] and "finished" in warnings[0]
 
 
 # ---------------------------------------------------------------------------------------------- choosing
 
 
-def runs(*folders, finished=None):
-    """Backups of runs started at ``folders``; ``finished`` maps some folders to their known finish."""
-    finished = finished or {}
-    out = []
-    for folder in folders:
-        backup = bk._backup("db1", "pg", t(folder))
-        if folder in finished:
-            backup.update(time=t(finished[folder]), finished_known=True)
-        out.append(backup)
-    return out
+def stored_runs(*times):
+    """Good backups whose manifests S3 stored at ``times`` (run folder names)."""
+    return [bk._backup("db1", "pg", t(time)) for time in times]
 
 
 def test_select_latest_is_the_newest():
-    backups = runs("20261120T020000Z", "20261121T020000Z")
+    backups = stored_runs("20261120T020300Z", "20261121T020300Z")
     assert bk.select_backup(backups, "latest") == (backups[-1], None)
 
 
 def test_select_before_the_first_backup_gives_none_and_a_reason():
-    backups = runs("20261120T020000Z", "20261121T020000Z")
+    backups = stored_runs("20261120T020300Z", "20261121T020300Z")
     backup, reason = bk.select_backup(backups, t("20261119T000000Z"))
     assert backup is None
-    assert reason == "no backup had finished at 2026-11-19T00:00:00Z: the oldest one is from 2026-11-20T02:00:00Z"
+    assert reason == "no backup had finished at 2026-11-19T00:00:00Z: the oldest one is from 2026-11-20T02:03:00Z"
     assert bk.select_backup([], "latest") == (None, "there is no complete backup")
     assert bk.select_backup([], t("20261119T000000Z")) == (None, "there is no complete backup")
 
 
-def test_select_a_run_followed_by_one_started_before_at_needs_no_read():
-    backups = runs("20261120T020000Z", "20261121T020000Z", "20261122T020000Z", finished={"20261122T020000Z": "20261122T020500Z"})
-    # at 21 Nov 12:00 the 21 Nov run may still be running: its finish is needed.
-    assert bk.select_backup(backups, t("20261121T120000Z")) == (backups[1], bk.NEEDS_FINISHED)
-    # at 22 Nov 01:00 the 22 Nov run had not started: the 21 Nov one may have run long.
-    assert bk.select_backup(backups, t("20261122T010000Z")) == (backups[1], bk.NEEDS_FINISHED)
-    # at 22 Nov 02:03 the 22 Nov run had started (not finished), so the 21 Nov one had surely finished.
-    assert bk.select_backup(backups, t("20261122T020300Z")) == (backups[1], None)
-    # known finish: exactly at ``at`` counts, a second later does not
+def test_select_by_when_s3_stored_the_manifest():
+    backups = stored_runs("20261120T020300Z", "20261121T020300Z", "20261122T020500Z")
+    assert bk.select_backup(backups, t("20261121T120000Z")) == (backups[1], None)
+    # stored exactly at ``at`` counts, a second later does not
     assert bk.select_backup(backups, t("20261122T020500Z")) == (backups[2], None)
     assert bk.select_backup(backups, t("20261122T020459Z")) == (backups[1], None)
-
-
-def test_select_after_reading_the_finish_takes_at_most_one_read():
-    backups = runs("20261120T020000Z", "20261121T020000Z", "20261122T020000Z")
-    at = t("20261121T020300Z")
-    backup, reason = bk.select_backup(backups, at)
-    assert (backup, reason) == (backups[1], bk.NEEDS_FINISHED)
-    backup.update(time=t("20261121T020500Z"), finished_known=True)  # still running at ``at``
-    assert bk.select_backup(backups, at) == (backups[0], None)
-    backup.update(time=t("20261121T020200Z"))  # or finished before it
-    assert bk.select_backup(backups, at) == (backups[1], None)
 
 
 def test_select_duplicity_sets_by_end_time():
     backups, _incomplete = home_backups(duplicity_keys("20261101T020000Z", "20261101T020000Z>20261108T020000Z"))
     assert bk.select_backup(backups, t("20261107T000000Z")) == (backups[0], None)
-    assert bk.select_backup(backups, t("20261108T020000Z")) == (backups[1], None)
+    assert bk.select_backup(backups, t("20261108T020259Z")) == (backups[0], None)
+    assert bk.select_backup(backups, t("20261108T020300Z")) == (backups[1], None)
 
 
 def test_staleness_at_the_boundary():
     now = t("20261123T040000Z")
-    newest = runs("20261122T020000Z", finished={"20261122T020000Z": "20261122T020000Z"})[0]
+    newest = stored_runs("20261122T020000Z")[0]
     assert bk.staleness(newest, now, 26 * 3600) == (False, 26 * 3600)
     assert bk.staleness(newest, now, 26 * 3600 - 1) == (True, 26 * 3600)
     assert bk.staleness(None, now, 26 * 3600) == (True, None)
+
+
+# ---------------------------------------------------------------------------------------------- forged, rewritten, cold
+
+
+FORGED = "hosts/db1/pg/20991231T235959Z"
+
+
+def test_a_far_future_run_is_not_newest_and_is_reported():
+    keys = [o for o in pg_listing_objects()] + [obj(f"{FORGED}/pg.sql.zst", 5, NOW), obj(f"{FORGED}/manifest.json", 1, NOW)]
+    good, suspicious, _incomplete = bk.job_backups("db1", "pg", bk.index_listing(keys, PREFIX)[("db1", "pg")], PREFIX, NOW)
+    assert bk.newest_backup(good)["run_prefix"] == "hosts/db1/pg/20261122T020000Z/"
+    [forged] = suspicious
+    assert forged["manifest_key"] == f"{FORGED}/manifest.json"
+    assert forged["reasons"] == ["its folder time 2099-12-31T23:59:59Z is in the future"]
+    assert bk.select_backup(good, "latest")[0] is bk.newest_backup(good)
+    assert bk.public_backup(forged)["reasons"] == forged["reasons"] and "reasons" not in bk.public_backup(good[0])
+    assert bk.suspicious_warning(forged).startswith(f"{FORGED}/manifest.json: refused as suspicious (its folder time 2099")
+
+
+def pg_listing_objects():
+    return [
+        obj("hosts/db1/pg/20261121T020000Z/pg.sql.zst", 110),
+        obj("hosts/db1/pg/20261121T020000Z/manifest.json", 1),
+        obj("hosts/db1/pg/20261122T020000Z/pg.sql.zst", 120),
+        obj("hosts/db1/pg/20261122T020000Z/manifest.json", 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    "folder_time, stored, reason",
+    [
+        # a folder named after S3 stored the manifest: by more than the clock skew allowed
+        ("20261122T022000Z", t("20261122T020300Z"), "its folder time 2026-11-22T02:20:00Z is after S3 stored its manifest at 2026-11-22T02:03:00Z"),
+        ("20261122T021800Z", t("20261122T020300Z"), None),  # within 15 minutes: a host clock ahead
+        ("20261124T121600Z", t("20261124T120000Z"), "its folder time 2026-11-24T12:16:00Z is in the future"),
+        ("20261101T020000Z", t("20261122T020300Z"), None),  # stored long after its folder's time: a long upload looks the same
+    ],
+)
+def test_forged_reasons_from_the_folder_time(folder_time, stored, reason):
+    assert bk.forged_reasons(stored, [("its folder time", t(folder_time))], None, NOW) == ([reason] if reason else [])
+
+
+def test_a_run_rewritten_after_it_was_committed_is_refused():
+    keys = pg_listing_objects()
+    keys[2] = obj("hosts/db1/pg/20261122T020000Z/pg.sql.zst", 120, t("20261123T090000Z"))  # overwritten a day later
+    good, suspicious, _incomplete = bk.job_backups("db1", "pg", bk.index_listing(keys, PREFIX)[("db1", "pg")], PREFIX, NOW)
+    assert [b["run_prefix"] for b in good] == ["hosts/db1/pg/20261121T020000Z/"]
+    assert suspicious[0]["reasons"] == [
+        "hosts/db1/pg/20261122T020000Z/pg.sql.zst was stored at 2026-11-23T09:00:00Z, after its manifest (2026-11-22T02:03:00Z):"
+        " the run was changed after it was committed"
+    ]
+
+
+def test_a_manifest_claiming_to_finish_after_s3_stored_it_is_refused_and_moved():
+    listing = bk.index_listing(pg_listing_objects(), PREFIX)[("db1", "pg")]
+    good, suspicious, _incomplete = bk.job_backups("db1", "pg", listing, PREFIX, NOW)
+    newest = bk.newest_backup(good)
+    body = manifest([{"key": "hosts/db1/pg/20261122T020000Z/pg.sql.zst", "size": 120, "sha256": "ab" * 32}], finished="2026-11-22T03:00:00Z")
+    assert bk.apply_manifest(newest, body, listing["runs"]["20261122T020000Z"]["files"], NOW) == []
+    assert newest["reasons"] == ["its manifest's 'finished' 2026-11-22T03:00:00Z is after S3 stored its manifest at 2026-11-22T02:03:00Z"]
+    assert bk.refuse_if_suspicious(newest, good, suspicious) is True
+    assert bk.newest_backup(good)["run_prefix"] == "hosts/db1/pg/20261121T020000Z/" and suspicious == [newest]
+    assert bk.refuse_if_suspicious(good[0], good, suspicious) is False
+
+
+def test_no_last_modified_cannot_be_trusted():
+    assert bk.forged_reasons(None, [], None, NOW) == ["the listing gave no LastModified for its manifest, so its time cannot be checked"]
+
+
+def test_staleness_is_never_negative():
+    ahead = bk._backup("db1", "pg", NOW + datetime.timedelta(minutes=5))  # the control node's clock behind S3's
+    assert bk.staleness(ahead, NOW, 60) == (False, 0)
+
+
+def test_duplicity_set_named_after_its_manifest_was_stored_is_refused_with_what_builds_on_it():
+    keys = duplicity_keys("20261101T020000Z", "20261101T020000Z>20261108T020000Z", "20261108T020000Z>20261115T020000Z")
+    forged_end = [k for k in keys if "to.20261108T020000Z" in k["Key"]]
+    for item in forged_end:
+        item["LastModified"] = t("20261107T000000Z")  # stored a day before the time its names claim
+    good, suspicious, incomplete = bk.job_backups("nas", "home", bk.index_listing(keys, PREFIX)[("nas", "home")], PREFIX, NOW)
+    assert [bk.iso(b["finished"]) for b in good] == ["2026-11-01T02:00:00Z"]
+    assert incomplete["count"] == 0
+    assert suspicious[0]["reasons"] == ["its file names' time 2026-11-08T02:00:00Z is after S3 stored its manifest at 2026-11-07T00:00:00Z"]
+    assert suspicious[1]["reasons"] == [f"it builds on the suspicious set {suspicious[0]['manifest_key']}"]
+
+
+@pytest.mark.parametrize(
+    "data_class, manifest_class, cold",
+    [
+        ("STANDARD", "STANDARD", False),
+        ("STANDARD_IA", "STANDARD", False),
+        ("GLACIER_IR", "GLACIER_IR", False),
+        ("INTELLIGENT_TIERING", "STANDARD", False),  # its archive tiers do not show in a listing
+        ("GLACIER", "STANDARD", True),
+        ("DEEP_ARCHIVE", "DEEP_ARCHIVE", True),
+        ("STANDARD", "GLACIER", True),
+    ],
+)
+def test_cold_from_the_listed_storage_classes(data_class, manifest_class, cold):
+    keys = [
+        obj("hosts/db1/pg/20261122T020000Z/pg.sql.zst", 120, storage_class=data_class),
+        obj("hosts/db1/pg/20261122T020000Z/manifest.json", 1, storage_class=manifest_class),
+    ]
+    [backup], _suspicious, _incomplete = bk.job_backups("db1", "pg", bk.index_listing(keys, PREFIX)[("db1", "pg")], PREFIX, NOW)
+    assert backup["cold"] is cold
+    assert backup["storage_classes"] == sorted({data_class, manifest_class})
+    assert backup["manifest_storage_class"] == manifest_class

@@ -17,7 +17,15 @@ FILES = {"name": "files", "method": "sync", "sync_dir": "/srv/files"}
 NO_INCOMPLETE = {"count": 0, "newest": None}
 
 
-def reported(host, job, time=None, incomplete=None):
+FORGED = {
+    "manifest_key": "hosts/web1/pg/20991231T235959Z/manifest.json",
+    "time": "2026-11-22T11:00:00Z",
+    "started": "2099-12-31T23:59:59Z",
+    "reasons": ["its folder time 2099-12-31T23:59:59Z is in the future"],
+}
+
+
+def reported(host, job, time=None, incomplete=None, suspicious=()):
     """A backups_info jobs[] entry."""
     return {
         "host": host,
@@ -25,6 +33,7 @@ def reported(host, job, time=None, incomplete=None):
         "newest": {"time": time} if time else None,
         "count": int(bool(time)),
         "incomplete_runs": incomplete or NO_INCOMPLETE,
+        "suspicious": list(suspicious),
     }
 
 
@@ -55,6 +64,8 @@ def test_fresh_jobs_with_their_own_and_the_default_max_age():
         "age": "2h 0min",
         "stale": False,
         "incomplete_runs": NO_INCOMPLETE,
+        "suspicious": [],
+        "ok": True,
         "message": "web1 pg: newest backup 2026-11-22T10:00:00Z, 2h 0min old (max_age 26h)",
     }
     assert got["db1", "files"]["max_age"] == "2d" and got["db1", "files"]["age"] == "1d 12h"
@@ -114,3 +125,38 @@ def test_host_without_jobs_adds_nothing():
 def test_bad_input_names_the_field(kwargs, message):
     with pytest.raises(AnsibleFilterError, match=message):
         FilterModule().filters()["stale_jobs"]([], **kwargs)
+
+
+def test_a_forged_future_run_does_not_hide_a_stale_job():
+    # backups_info refused the forged run: the newest good backup is 3 days old, and both are reported.
+    (entry,) = freshness([reported("web1", "pg", "2026-11-19T08:00:00Z", suspicious=[FORGED])], {"web1": [PG]}, now=NOW)
+    assert entry["stale"] and not entry["ok"] and entry["age_seconds"] == 3 * 86400 + 4 * 3600
+    assert entry["suspicious"] == [{"manifest_key": FORGED["manifest_key"], "reasons": FORGED["reasons"]}]
+    assert entry["message"] == (
+        "web1 pg: SUSPICIOUS, 1 backup(s) refused, never restored nor counted as fresh:"
+        " hosts/web1/pg/20991231T235959Z/manifest.json (its folder time 2099-12-31T23:59:59Z is in the future)."
+        " Only a key that may write under this host's prefix can store them: check whether it leaked;"
+        " STALE, newest backup 2026-11-19T08:00:00Z is 3d 4h old, more than its max_age 26h: look at journalctl -u s3-backup-pg.service on web1"
+    )
+
+
+def test_a_job_with_only_a_suspicious_run_is_stale_and_says_why():
+    (entry,) = freshness([reported("web1", "pg", suspicious=[FORGED])], {"web1": [PG]}, now=NOW)
+    assert entry["stale"] and not entry["ok"] and entry["newest"] is None
+    assert "SUSPICIOUS, 1 backup(s) refused" in entry["message"] and "STALE, no complete backup at all" in entry["message"]
+
+
+def test_suspicious_runs_fail_a_fresh_job_and_a_disabled_one():
+    many = [dict(FORGED, manifest_key=f"k{n}/manifest.json") for n in range(5)]
+    report = [reported("web1", "pg", "2026-11-22T10:00:00Z", suspicious=many), reported("db1", "files", suspicious=[FORGED])]
+    got = by_job(freshness(report, {"web1": [PG], "db1": [dict(FILES, enabled=False)]}, now=NOW))
+    assert not got["web1", "pg"]["stale"] and not got["web1", "pg"]["ok"]
+    assert "5 backup(s) refused" in got["web1", "pg"]["message"] and "k2/manifest.json" in got["web1", "pg"]["message"]
+    assert "k3/manifest.json" not in got["web1", "pg"]["message"] and "and 2 more" in got["web1", "pg"]["message"]
+    assert not got["db1", "files"]["stale"] and not got["db1", "files"]["ok"]
+    assert got["db1", "files"]["message"].startswith("db1 files: disabled (enabled: false), not checked; SUSPICIOUS, 1 backup(s) refused")
+
+
+def test_a_newest_backup_after_now_is_zero_old_not_negative():
+    (entry,) = freshness([reported("web1", "pg", "2026-11-22T12:05:00Z")], {"web1": [PG]}, now=NOW)
+    assert entry["age_seconds"] == 0 and entry["ok"]
