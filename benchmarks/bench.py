@@ -1,6 +1,7 @@
 """Runs the benchmarks (benchmarks/run.sh is the command), prints the Markdown table and writes it,
 with the machine and a note per benchmark (target, met or not, and the measured cause of a miss),
-to benchmarks/RESULTS.md. Every figure is the median of --runs runs."""
+to benchmarks/RESULTS.md. Every figure is the median of --runs runs. A run of some benchmarks only (--only)
+adds its figures after the earlier ones (replacing an earlier run of the same set), instead of dropping them."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import time
 
 import lib
 
-NAMES = ("stream", "upload", "downtime", "aws_calls", "fleet")  # the longest last
+NAMES = ("stream", "upload", "stream_memory", "downtime", "aws_calls", "fleet")  # the longest last
 RSS_LIMIT_MIB = 150
 
 
@@ -204,6 +205,151 @@ def report_upload(r):
     return summary, table(TRANSFER_HEADERS, transfer_rows(v, f", {r['size_mb']} MiB")), notes
 
 
+def load_runner():
+    """The runner under test as a module (as tests/unit/test_runner.py loads it), for its part-size rule."""
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.SourceFileLoader("systemd_s3_backup_runner", str(lib.RUNNER))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)
+    return module
+
+
+def size_text(size):
+    for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", lib.MIB)):
+        if size >= factor:
+            value = size / factor
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def buffer_bound(runner, part_size, concurrency, limit):
+    """[(bytes of buffers at most, stream size up to which that holds)] from the runner's own part_size_for,
+    up to S3's 5 TiB object limit: the parts read and in flight stay within concurrency x the first part
+    size, or one part once a part alone is larger."""
+    largest_object = 5 * 1024**4
+    steps, total = [], 0
+    for number in range(1, limit + 1):
+        if total >= largest_object:
+            break
+        size = runner.part_size_for(number, part_size, limit)
+        bound = max(part_size * concurrency, size)
+        if steps and steps[-1][0] == bound:
+            steps[-1][1] = min(total + size, largest_object)
+        else:
+            steps.append([bound, min(total + size, largest_object)])
+        total += size
+    return [tuple(step) for step in steps]
+
+
+def part_layout(part_sizes):
+    """'16 MiB x1000, 32 MiB x140': the part sizes in part order (the last part may be short)."""
+    return ", ".join(f"{size_text(size)} x{count}" for size, count in part_sizes)
+
+
+def report_stream_memory(r):
+    v = r["variants"]
+    small, big = (v[f"{size}m"] for size in r["sizes_mb"])
+    flat = big["rss"] / small["rss"]
+    limited = r["limited"]
+    # Memory beyond the flat range: the small stream's figure with its 64 MiB of buffers traded for one part.
+    limited_bound = small["rss"] + limited["max_part"]
+    budget = r["part_size_mb"] * lib.MIB * r["max_concurrency"]
+    summary = [
+        [
+            f"stream_memory: runner peak RSS (tree), {size_text(small['stored'])} / {size_text(big['stored'])} stream, compression none",
+            f"{mib(small['rss'])} / {mib(big['rss'])} MiB ({flat:.2f}x)",
+            f"≤ {RSS_LIMIT_MIB} MiB, ≤ 1.15x",
+            verdict(big["rss"] <= RSS_LIMIT_MIB * lib.MIB and small["rss"] <= RSS_LIMIT_MIB * lib.MIB and flat <= 1.15),
+        ],
+        [
+            f"stream_memory: peak RSS, {size_text(limited['stored'])} with part limit {limited['max_parts']} and "
+            f"{limited['part_size_mb']} MiB first parts (parts up to {size_text(limited['max_part'])})",
+            f"{mib(limited['rss'])} MiB",
+            f"bounded by one part: ≤ {mib(limited_bound)} MiB",
+            verdict(limited["rss"] <= limited_bound),
+        ],
+    ]
+    headers = [
+        "stream",
+        "wall s",
+        "CPU s",
+        "MiB/s",
+        "peak RSS MiB (tree)",
+        "largest process MiB",
+        "parts",
+        "part sizes in order",
+        "most parts in flight",
+        "sink CPU s",
+    ]
+    rows = []
+    for name, x in list(v.items()) + [("limited", limited)]:
+        label = f"{size_text(x['stored'])}, 16 MiB first parts x{r['max_concurrency']}"
+        if name == "limited":
+            label = f"{size_text(x['stored'])}, {x['part_size_mb']} MiB first parts x{r['max_concurrency']}, part limit {x['max_parts']}"
+        rows.append(
+            [
+                label,
+                sec(x["wall"]),
+                sec(x["cpu"]),
+                f"{x['stored'] / lib.MIB / x['wall']:.0f}",
+                mib(x["rss"]),
+                mib(x["maxrss"]),
+                x["parts"],
+                part_layout(x["part_sizes"]),
+                x["parts_in_flight"],
+                sec(x["endpoint_cpu"]),
+            ]
+        )
+    runner = load_runner()
+    limit = runner.S3_MAX_PARTS
+    bounds = buffer_bound(runner, r["part_size_mb"] * lib.MIB, r["max_concurrency"], limit)
+    flat_upto = bounds[0][1]
+    growth = ", ".join(f"{size_text(bound)} up to {size_text(upto)}" for bound, upto in bounds[1:])
+    notes = [
+        f"What runs: the runner's `run CONFIG` (a stream job as the jobs role writes it: compression none, part_size_mb "
+        f"{r['part_size_mb']}, max_concurrency {r['max_concurrency']}, the role's defaults) with the command `head -c SIZE /dev/zero`, "
+        "against benchmarks/sink.py on 127.0.0.1: a discarding S3 endpoint that reads each part, checks its Content-MD5 and part "
+        "number and size as S3 does, and keeps nothing (its own peak RSS "
+        f"{mib(r['sink_rss'])} MiB after {size_text(small['stored'] * small['runs'] + big['stored'] * big['runs'])}). "
+        "Every run's object is checked complete in the sink (its size, the manifest's size) and a run the sink refused "
+        "any request of counts as failed.",
+        "Peak RSS (tree) is the sum over the live process tree (runner + bash + head), sampled every 50 ms; 'largest process' is "
+        "the biggest single process's maxrss (wait4), i.e. the runner. 'Most parts in flight' is the sink's count of part "
+        "uploads it was receiving at once.",
+        f"Flat: {mib(small['rss'])} MiB at {size_text(small['stored'])}, {mib(big['rss'])} MiB at {size_text(big['stored'])} "
+        f"({flat:.2f}x; target ≤ {RSS_LIMIT_MIB} MiB and ≤ 1.15x: {verdict(summary[0][3] == 'met')}). "
+        + (
+            f"The {size_text(big['stored'])} stream goes past the first {limit // 10:,} parts "
+            f"({size_text(r['part_size_mb'] * lib.MIB * (limit // 10))}), after which parts grow: see the part sizes."
+            if big["parts"] > limit // 10
+            else f"Both streams stay within the first {limit // 10:,} parts: parts do not grow here (a --quick run)."
+        ),
+        f"The bound, from the runner's part_size_for with the defaults ({r['part_size_mb']} MiB first parts, max_concurrency "
+        f"{r['max_concurrency']}, S3's {limit:,} parts): the runner reserves a part's size before reading it and waits while "
+        f"the bytes read and in flight would pass max_concurrency x part_size_mb, unless nothing is in flight, so its part "
+        f"buffers stay within max(max_concurrency x part_size_mb, one part): {size_text(bounds[0][0])} up to "
+        f"{size_text(flat_upto)} of stream (16 MiB parts x4, then 32 MiB x2, then 64 MiB x1), then one growing part: {growth}. "
+        "Peak RSS is that plus what does not grow: the interpreter, boto3, the HTTP buffers, bash and head.",
+        f"Beyond the flat range, shown with S3's limit lowered (SYSTEMD_S3_BACKUP_MAX_PARTS={limited['max_parts']}, the sink "
+        f"refusing part numbers above {limited['max_parts']} too) and {limited['part_size_mb']} MiB first parts, so parts double "
+        f"every {limited['max_parts'] // 10}: {size_text(limited['stored'])}, "
+        f"{limited['stored'] / (limited['max_parts'] * limited['part_size_mb'] * lib.MIB):.1f}x what {limited['max_parts']} "
+        f"fixed {limited['part_size_mb']} MiB parts hold, is stored in {limited['parts']} parts of up to "
+        f"{size_text(limited['max_part'])}; peak RSS {mib(limited['rss'])} MiB, against {mib(limited_bound)} MiB for the "
+        f"{size_text(small['stored'])} figure plus one such part ({verdict(limited['rss'] <= limited_bound)}): memory there is "
+        "bounded by one part, not flat. Taking away what does not grow (the "
+        f"{size_text(small['stored'])} figure less its {size_text(budget)} of part buffers: {mib(small['rss'] - budget)} MiB) "
+        f"leaves {mib(limited['rss'] - small['rss'] + budget)} MiB of part buffers at the peak, for a largest part of "
+        f"{size_text(limited['max_part'])} (the budget of the first parts, {limited['part_size_mb']} MiB x{r['max_concurrency']}, "
+        "is passed once one part alone is larger).",
+        "Over plain HTTP botocore also SHA-256-signs every part's payload (on HTTPS with Content-MD5 it sends UNSIGNED-PAYLOAD): "
+        "CPU and wall here are higher than against AWS; memory is not affected (the hash streams over the part in place).",
+    ]
+    return summary, table(headers, rows), notes
+
+
 def report_downtime(r):
     ours, seed = r["layouts"]["runner"], r["layouts"]["seed"]
     summary = [
@@ -331,6 +477,7 @@ def report_fleet(r):
 
 TITLES = {
     "stream": "Stream job vs the seed pipeline",
+    "stream_memory": "Runner memory on huge streams (growing parts)",
     "downtime": "App downtime of an archive job with stop_services",
     "aws_calls": "AWS API calls of an idempotent re-run of the AWS side",
     "fleet": "Fleet convergence with site.yml",
@@ -338,6 +485,7 @@ TITLES = {
 }
 REPORTS = {
     "stream": report_stream,
+    "stream_memory": report_stream_memory,
     "downtime": report_downtime,
     "aws_calls": report_aws_calls,
     "fleet": report_fleet,
@@ -354,6 +502,8 @@ def run_one(name, args, image):
     import fleet
     import stream
 
+    if name == "stream_memory":  # against benchmarks/sink.py: moto would keep 20 GiB of parts
+        return stream.stream_memory_benchmark(args.runs, args.quick)
     moto = lib.Moto(name, record=name == "aws_calls")
     try:
         if name == "stream":
@@ -369,7 +519,23 @@ def run_one(name, args, image):
         moto.stop()
 
 
-def render(args, argv, about, results, failures):
+PARTIAL_BEGIN, PARTIAL_END = "<!-- partial run: {} -->", "<!-- end of partial run: {} -->"
+
+
+def earlier_document(args):
+    """For a run of some benchmarks only (--only), the results file as it was, without an earlier partial run of
+    the same benchmarks: the new figures go after it instead of replacing the others' figures. None for a full run."""
+    if set(args.only) == set(NAMES) or args.quick or not os.path.exists(args.output):
+        return None
+    text = open(args.output).read()
+    names = ",".join(args.only)
+    begin, end = PARTIAL_BEGIN.format(names), PARTIAL_END.format(names)
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + text[text.index(end) + len(end) :]
+    return text.rstrip() + "\n"
+
+
+def render(args, argv, about, results, failures, earlier=None):
     summary_rows, sections = [], []
     for name in args.only:
         if name in failures:
@@ -381,24 +547,33 @@ def render(args, argv, about, results, failures):
         else:
             summary_rows.append([f"{name}: not run yet", "", "", ""])
     main_table = table(["benchmark", "measured (median)", "target", "result"], summary_rows)
-    document = (
-        "\n\n".join(
-            [
-                "# Benchmarks",
-                f"`bash benchmarks/run.sh {' '.join(argv)}`".replace(" `", "`") + f": {args.runs} run(s) per figure, medians; every ratio "
-                "compares runs made side by side in the same invocation against the same local moto endpoint on 127.0.0.1. "
-                "Raw figures: `.build/bench/results.json`; logs: `.build/bench/logs/`."
-                + (" **--quick: small sizes, a smoke check, not figures to quote.**" if args.quick else ""),
-                main_table,
-                "## Machine\n\n"
-                + table(["", ""], list(about.items()))
-                + "\n\nThe machine is shared: another engineer's test runs (pytest, molecule containers) may have run at the same time, "
-                "which shows in the load average above and makes wall times noisier than CPU times.",
-                "## Details\n\n" + "\n\n".join(sections),
-            ]
-        )
-        + "\n"
+    command = f"`bash benchmarks/run.sh {' '.join(argv)}`".replace(" `", "`")
+    intro = (
+        f"{command}: {args.runs} run(s) per figure, medians; every ratio compares runs made side by side in the same "
+        "invocation against the same local endpoint on 127.0.0.1 (moto; benchmarks/sink.py for stream_memory). "
+        "Raw figures: `.build/bench/results.json`; logs: `.build/bench/logs/`."
+        + (" **--quick: small sizes, a smoke check, not figures to quote.**" if args.quick else "")
     )
+    machine_table = (
+        table(["", ""], list(about.items()))
+        + "\n\nThe machine is shared: another engineer's test runs (pytest, molecule containers) may have run at the same time, "
+        "which shows in the load average above and makes wall times noisier than CPU times."
+    )
+    if earlier is None:
+        parts = ["# Benchmarks", intro, main_table, "## Machine\n\n" + machine_table, "## Details\n\n" + "\n\n".join(sections)]
+        document = "\n\n".join(parts) + "\n"
+    else:
+        names = ",".join(args.only)
+        parts = [
+            PARTIAL_BEGIN.format(names),
+            f"## Later run of {', '.join(args.only)} only",
+            intro + " The figures above this section come from the earlier run it names, possibly of other code.",
+            main_table,
+            "### Machine of this run\n\n" + machine_table,
+            "\n\n".join(sections),
+            PARTIAL_END.format(names),
+        ]
+        document = earlier + "\n" + "\n\n".join(parts) + "\n"
     with open(args.output, "w") as f:
         f.write(document)
     return main_table
@@ -409,6 +584,7 @@ def main(argv=None):
     args = parse_args(argv)
     (lib.WORK / "logs").mkdir(parents=True, exist_ok=True)
     image = os.environ.get("BENCH_HOST_IMAGE", "systemd-s3-backup-host:latest")
+    earlier = earlier_document(args)  # read before anything is written
     fingerprint = lib.snapshot()
     about = machine()
     about["Runner"] += f"; collection snapshot {fingerprint} (.build/bench/collection)"
@@ -426,7 +602,7 @@ def main(argv=None):
         about["Load average (1 min) before / after"] = f"{load_before:.2f} / {os.getloadavg()[0]:.2f}"
         about["Benchmark time"] = f"{(time.monotonic() - started) / 60:.1f} min"
         # Written after each benchmark: an interrupted run keeps what it measured.
-        main_table = render(args, argv, about, results, failures)
+        main_table = render(args, argv, about, results, failures, earlier)
     print("\n" + main_table + "\n")
     lib.log(f"written {os.path.relpath(args.output, lib.REPO)}")
     return 1 if failures else 0

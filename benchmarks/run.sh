@@ -4,16 +4,18 @@
 # table and writes it, with the machine and a note per benchmark, to benchmarks/RESULTS.md.
 #   bash benchmarks/run.sh                       all of them, 3 runs each (takes a while)
 #   bash benchmarks/run.sh --runs 5              5 runs each
-#   bash benchmarks/run.sh --only stream,upload  some of them: stream, upload, downtime, aws_calls, fleet
+#   bash benchmarks/run.sh --only stream,upload  some of them: stream, upload, stream_memory, downtime, aws_calls,
+#                                                fleet; their figures are added after the earlier ones in RESULTS.md
 #   bash benchmarks/run.sh --quick               small sizes, 1 run, no 2 GiB stream and no fleet (smoke check)
-# The stream and upload benchmarks run the on-host runner directly on this machine; downtime and
+# The stream, upload and stream_memory benchmarks run the on-host runner directly on this machine (stream_memory
+# against benchmarks/sink.py, a discarding S3 endpoint, with 20 GiB streams: about 5 minutes); downtime and
 # fleet use local containers booting systemd (Docker is started if needed, the image built once).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../scripts/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
 cd "$REPO_ROOT"
 
-only=stream,upload,downtime,aws_calls,fleet
+only=stream,upload,stream_memory,downtime,aws_calls,fleet
 args=("$@")
 while [ $# -gt 0 ]; do
     case $1 in
