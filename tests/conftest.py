@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -28,6 +27,8 @@ if not (COLLECTIONS / "ansible_collections" / "systemd_s3" / "backup").exists():
     (COLLECTIONS / "ansible_collections" / "systemd_s3").mkdir(parents=True, exist_ok=True)
     (COLLECTIONS / "ansible_collections" / "systemd_s3" / "backup").symlink_to(REPO)
 sys.path.insert(0, str(COLLECTIONS))
+# The harness (tests/harness) as the package "harness", as its endpoint imports it.
+sys.path.insert(0, str(REPO / "tests"))
 
 
 def _isolated_env(extra=None):
@@ -55,36 +56,71 @@ def _free_port():
         return s.getsockname()[1]
 
 
-class MotoServer:
-    """A moto server process on 127.0.0.1. ``requests()`` counts the HTTP requests it served,
-    from its access log, so tests can bound the API calls a module makes."""
+ENDPOINT = REPO / "tests" / "harness" / "endpoint.py"
+# Every server of the session, for the session's authorization audit (pytest_sessionfinish).
+_SERVERS = []
+# Audit logs of endpoints started outside MotoServer (scripts/molecule.sh, scripts/demo.sh, ...).
+_EXTRA_AUDIT_LOGS = []
 
-    def __init__(self, log_dir, env=None):
+
+def register_audit_log(path):
+    """Adds the audit log of an endpoint a test started some other way (e.g. through
+    scripts/molecule.sh) to the session's authorization audit and to docs/aws-permissions.md."""
+    _EXTRA_AUDIT_LOGS.append(Path(path))
+
+
+class MotoServer:
+    """The local AWS endpoint (tests/harness/endpoint.py: moto in-process behind the authorization
+    audit) on 127.0.0.1. ``requests()`` counts the HTTP requests it served, from werkzeug's access
+    log, so tests can bound the API calls a module makes; ``audit()`` is what each non-admin
+    principal did, the IAM actions AWS authorizes it as and the evaluator's decisions.
+
+    ``enforce``: refuse what AWS's IAM would (conditions, KMS permissions), moto's IAM checks on, an
+    admin user whose keys are ``credentials``. ``new_key_delay``: seconds a new access key is refused.
+    ``session_audit=False`` keeps this server out of the session's audit (for a test that shows what
+    moto alone lets through)."""
+
+    def __init__(self, log_dir, env=None, *, enforce=False, new_key_delay=0, session_audit=True, extra_args=()):
         self.port = _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_dir) / f"moto-{self.port}.log"
+        self.audit_path = Path(log_dir) / f"audit-{self.port}.jsonl"
+        self.audit_path.touch()
+        self.enforce, self.session_audit = enforce, session_audit
+        admin_file = Path(log_dir) / f"admin-{self.port}.ini"
+        command = [sys.executable, str(ENDPOINT), "--port", str(self.port), "--audit-log", str(self.audit_path)]
+        if enforce:
+            command += ["--enforce", "--admin-credentials", str(admin_file)]
+        if new_key_delay:
+            command += ["--new-key-delay", str(new_key_delay)]
+        command += list(extra_args)
         self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=_isolated_env(env),
-        )
-        self.credentials = {"access_key": "testing", "secret_key": "testing"}
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1)
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not start: {self.log_path.read_text()}") from None
-                time.sleep(0.2)
+        self.proc = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=_isolated_env(env), cwd=REPO)
+        deadline = time.monotonic() + 60
+        while "ready " not in self.log_path.read_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                raise RuntimeError(f"the endpoint did not start: {self.log_path.read_text()}")
+            time.sleep(0.1)
+        if enforce:
+            parser = configparser.ConfigParser()
+            parser.read(admin_file)
+            self.credentials = {
+                "access_key": parser["default"]["aws_access_key_id"],
+                "secret_key": parser["default"]["aws_secret_access_key"],
+            }
+        else:
+            self.credentials = {"access_key": "testing", "secret_key": "testing"}
+        _SERVERS.append(self)
 
     def requests(self):
         self._log.flush()
         # Werkzeug colours 4xx/5xx lines, so match the protocol alone, not its closing quote.
         return sum(1 for line in self.log_path.read_text().splitlines() if " HTTP/1." in line)
+
+    def audit(self):
+        """The audit lines so far: one dict per request of a non-admin principal."""
+        return [json.loads(line) for line in self.audit_path.read_text().splitlines() if line.strip()]
 
     def module_args(self, **credentials):
         """The AWS connection options of this collection's modules, pointed at this server."""
@@ -102,47 +138,71 @@ class MotoServer:
         )
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
         self._log.close()
 
 
 @pytest.fixture(scope="session")
 def moto(tmp_path_factory):
-    """A moto server without IAM enforcement: for behaviour of the modules themselves."""
+    """The endpoint without enforcement: for behaviour of the modules themselves. Requests of IAM
+    principals are still audited (and any that AWS would refuse fails the session)."""
     server = MotoServer(tmp_path_factory.mktemp("moto"))
     yield server
     server.stop()
 
 
-# Requests moto serves unauthenticated before it starts enforcing IAM: exactly the three
-# calls that create the admin user below.
-_NO_AUTH_REQUESTS = 3
-
-
 @pytest.fixture(scope="session")
 def moto_enforcing(tmp_path_factory):
-    """A moto server that enforces IAM policies on S3 requests once its admin user exists.
-    Its ``credentials`` are that admin's; use them for everything that sets things up."""
-    server = MotoServer(
-        tmp_path_factory.mktemp("moto-enforcing"), env={"INITIAL_NO_AUTH_ACTION_COUNT": str(_NO_AUTH_REQUESTS)}
-    )
-    iam = server.client("iam")
-    iam.create_user(UserName="admin")
-    iam.put_user_policy(
-        UserName="admin",
-        PolicyName="admin",
-        PolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-        ),
-    )
-    key = iam.create_access_key(UserName="admin")["AccessKey"]
-    server.credentials = {"access_key": key["AccessKeyId"], "secret_key": key["SecretAccessKey"]}
+    """The endpoint enforcing IAM as AWS does (conditions and KMS included) for every principal but
+    its admin. Its ``credentials`` are that admin's; use them for everything that sets things up."""
+    server = MotoServer(tmp_path_factory.mktemp("moto-enforcing"), enforce=True)
     yield server
     server.stop()
+
+
+def audit_violations(records):
+    """Requests that moto answered with success but that AWS would have refused."""
+    return [r for r in records if r.get("status") and r["status"] < 400 and any(a["decision"] != "allow" for a in r["actions"])]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session, exitstatus):
+    """The session's authorization audit: every request a principal made against any endpoint of the
+    session must be allowed by its own policies as AWS evaluates them; with UPDATE_PERMISSIONS_DOC=1,
+    docs/aws-permissions.md is written from what was seen."""
+    from harness import permissions_doc
+
+    records = []
+    for server in _SERVERS:
+        if server.session_audit and server.audit_path.exists():
+            records += server.audit()
+    for path in _EXTRA_AUDIT_LOGS:
+        if path.exists():
+            records += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    violations = audit_violations(records)
+    session.config._audit_violations = violations
+    if violations and session.exitstatus == 0:
+        session.exitstatus = 1
+    if os.environ.get("UPDATE_PERMISSIONS_DOC") == "1" and records:
+        (REPO / "docs" / "aws-permissions.md").write_text(permissions_doc.render(records))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    violations = getattr(config, "_audit_violations", None)
+    if not violations:
+        return
+    terminalreporter.section("authorization audit: calls moto served that AWS would refuse", red=True)
+    for record in violations:
+        denied = [f"{a['action']} on {a['resource']} ({a['decision']})" for a in record["actions"] if a["decision"] != "allow"]
+        terminalreporter.write_line(
+            f"{record['principal']} {record['operation']} {record['method']} {record['path']} -> {record['status']}: {'; '.join(denied)}"
+        )
+    terminalreporter.write_line(f"{len(violations)} audit failure(s): the session fails")
 
 
 @pytest.fixture

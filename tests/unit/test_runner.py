@@ -734,7 +734,8 @@ def test_archive_upload_failure_still_removes_the_files(tmp_path, moto_enforcing
     policy = {
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload"], "Resource": objects},
+            # PutObjectTagging: AWS authorizes an upload carrying the data tag as that too.
+            {"Effect": "Allow", "Action": ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"], "Resource": objects},
             {"Effect": "Deny", "Action": "s3:PutObject", "Resource": f"{objects}/sub/two.txt"},
         ],
     }
