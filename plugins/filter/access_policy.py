@@ -14,10 +14,32 @@ from ansible_collections.systemd_s3.backup.plugins.module_utils import policies
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
 
 
-def access_policy(bucket, prefix=None, permissions=("backup",), source_ip=None, sns_topic_arns=None, partition="aws"):
+def access_policy(
+    bucket,
+    prefix=None,
+    permissions=("backup",),
+    source_ip=None,
+    sns_topic_arns=None,
+    partition="aws",
+    duplicity_jobs=None,
+    kms_key_arn=None,
+    region=None,
+    source_vpce=None,
+    source_vpc=None,
+):
     try:
         return policies.access_policy(
-            bucket, prefix, permissions=permissions, source_ip=source_ip, sns_topic_arns=sns_topic_arns, partition=partition
+            bucket,
+            prefix,
+            permissions=permissions,
+            source_ip=source_ip,
+            sns_topic_arns=sns_topic_arns,
+            partition=partition,
+            duplicity_jobs=duplicity_jobs,
+            kms_key_arn=kms_key_arn,
+            region=region,
+            source_vpce=source_vpce,
+            source_vpc=source_vpc,
         )
     except InputError as e:
         raise AnsibleFilterError(str(e)) from e

@@ -13,6 +13,8 @@ from __future__ import annotations
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
+from ansible_collections.systemd_s3.backup.plugins.module_utils.policies import DATA_TAG_KEY
+from ansible_collections.systemd_s3.backup.plugins.module_utils.policies import DATA_TAG_VALUE
 from ansible_collections.systemd_s3.backup.plugins.module_utils.policies import validate_bucket_name
 
 try:
@@ -28,11 +30,20 @@ STORAGE_CLASSES = ("STANDARD_IA", "INTELLIGENT_TIERING", "ONEZONE_IA", "GLACIER_
 INFREQUENT_ACCESS_CLASSES = ("STANDARD_IA", "ONEZONE_IA")
 INFREQUENT_ACCESS_MINIMUM_DAYS = 30
 
+# Classes GetObject cannot read until RestoreObject has thawed the object (InvalidObjectState).
+# Transitions to them go into a second rule that only moves data objects (the runner tags them),
+# so manifests and duplicity's manifests and signatures stay readable at once.
+COLD_STORAGE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
+COLD_RULE_SUFFIX = "-cold"
+
 DEFAULT_TRANSITIONS = [{"days": 32, "storage_class": "STANDARD_IA"}, {"days": 64, "storage_class": "GLACIER"}]
 DEFAULT_RULE_ID = "systemd-s3-backup"
+RULE_ID_MAX = 255 - len(COLD_RULE_SUFFIX)
 
 # Settings the module manages, in the order it writes them (object lock needs versioning first).
-SETTINGS = ("public_access_block", "versioning", "encryption", "lifecycle_rule", "tags", "object_lock")
+# Both lifecycle rules are written in one PutBucketLifecycleConfiguration.
+SETTINGS = ("public_access_block", "versioning", "encryption", "lifecycle_rule", "lifecycle_cold_rule", "tags", "object_lock")
+LIFECYCLE_SETTINGS = ("lifecycle_rule", "lifecycle_cold_rule")
 
 PUBLIC_ACCESS_BLOCK_KEYS = {
     "BlockPublicAcls": "block_public_acls",
@@ -62,6 +73,10 @@ UNSUPPORTED = {
     "tags": ("bucket tagging", "omit tags"),
     "object_lock": ("object lock", "omit object_lock"),
 }
+
+# The cold rule lives in the same lifecycle configuration as the main one.
+NOT_SET_CODES["lifecycle_cold_rule"] = NOT_SET_CODES["lifecycle_rule"]
+UNSUPPORTED["lifecycle_cold_rule"] = UNSUPPORTED["lifecycle_rule"]
 
 MAX_TAGS = 50
 MAX_RETENTION = {"days": 36500, "years": 100}
@@ -167,8 +182,12 @@ def validate(params):
     if params.get("state", "present") == "absent":
         return
     rule_id = params.get("lifecycle_rule_id")
-    if not isinstance(rule_id, str) or not 1 <= len(rule_id) <= 255:
-        raise InputError("lifecycle_rule_id", f"{rule_id!r} is not a usable rule ID", "Use 1-255 characters, e.g. systemd-s3-backup")
+    if not isinstance(rule_id, str) or not 1 <= len(rule_id) <= RULE_ID_MAX:
+        raise InputError(
+            "lifecycle_rule_id",
+            f"{rule_id!r} is not a usable rule ID",
+            f"Use 1-{RULE_ID_MAX} characters (the module also owns the rule <id>{COLD_RULE_SUFFIX}), e.g. systemd-s3-backup",
+        )
     if len(params.get("lifecycle_prefix") or "") > 1024:
         raise InputError("lifecycle_prefix", "is longer than 1024 characters", "Use a shorter key prefix")
     validate_transitions(params.get("transitions"))
@@ -187,12 +206,21 @@ def validate(params):
 # ---------------------------------------------------------------- wanted settings
 
 
+def _transitions_api(transitions):
+    return [{"Days": t["days"], "StorageClass": t["storage_class"]} for t in transitions]
+
+
+def cold_rule_id(rule_id):
+    return f"{rule_id}{COLD_RULE_SUFFIX}"
+
+
 def lifecycle_rule(params):
-    """The lifecycle rule the module owns, in S3's form; None when it would do nothing."""
+    """The module's main lifecycle rule, over the whole lifecycle prefix, in S3's form; None when it
+    would do nothing. It holds the transitions to classes GetObject reads at once."""
     rule = {}
-    transitions = validate_transitions(params.get("transitions"))
+    transitions = [t for t in validate_transitions(params.get("transitions")) if t["storage_class"] not in COLD_STORAGE_CLASSES]
     if transitions:
-        rule["Transitions"] = [{"Days": t["days"], "StorageClass": t["storage_class"]} for t in transitions]
+        rule["Transitions"] = _transitions_api(transitions)
     if params.get("abort_incomplete_multipart_upload_days"):
         rule["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": params["abort_incomplete_multipart_upload_days"]}
     if params.get("noncurrent_version_expiration_days"):
@@ -200,6 +228,23 @@ def lifecycle_rule(params):
     if not rule:
         return None
     return dict(rule, ID=params["lifecycle_rule_id"], Filter={"Prefix": params.get("lifecycle_prefix") or ""}, Status="Enabled")
+
+
+def cold_lifecycle_rule(params):
+    """The module's second rule: transitions to GLACIER / DEEP_ARCHIVE, for data objects only (those
+    carrying the data tag, under the lifecycle prefix); None when there are none."""
+    transitions = [t for t in validate_transitions(params.get("transitions")) if t["storage_class"] in COLD_STORAGE_CLASSES]
+    if not transitions:
+        return None
+    tag = {"Key": DATA_TAG_KEY, "Value": DATA_TAG_VALUE}
+    prefix = params.get("lifecycle_prefix") or ""
+    rule_filter = {"And": {"Prefix": prefix, "Tags": [tag]}} if prefix else {"Tag": tag}
+    return {"ID": cold_rule_id(params["lifecycle_rule_id"]), "Filter": rule_filter, "Status": "Enabled", "Transitions": _transitions_api(transitions)}
+
+
+def lifecycle_rules(params):
+    """Every rule the module owns, by ID: the wanted rule, or None for one that must not exist."""
+    return {params["lifecycle_rule_id"]: lifecycle_rule(params), cold_rule_id(params["lifecycle_rule_id"]): cold_lifecycle_rule(params)}
 
 
 def wanted_settings(params):
@@ -218,6 +263,7 @@ def wanted_settings(params):
             "bucket_key_enabled": bool(params.get("bucket_key_enabled")),
         }
     wanted["lifecycle_rule"] = lifecycle_rule_view(lifecycle_rule(params))
+    wanted["lifecycle_cold_rule"] = lifecycle_rule_view(cold_lifecycle_rule(params))
     if params.get("tags") is not None:
         wanted["tags"] = validate_tags(params["tags"])
     object_lock = validate_object_lock(params.get("object_lock"), params.get("versioning"))
@@ -234,6 +280,7 @@ def new_bucket_state(object_lock=False):
         "versioning": "Disabled",
         "encryption": encryption_view(None),
         "lifecycle_rule": None,
+        "lifecycle_cold_rule": None,
         "tags": {},
         "object_lock": object_lock_view(None),
     }
@@ -366,20 +413,20 @@ def tags_api(tags):
     return {"TagSet": sorted(ansible_dict_to_boto3_tag_list(tags), key=lambda tag: tag["Key"])}
 
 
-def merge_lifecycle_rules(rules, rule_id, wanted_rule):
-    """The bucket's rules with ours (by ID) replaced in place, appended, or removed when
-    ``wanted_rule`` is None. Other rules are kept as they are, only moved from the legacy
-    top-level Prefix to Filter, since S3 refuses a mix of both forms in one configuration."""
-    merged, placed = [], False
+def merge_lifecycle_rules(rules, wanted_rules):
+    """The bucket's rules with ours (``wanted_rules``: {ID: rule or None}) replaced in place, appended,
+    or removed where the wanted rule is None. Other rules are kept as they are, only moved from the
+    legacy top-level Prefix to Filter, since S3 refuses a mix of both forms in one configuration."""
+    merged, placed = [], set()
     for rule in rules or []:
-        if rule.get("ID") == rule_id:
-            if wanted_rule is not None and not placed:
-                merged.append(wanted_rule)
-                placed = True
+        rule_id = rule.get("ID")
+        if rule_id in wanted_rules:
+            if wanted_rules[rule_id] is not None and rule_id not in placed:
+                merged.append(wanted_rules[rule_id])
+                placed.add(rule_id)
             continue
         merged.append(normalize_rule(rule) if "Prefix" in rule and "Filter" not in rule else rule)
-    if wanted_rule is not None and not placed:
-        merged.append(wanted_rule)
+    merged += [rule for rule_id, rule in wanted_rules.items() if rule is not None and rule_id not in placed]
     return merged
 
 

@@ -9,6 +9,7 @@ principals must follow live here too, for the same reason."""
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import re
 from urllib.parse import unquote
@@ -23,12 +24,35 @@ except ImportError:  # pragma: no cover - amazon.aws is a declared dependency
 
 POLICY_VERSION = "2012-10-17"
 
-# What each permission set adds. Sets combine: a principal gets the union of its sets.
+# The object tag the runner puts on every data object (stream objects, archive files, duplicity
+# volumes) when it uploads them; manifests, duplicity manifests and signatures never carry it. The
+# bucket's cold lifecycle rule filters on it, so only data goes where GetObject needs a restore first.
+DATA_TAG_KEY = "systemd-s3-backup"
+DATA_TAG_VALUE = "data"
+
+# What each permission set adds on the objects under the principal's prefix. Sets combine: a
+# principal gets the union of its sets. (backup also gets DATA_TAGGING_ACTIONS, under conditions.)
 PERMISSION_SETS = {
     "backup": ["s3:PutObject", "s3:AbortMultipartUpload"],
-    "restore": ["s3:GetObject"],
+    # RestoreObject thaws GLACIER / DEEP_ARCHIVE objects for a restore (retrievals cost money).
+    "restore": ["s3:GetObject", "s3:RestoreObject"],
     "prune": ["s3:DeleteObject"],
 }
+
+# A PutObject / CreateMultipartUpload carrying x-amz-tagging is authorized as s3:PutObjectTagging
+# too; granted to backup for the data tag only.
+DATA_TAGGING_ACTIONS = ["s3:PutObjectTagging"]
+
+# SSE-KMS with a customer-managed key: what S3 asks KMS for on the principal's behalf.
+# Uploads need GenerateDataKey, and Decrypt for multipart uploads (S3 decrypts the data key per part).
+KMS_ACTIONS = {
+    "backup": ["kms:GenerateDataKey", "kms:Decrypt"],
+    "restore": ["kms:Decrypt"],
+    "prune": [],
+}
+
+# IAM's limit for a customer-managed policy, counted without whitespace.
+MANAGED_POLICY_MAX_CHARACTERS = 6144
 
 # Denied explicitly on the bucket, whatever else gets attached to the principal later: with
 # versioning on, a leaked host key can then neither erase history nor weaken the bucket.
@@ -59,6 +83,15 @@ _IPV4_LIKE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 _PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9!_.()'=@,+-]+$")
 _TOPIC_ARN = re.compile(r"^arn:(aws[a-z-]*):sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
 _PRINCIPAL_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::\d{12}:(root|(user|role)/[\w+=,.@/-]+)$")
+_KMS_KEY_ARN = re.compile(r"^arn:(aws[a-z-]*):kms:([a-z0-9-]+):(\d{12}):key/([A-Za-z0-9-]{1,128})$")
+_VPCE_ID = re.compile(r"^vpce-[0-9a-f]{8,17}$")
+_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+# Addresses S3 never sees as aws:SourceIp: requests from them reach S3 through a NAT gateway (its
+# public address is what S3 sees) or a VPC endpoint (no public address at all).
+PRIVATE_NETWORKS = [
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "fc00::/7", "fe80::/10", "::1/128")
+]
 # IAM's \w is ASCII-only.
 _IAM_NAME = re.compile(r"^[\w+=,.@-]+$", re.ASCII)
 _IAM_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]", re.ASCII)
@@ -187,47 +220,191 @@ def partition_for_region(region):
     return "aws"
 
 
-def access_policy(bucket, prefix, permissions=("backup",), source_ip=None, sns_topic_arns=None, partition="aws"):
-    """The identity policy of one backup principal: its permission sets on ``prefix`` only,
-    optionally only from ``source_ip``, plus publishing to its alert topics."""
+def normalize_source_ip(values, field="source_ip"):
+    """Canonical public CIDR blocks for an aws:SourceIp condition. Private and reserved ranges are
+    refused: S3 never sees them as a request's source (a NAT gateway shows its public address, a
+    VPC endpoint shows none), so such a condition would only lock the principal out."""
+    cidrs = normalize_cidrs(field, _as_list(values))
+    for cidr in cidrs:
+        network = ipaddress.ip_network(cidr)
+        for private in PRIVATE_NETWORKS:
+            if network.version == private.version and network.subnet_of(private):
+                raise InputError(
+                    field,
+                    f"{cidr} is in the private or reserved range {private}, which S3 never sees as aws:SourceIp",
+                    "List the public address your requests leave from (e.g. the NAT gateway's), or use source_vpce / "
+                    "source_vpc for hosts that reach S3 through a VPC endpoint",
+                )
+    return cidrs
+
+
+def _validate_ids(values, pattern, field, example):
+    ids = _as_list(values)
+    for value in ids:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise InputError(field, f"{value!r} is not a valid ID", f"Use IDs such as {example}")
+    return sorted(set(ids))
+
+
+def validate_vpce_ids(values, field="source_vpce"):
+    """VPC endpoint IDs for an aws:SourceVpce condition."""
+    return _validate_ids(values, _VPCE_ID, field, "vpce-1a2b3c4d or vpce-0123456789abcdef0 (the S3 gateway or interface endpoint)")
+
+
+def validate_vpc_ids(values, field="source_vpc"):
+    """VPC IDs for an aws:SourceVpc condition (requests through any S3 endpoint of those VPCs)."""
+    return _validate_ids(values, _VPC_ID, field, "vpc-1a2b3c4d or vpc-0123456789abcdef0")
+
+
+def validate_duplicity_jobs(names, field="duplicity_jobs"):
+    """Names of the principal's duplicity jobs, by the runner's job name rule."""
+    # Imported here: jobs imports backups, which imports this module.
+    from ansible_collections.systemd_s3.backup.plugins.module_utils.jobs import _JOB_NAME  # pylint: disable=import-outside-toplevel
+
+    jobs = _as_list(names)
+    for name in jobs:
+        if not isinstance(name, str) or not _JOB_NAME.fullmatch(name):
+            raise InputError(
+                field,
+                f"{name!r} is not a valid job name",
+                "Use the names of the host's duplicity jobs: 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit",
+            )
+    return sorted(set(jobs))
+
+
+def is_kms_key_arn(text):
+    """Whether ``text`` is a KMS key's ARN (not a key ID, an alias or an alias ARN)."""
+    return isinstance(text, str) and bool(_KMS_KEY_ARN.fullmatch(text))
+
+
+def validate_kms_key_arn(arn, partition="aws", region=None, field="kms_key_arn"):
+    """A KMS key ARN (arn:PARTITION:kms:REGION:ACCOUNT:key/ID); returns the region S3 calls KMS from.
+    S3 can only use a key of the bucket's own region, so a key elsewhere is refused."""
+    match = _KMS_KEY_ARN.fullmatch(arn) if isinstance(arn, str) else None
+    if not match:
+        raise InputError(
+            field,
+            f"{arn!r} is not a KMS key ARN",
+            "Use the key's ARN, arn:aws:kms:REGION:ACCOUNT:key/KEY-ID (the bucket module returns it as encryption.kms_key_arn)",
+        )
+    key_partition, key_region = match.group(1), match.group(2)
+    if key_partition != partition:
+        raise InputError(field, f"is in partition {key_partition}, not {partition}", "Use a key of the bucket's partition")
+    if region and key_region != region:
+        raise InputError(
+            field, f"is a key in {key_region}, but the bucket is in {region}: S3 only uses keys of the bucket's region", f"Use a key in {region}"
+        )
+    return key_region
+
+
+def _via_s3(region, partition):
+    """The kms:ViaService value of requests S3 makes to KMS in ``region``."""
+    return f"s3.{region}.amazonaws.com" + (".cn" if partition == "aws-cn" else "")
+
+
+def access_policy(
+    bucket,
+    prefix,
+    permissions=("backup",),
+    source_ip=None,
+    sns_topic_arns=None,
+    partition="aws",
+    duplicity_jobs=None,
+    kms_key_arn=None,
+    region=None,
+    source_vpce=None,
+    source_vpc=None,
+):
+    """The identity policy of one backup principal: its permission sets on ``prefix`` only, what its
+    duplicity jobs read back, the bucket's KMS key through S3 only, requests only from the given
+    networks, plus publishing to its alert topics. Every statement is explained in docs/security.md."""
     bucket = validate_bucket_name(bucket)
     prefix = normalize_prefix(prefix)
     permissions = normalize_permissions(permissions)
-    cidrs = normalize_cidrs("source_ip", _as_list(source_ip))
+    cidrs = normalize_source_ip(source_ip)
+    endpoints = validate_vpce_ids(source_vpce)
+    vpcs = validate_vpc_ids(source_vpc)
     topics = validate_topic_arns(_as_list(sns_topic_arns))
+    duplicity_jobs = validate_duplicity_jobs(duplicity_jobs)
+    kms_region = validate_kms_key_arn(kms_key_arn, partition, region) if kms_key_arn else None
 
     bucket_arn = f"arn:{partition}:s3:::{bucket}"
-    ip_condition = {"IpAddress": {"aws:SourceIp": cidrs}} if cidrs else {}
+    objects = f"{bucket_arn}/{prefix}/*"
 
-    def statement(sid, actions, resources, condition=None):
-        document = {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": resources}
-        merged = dict(condition or {}, **ip_condition)
-        if merged:
-            document["Condition"] = merged
+    def allow(sid, actions, resources, condition=None):
+        document = {"Sid": sid, "Effect": "Allow", "Action": sorted(set(actions)), "Resource": resources}
+        if condition:
+            document["Condition"] = condition
         return document
 
-    object_actions = sorted({a for name in permissions for a in PERMISSION_SETS[name]})
     statements = [
         # Listing is limited to the principal's own prefix, so it cannot even see other hosts.
-        statement(
-            "ListOwnPrefix",
-            ["s3:ListBucket"],
-            bucket_arn,
-            {"StringLike": {"s3:prefix": [f"{prefix}/", f"{prefix}/*"]}},
-        ),
-        statement("ObjectsUnderOwnPrefix", object_actions, f"{bucket_arn}/{prefix}/*"),
+        allow("ListOwnPrefix", ["s3:ListBucket"], bucket_arn, {"StringLike": {"s3:prefix": [f"{prefix}/", f"{prefix}/*"]}}),
+        allow("ObjectsUnderOwnPrefix", [a for name in permissions for a in PERMISSION_SETS[name]], objects),
+    ]
+    if "backup" in permissions:
+        # Only the data tag, and no other tag: the bucket's cold lifecycle rule keys on it.
+        statements.append(
+            allow(
+                "TagOwnDataObjects",
+                DATA_TAGGING_ACTIONS,
+                objects,
+                {
+                    "StringEquals": {f"s3:RequestObjectTag/{DATA_TAG_KEY}": DATA_TAG_VALUE},
+                    "ForAllValues:StringEquals": {"s3:RequestObjectTagKeys": [DATA_TAG_KEY]},
+                },
+            )
+        )
+    if duplicity_jobs:
+        # duplicity HEADs every volume it uploads (authorized as s3:GetObject) and, with a
+        # passphrase, reads the last manifest back: its own chains only, nothing else of the host.
+        chains = [f"{bucket_arn}/{prefix}/{job}/duplicity/*" for job in duplicity_jobs]
+        statements.append(allow("ReadOwnDuplicityChains", ["s3:GetObject"], chains))
+    kms_actions = [a for name in permissions for a in KMS_ACTIONS[name]]
+    if kms_region and kms_actions:
+        # S3 makes these calls for the principal, from S3's own addresses: never a source-IP condition.
+        statements.append(allow("UseBucketKey", kms_actions, kms_key_arn, {"StringEquals": {"kms:ViaService": _via_s3(kms_region, partition)}}))
+    statements += [
+        {"Sid": "DenyHistoryRewrite", "Effect": "Deny", "Action": DENIED_ACTIONS, "Resource": [bucket_arn, f"{bucket_arn}/*"]},
+        # A key that can read could otherwise re-encrypt objects under a key of its own (SSE-C).
         {
-            "Sid": "DenyHistoryRewrite",
+            "Sid": "DenyCustomerProvidedKeys",
             "Effect": "Deny",
-            "Action": DENIED_ACTIONS,
-            "Resource": [bucket_arn, f"{bucket_arn}/*"],
+            "Action": ["s3:PutObject"],
+            "Resource": f"{bucket_arn}/*",
+            "Condition": {"Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "false"}},
         },
     ]
+    networks = {}
+    if cidrs:
+        networks["NotIpAddress"] = {"aws:SourceIp": cidrs}
+    if endpoints:
+        networks["StringNotEquals"] = {"aws:SourceVpce": endpoints}
+    if vpcs:
+        networks.setdefault("StringNotEquals", {})["aws:SourceVpc"] = vpcs
+    if networks:
+        # One Deny with every configured network: all its conditions must hold (no listed address AND
+        # no listed endpoint AND no listed VPC) for a request to be refused. aws:SourceIp is absent
+        # on requests through a VPC endpoint, so Allow conditions could not combine them.
+        statements.append(
+            {"Sid": "DenyOutsideAllowedNetworks", "Effect": "Deny", "Action": ["s3:*"], "Resource": [bucket_arn, f"{bucket_arn}/*"], "Condition": networks}
+        )
     if topics:
-        # Deliberately not IP-restricted: an alert must get out even when a changed address
+        # Deliberately not network-restricted: an alert must get out even when a changed address
         # is what broke the backup; a leaked key can at worst send alerts.
         statements.append({"Sid": "PublishAlerts", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": topics})
-    return {"Version": POLICY_VERSION, "Statement": statements}
+    document = {"Version": POLICY_VERSION, "Statement": statements}
+    size = len(json.dumps(document, separators=(",", ":")))
+    if size > MANAGED_POLICY_MAX_CHARACTERS:
+        # Name the option that takes the most room.
+        lists = {"duplicity_jobs": duplicity_jobs, "source_ip": cidrs, "source_vpce": endpoints, "source_vpc": vpcs}
+        field = max(lists, key=lambda name: len(json.dumps(lists[name])))
+        raise InputError(
+            field,
+            f"makes a policy of {size} characters, over IAM's limit of {MANAGED_POLICY_MAX_CHARACTERS} for a managed policy",
+            "Give fewer entries, e.g. a CIDR block instead of single addresses",
+        )
+    return document
 
 
 def ec2_trust_policy(partition="aws"):

@@ -16,6 +16,9 @@ description:
   - The policy never allows deleting object versions or changing the bucket, and explicitly denies
     those actions (C(s3:DeleteObjectVersion), C(s3:PutBucketVersioning), C(s3:PutLifecycleConfiguration),
     C(s3:PutBucketPolicy), C(s3:DeleteBucket), ...), so a leaked key cannot erase the backup history.
+    It also explicitly denies uploads with customer-provided keys (SSE-C), with which a key that can read
+    could re-encrypt backups under a key of its own.
+  - Every statement of the policy, and why it is there, is listed in the collection's C(docs/security.md).
   - When the attached policy differs in meaning from the wanted one, a new policy version is created and
     made the default. IAM keeps at most 5 versions, so the oldest non-default version is deleted first
     when needed. Mere ordering differences are not changes.
@@ -65,17 +68,58 @@ options:
   permissions:
     description:
       - Permission sets on objects under O(prefix); the principal gets their union, plus listing of O(prefix).
-      - V(backup) allows C(s3:PutObject) and C(s3:AbortMultipartUpload).
-      - V(restore) allows C(s3:GetObject).
+      - V(backup) allows C(s3:PutObject) and C(s3:AbortMultipartUpload), and C(s3:PutObjectTagging) only for
+        the data tag C(systemd-s3-backup=data) (the runner tags data objects on upload, which AWS also
+        authorizes as C(s3:PutObjectTagging); the bucket's cold lifecycle rule keys on that tag).
+      - V(restore) allows C(s3:GetObject) and C(s3:RestoreObject), to thaw objects that lifecycle moved to
+        GLACIER or DEEP_ARCHIVE. Retrievals are billed per GB and per request.
       - V(prune) allows C(s3:DeleteObject), which only adds a delete marker in a versioned bucket.
     type: list
     elements: str
     choices: [backup, restore, prune]
     default: [backup]
+  duplicity_jobs:
+    description:
+      - Names of the host's duplicity jobs. Each may read back (C(s3:GetObject)) its own folder
+        C(<prefix>/<job>/duplicity/) and nothing else under O(prefix) without V(restore).
+      - duplicity checks every volume it uploads with a HEAD request (authorized as C(s3:GetObject)) and, in
+        passphrase mode, downloads the last manifest; without this a backup-only host stalls about two minutes
+        per volume and its incrementals fail.
+      - Job names follow the runner's rule, 1-40 lowercase letters, digits, V(-) or V(_).
+    type: list
+    elements: str
+    default: []
+  kms_key_arn:
+    description:
+      - ARN of the bucket's customer-managed KMS key, for a bucket encrypted with SSE-KMS
+        (the P(systemd_s3.backup.bucket#module) module returns it as RV(systemd_s3.backup.bucket#module:bucket.encryption.kms_key_arn)).
+      - Allows C(kms:GenerateDataKey) and C(kms:Decrypt) (V(backup), since multipart uploads need both) and
+        C(kms:Decrypt) (V(restore)) on that key only, and only through S3 (C(kms:ViaService) of S3 in O(region)),
+        never with a network condition since S3 makes these calls.
+      - The key's policy must allow the account's IAM policies to grant this (the default key policy does); a
+        key in another account needs a key policy statement for the principal, see C(docs/security.md).
+      - Not needed (omit it) for the AWS-managed key C(aws/s3).
+      - Must be a key of the bucket's region (O(region)).
+    type: str
   source_ip:
     description:
-      - IP addresses or CIDR blocks the principal's S3 requests must come from (condition C(aws:SourceIp)).
-      - When omitted, S3 requests are allowed from anywhere.
+      - Public IP addresses or CIDR blocks the principal's S3 requests may come from (C(aws:SourceIp)).
+      - O(source_ip), O(source_vpce) and O(source_vpc) together become one explicit C(Deny) of every S3 request
+        that comes from none of them (not of SNS or KMS requests).
+      - Private and reserved ranges (V(10.0.0.0/8), V(172.16.0.0/12), V(192.168.0.0/16), V(100.64.0.0/10),
+        V(127.0.0.0/8), V(169.254.0.0/16), V(fc00::/7), V(fe80::/10), V(::1)) are refused, since S3 sees the public
+        address of a NAT gateway, and none at all through a VPC endpoint. Use O(source_vpce) or O(source_vpc) then.
+      - When none of the three is given, S3 requests are allowed from anywhere.
+    type: list
+    elements: str
+  source_vpce:
+    description:
+      - IDs of VPC endpoints (C(vpce-...)) the principal's S3 requests may come through (C(aws:SourceVpce)).
+    type: list
+    elements: str
+  source_vpc:
+    description:
+      - IDs of VPCs (C(vpc-...)) through whose S3 endpoints the principal's S3 requests may come (C(aws:SourceVpc)).
     type: list
     elements: str
   sns_topic_arns:
@@ -109,15 +153,27 @@ options:
       - A new key is written there (mode C(0600), written atomically; a missing directory is created with
         mode C(0700)) and its secret is not returned.
       - When the file holds an active key of the user, nothing changes. When it is missing, unreadable, or
-        holds a key that is deleted or inactive, the secret is lost; a new key is created and written, then
-        the user's other keys are deleted.
+        holds a key that is deleted or inactive, the secret is lost; a new key is created and written. The
+        user's other keys are kept (a host may still use one) until O(retire_previous_access_keys).
       - Without it, a key is created only when the user has none, and its secret is returned once in
         RV(access_key.secret_access_key); set C(no_log) on the task.
     type: path
   rotate_access_key:
     description:
-      - Create a new access key, write or return it, then delete the older keys. Only with O(kind=user).
-      - IAM allows two keys per user; when the user has two, the oldest is deleted first.
+      - Create a new access key and write (or return) it. Only with O(kind=user).
+      - The older key stays active, so hosts keep working until they run with the new one; it is listed in
+        RV(access_key.previous_access_key_ids). Delete it later with O(retire_previous_access_keys), once the
+        hosts have the new key (the P(systemd_s3.backup.aws#role) role's C(retire_keys) tasks do this).
+      - IAM allows two keys per user; when the user has two, one not in O(credentials_path) is deleted first
+        (an inactive one before an active one, the oldest first).
+    type: bool
+    default: false
+  retire_previous_access_keys:
+    description:
+      - Delete every access key of the user except the one in O(credentials_path). Only with O(kind=user) and
+        O(credentials_path).
+      - Run it after the hosts got the key of a rotation; reports a change only when a key is deleted.
+      - Together with a rotation in the same run, the old key stops working before any host has the new one.
     type: bool
     default: false
   access_key_max_age_days:
@@ -126,7 +182,9 @@ options:
         Only with O(kind=user).
     type: int
 notes:
-  - IAM is eventually consistent; requests about a principal just created are retried.
+  - IAM is eventually consistent; requests about a principal just created are retried. On AWS a new key or
+    principal may be refused for some seconds after it is created; RV(access_key.created) and
+    RV(access_key.create_date) tell a later check that it may need to retry.
   - Returned secrets must be protected by setting C(no_log) on the task.
   - Supports check mode (nothing is created, written or deleted) and diff mode (policy document, attached
     and inline policies, trust policy, tags and access key IDs; never secrets).
@@ -148,10 +206,34 @@ EXAMPLES = r"""
     bucket: acme-backups
     prefix: "hosts/{{ inventory_hostname }}"
     permissions: [backup]
-    source_ip: ["{{ ansible_default_ipv4.address }}"]
+    source_ip: [203.0.113.7]   # the public address S3 sees (a NAT gateway's), never a private one
     sns_topic_arns: [arn:aws:sns:eu-west-1:123456789012:backup-alerts]
     credentials_path: /etc/systemd-s3-backup/credentials
     access_key_max_age_days: 90
+
+- name: A host in a VPC with a duplicity job, on a bucket with a customer-managed KMS key
+  systemd_s3.backup.access:
+    name: backup-git1
+    region: eu-west-1
+    bucket: acme-backups
+    prefix: hosts/git1
+    permissions: [backup, prune]
+    duplicity_jobs: [repos]
+    kms_key_arn: arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab
+    source_vpce: [vpce-0123456789abcdef0]
+    credentials_path: /etc/systemd-s3-backup/git1.ini
+
+- name: Once the host runs with the rotated key, delete its previous key
+  systemd_s3.backup.access:
+    # The same options as the task that manages the principal, or its policy changes too.
+    name: "{{ inventory_hostname | systemd_s3.backup.iam_name(prefix='backup-') }}"
+    bucket: acme-backups
+    prefix: "hosts/{{ inventory_hostname }}"
+    permissions: [backup]
+    source_ip: [203.0.113.7]
+    sns_topic_arns: [arn:aws:sns:eu-west-1:123456789012:backup-alerts]
+    credentials_path: /etc/systemd-s3-backup/credentials
+    retire_previous_access_keys: true
 
 - name: A backup user whose key is returned once (protect it with no_log)
   systemd_s3.backup.access:
@@ -230,9 +312,20 @@ access_key:
       type: str
       sample: AKIAIOSFODNN7EXAMPLE
     created:
-      description: Whether a new key was created (or would be, in check mode).
+      description: Whether this run created the key (or would, in check mode).
       type: bool
       sample: true
+    create_date:
+      description: When the key in use was created (ISO 8601); V(null) in check mode when a new key would be created.
+      type: str
+      sample: "2030-01-01T02:00:00+00:00"
+    previous_access_key_ids:
+      description:
+        - The user's other keys, kept after a rotation or a lost credentials file until
+          O(retire_previous_access_keys) deletes them.
+      type: list
+      elements: str
+      sample: [AKIAI44QH8DHBEXAMPLE]
     secret_access_key:
       description:
         - Secret of the new key. Only when a key was created and O(credentials_path) is not set.
@@ -296,7 +389,7 @@ IAM_MAX_POLICY_VERSIONS = 5
 IAM_MAX_ACCESS_KEYS = 2
 # Shown in the diff for a key that check mode would create.
 NEW_KEY_PLACEHOLDER = "(new access key)"
-USER_ONLY_OPTIONS = ("credentials_path", "rotate_access_key", "access_key_max_age_days")
+USER_ONLY_OPTIONS = ("credentials_path", "rotate_access_key", "access_key_max_age_days", "retire_previous_access_keys")
 
 
 class ApiError(Exception):
@@ -321,6 +414,12 @@ def validate(params, region):
                     "applies only to kind=user: a role gets temporary credentials through its instance profile",
                     f"Remove {option} or use kind: user",
                 )
+    if params["retire_previous_access_keys"] and not params["credentials_path"]:
+        raise InputError(
+            "retire_previous_access_keys",
+            "needs credentials_path: the key to keep is the one in that file",
+            "Set credentials_path to the file the host's key was written to",
+        )
     if params["credentials_path"]:
         check_credentials_path(params["credentials_path"])
     if params["access_key_max_age_days"] is not None and params["access_key_max_age_days"] < 1:
@@ -334,6 +433,11 @@ def validate(params, region):
         source_ip=params["source_ip"],
         sns_topic_arns=params["sns_topic_arns"],
         partition=policies.partition_for_region(region),
+        duplicity_jobs=params["duplicity_jobs"],
+        kms_key_arn=params["kms_key_arn"],
+        region=region,
+        source_vpce=params["source_vpce"],
+        source_vpc=params["source_vpc"],
     )
 
 
@@ -394,6 +498,12 @@ def key_rotation_reason(keys, held_key_id, params, now):
     if not keys:
         return "the user has no access key"
     return None
+
+
+def key_to_make_room(keys, held_key_id):
+    """The key to delete when IAM's limit leaves no room for a new one: never the one in the
+    credentials file while it is active; inactive keys first, then the oldest."""
+    return min(keys, key=lambda k: (k["AccessKeyId"] == held_key_id and k["Status"] == "Active", k["Status"] == "Active", k["CreateDate"]))
 
 
 class BackupPrincipal:
@@ -527,7 +637,7 @@ class BackupPrincipal:
         if self.params["tags"] is not None:
             after["tags"] = self.wanted_tags(state)
         if self.kind == "user":
-            result["access_key"] = self.ensure_access_key(state, before, after)
+            result["access_key"] = self.ensure_access_key(state, after)
         else:
             after["trust_policy"] = policies.ec2_trust_policy(self.partition)
             after["instance_profile_roles"] = [self.name]
@@ -659,28 +769,45 @@ class BackupPrincipal:
             for inline in state["inline"]:
                 self._change(f"delete inline policy {inline}", "delete_{kind}_policy", PolicyName=inline)
 
-    def ensure_access_key(self, state, before, after):
+    def ensure_access_key(self, state, after):
+        """Creates a key when needed, never deleting the one a host may still use (only to make room
+        under IAM's limit); retires the others only when asked."""
         keys = state["keys"] if state else []
         credentials_path = self.params["credentials_path"]
         held_key_id = read_key_id(credentials_path) if credentials_path else None
         now = datetime.datetime.now(datetime.timezone.utc)
         reason = key_rotation_reason(keys, held_key_id, self.params, now)
         result = {"created": False, "credentials_path": credentials_path}
+        kept = list(keys)
         if reason is None:
-            after["access_key_ids"] = before.get("access_key_ids", [])
-            result["access_key_id"] = held_key_id if credentials_path else keys[-1]["AccessKeyId"]
-            return result
-        self.changed = True
-        result.update(created=True, access_key_id=None)
-        after["access_key_ids"] = [NEW_KEY_PLACEHOLDER]
-        if self.check_mode:
-            return result
-        old_keys = list(keys)
-        if len(old_keys) >= IAM_MAX_ACCESS_KEYS:
-            # No room for a new key: the oldest goes first.
-            self._principal_call("delete the oldest access key", "delete_access_key", AccessKeyId=old_keys.pop(0)["AccessKeyId"])
+            current = next(k for k in keys if k["AccessKeyId"] == held_key_id) if credentials_path else keys[-1]
+        else:
+            self.changed = True
+            result["created"] = True
+            if len(kept) >= IAM_MAX_ACCESS_KEYS:
+                room = key_to_make_room(kept, held_key_id)
+                kept.remove(room)
+                if not self.check_mode:
+                    self._principal_call("delete an access key to make room for a new one", "delete_access_key", AccessKeyId=room["AccessKeyId"])
+            current = None if self.check_mode else self.create_access_key(reason, credentials_path, result)
+        if current is not None and current not in kept:
+            kept.append(current)
+        if self.params["retire_previous_access_keys"]:
+            retired = [k for k in kept if k is not current]
+            kept = [k for k in kept if k is current]
+            if retired:
+                self.changed = True
+            for key in [] if self.check_mode else retired:
+                self._principal_call("delete a previous access key", "delete_access_key", AccessKeyId=key["AccessKeyId"])
+        result["access_key_id"] = current["AccessKeyId"] if current else None
+        result["create_date"] = current["CreateDate"].isoformat() if current else None
+        result["previous_access_key_ids"] = [k["AccessKeyId"] for k in kept if k is not current]
+        after["access_key_ids"] = [k["AccessKeyId"] for k in kept] + ([] if current else [NEW_KEY_PLACEHOLDER])
+        return result
+
+    def create_access_key(self, reason, credentials_path, result):
+        """A new key, written to ``credentials_path`` or returned in ``result``; its metadata."""
         key = self._principal_call(f"create an access key ({reason})", "create_access_key")["AccessKey"]
-        result["access_key_id"] = after["access_key_ids"][0] = key["AccessKeyId"]
         if credentials_path:
             try:
                 write_credentials(credentials_path, key)
@@ -690,9 +817,7 @@ class BackupPrincipal:
                 self.module.fail_json(msg=f"credentials_path: cannot write {credentials_path}: {e}. Fix the path or its permissions")
         else:
             result["secret_access_key"] = key["SecretAccessKey"]
-        for old in old_keys:
-            self._principal_call("delete an older access key", "delete_access_key", AccessKeyId=old["AccessKeyId"])
-        return result
+        return {name: key[name] for name in ("AccessKeyId", "Status", "CreateDate")}
 
     def ensure_instance_profile(self, profile, role_arn):
         just_created = self.created
@@ -772,7 +897,11 @@ def main():
         bucket=dict(type="str"),
         prefix=dict(type="str"),
         permissions=dict(type="list", elements="str", choices=list(policies.PERMISSION_SETS), default=["backup"]),
+        duplicity_jobs=dict(type="list", elements="str", default=[]),
+        kms_key_arn=dict(type="str", no_log=False),
         source_ip=dict(type="list", elements="str"),
+        source_vpce=dict(type="list", elements="str"),
+        source_vpc=dict(type="list", elements="str"),
         sns_topic_arns=dict(type="list", elements="str"),
         policy_name=dict(type="str"),
         tags=dict(type="dict"),
@@ -781,6 +910,7 @@ def main():
         credentials_path=dict(type="path"),
         rotate_access_key=dict(type="bool", default=False),
         access_key_max_age_days=dict(type="int", no_log=False),
+        retire_previous_access_keys=dict(type="bool", default=False, no_log=False),
     )
     module = AnsibleAWSModule(
         argument_spec=argument_spec,

@@ -79,6 +79,9 @@ options:
     elements: str
 notes:
   - The SNS topic policy is compared semantically, so reordering by AWS does not cause changes.
+  - SNS refuses a topic policy naming a principal it cannot see yet (C(InvalidParameter ... PrincipalNotFound)),
+    which happens for some seconds after IAM created the principal. The module then retries for about 60 seconds
+    and says so in its warnings.
   - Makes at most three read calls when nothing changes (GetCallerIdentity, GetTopicAttributes, ListSubscriptionsByTopic).
 extends_documentation_fragment:
   - amazon.aws.common.modules
@@ -162,6 +165,7 @@ topic:
 """
 
 import json
+import time
 
 try:
     from botocore.exceptions import BotoCoreError
@@ -175,12 +179,40 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.systemd_s3.backup.plugins.module_utils import subscriptions as subs
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import aws_client
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import diff
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import error_code
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import validate_or_fail
 from ansible_collections.systemd_s3.backup.plugins.module_utils.policies import policies_differ
 from ansible_collections.systemd_s3.backup.plugins.module_utils.policies import topic_policy
 from ansible_collections.systemd_s3.backup.plugins.module_utils.policies import validate_principal_arns
 
 AWS_ERRORS = (BotoCoreError, ClientError) if ClientError else ()
+
+# How SNS refuses a policy that names a principal IAM has not yet made visible to it.
+PRINCIPAL_NOT_FOUND_MARKERS = ("PrincipalNotFound", "Policy Error")
+# Waits between attempts while it does: about 60 s in all, then the error stands.
+NEW_PRINCIPAL_DELAYS = (2, 4, 8, 15, 15, 15)
+
+
+def refused_for_new_principal(error):
+    return error_code(error) == "InvalidParameter" and any(marker in str(error) for marker in PRINCIPAL_NOT_FOUND_MARKERS)
+
+
+def retry_new_principals(module, call, sleep=time.sleep):
+    """``call()``, retried while SNS does not yet see a principal the policy names (IAM is eventually
+    consistent: a user or role created a moment ago by the access module)."""
+    for attempt, delay in enumerate(NEW_PRINCIPAL_DELAYS + (None,)):
+        try:
+            return call()
+        except ClientError as e:
+            if delay is None or not refused_for_new_principal(e):
+                raise
+            if attempt == 0:
+                module.warn(
+                    f"SNS does not see every principal of the topic policy yet ({e}); IAM takes a moment to show new users "
+                    f"and roles, so the policy is retried for up to {sum(NEW_PRINCIPAL_DELAYS)} seconds"
+                )
+            sleep(delay)
+    return None  # not reached: the last attempt returns or raises
 
 
 class AlertTopic:
@@ -219,13 +251,15 @@ class AlertTopic:
         if policy is not None:
             attributes["Policy"] = json.dumps(policy)
         try:
-            self.sns.create_topic(Name=name, Attributes=attributes, aws_retry=True)
+            retry_new_principals(self.module, lambda: self.sns.create_topic(Name=name, Attributes=attributes, aws_retry=True))
         except AWS_ERRORS as e:
             self.module.fail_json_aws(e, msg=f"Could not create SNS topic {name}")
 
     def set_attribute(self, attribute, value):
         try:
-            self.sns.set_topic_attributes(TopicArn=self.arn, AttributeName=attribute, AttributeValue=value, aws_retry=True)
+            retry_new_principals(
+                self.module, lambda: self.sns.set_topic_attributes(TopicArn=self.arn, AttributeName=attribute, AttributeValue=value, aws_retry=True)
+            )
         except AWS_ERRORS as e:
             self.module.fail_json_aws(e, msg=f"Could not set {attribute} of SNS topic {self.arn}")
 

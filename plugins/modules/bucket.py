@@ -12,11 +12,23 @@ version_added: 0.1.0
 author: systemd_s3.backup maintainers (!UNKNOWN)
 description:
   - Creates or corrects the S3 bucket that hosts' backups go to, in one task. The bucket ends up
-    private (all four public access block settings on), versioned, encrypted by default, with one
-    lifecycle rule that moves backups to colder storage classes and cleans up incomplete uploads.
+    private (all four public access block settings on), versioned, encrypted by default, with
+    lifecycle rules that move backups to colder storage classes and clean up incomplete uploads.
+  - The module owns two lifecycle rules. O(lifecycle_rule_id) covers every object under
+    O(lifecycle_prefix) and holds the transitions to classes GetObject reads at once (V(STANDARD_IA),
+    V(INTELLIGENT_TIERING), V(ONEZONE_IA), V(GLACIER_IR)), the clean-up of incomplete uploads and the
+    expiry of old versions. C(<lifecycle_rule_id>-cold) holds the transitions to V(GLACIER) and
+    V(DEEP_ARCHIVE), from which an object must be restored (RestoreObject, hours, billed) before it can be
+    read; it applies only to objects tagged C(systemd-s3-backup=data), which the runner puts on the data
+    it uploads (stream objects, archive files, duplicity volumes). Manifests and duplicity's manifests and
+    signatures are never tagged, so listing and choosing backups never waits for a restore.
+  - Sync jobs' C(data/) objects are written by C(aws s3 sync), which cannot tag them, so they only ever
+    take the warm transitions and never go cold.
+  - S3 does not transition objects smaller than 128 KiB by default, whatever the rules say.
   - Optionally sets a default object lock retention and the bucket's tags.
-  - Only what is managed is read or written. Lifecycle rules other than the module's own
-    (see O(lifecycle_rule_id)) are kept.
+  - Only what is managed is read or written. Lifecycle rules other than the module's own two
+    (see O(lifecycle_rule_id)) are kept. A bucket whose rule still holds a GLACIER transition (as this
+    module's earlier versions wrote it) is upgraded in place; its other rules stay as they are.
   - With O(state=absent) the bucket is deleted only when it holds no object versions and no delete
     markers. The module never deletes backups.
   - Works with S3-compatible stores; switch off what a store does not support
@@ -57,8 +69,12 @@ options:
   kms_key_id:
     description:
       - The KMS key (ID, ARN, alias name or alias ARN) for O(encryption=aws:kms).
-      - Omitted with O(encryption=aws:kms) means the AWS managed key C(aws/s3).
+      - Omitted with O(encryption=aws:kms) means the AWS managed key C(aws/s3), which needs no grants.
       - Only valid with O(encryption=aws:kms).
+      - The key's ARN is returned as RV(bucket.encryption.kms_key_arn), for the backup principals' grants
+        (P(systemd_s3.backup.access#module) option O(systemd_s3.backup.access#module:kms_key_arn)). An ID, alias
+        name or alias ARN is resolved with C(kms:DescribeKey), which the module's credentials then need.
+      - The key must be in the bucket's region.
     type: str
   bucket_key_enabled:
     description:
@@ -68,12 +84,14 @@ options:
     default: true
   lifecycle_rule_id:
     description:
-      - ID of the lifecycle rule this module owns. Other rules of the bucket are left as they are.
+      - ID of the lifecycle rule this module owns; it also owns the rule C(<lifecycle_rule_id>-cold).
+        Other rules of the bucket are left as they are.
+      - At most 250 characters.
     type: str
     default: systemd-s3-backup
   lifecycle_prefix:
     description:
-      - Key prefix the module's lifecycle rule applies to. The empty string means the whole bucket.
+      - Key prefix the module's lifecycle rules apply to. The empty string means the whole bucket.
     type: str
     default: ''
   transitions:
@@ -81,6 +99,11 @@ options:
       - When backups move to colder storage classes, in days after they were written.
       - Days must increase and storage classes get colder, in the order V(STANDARD_IA),
         V(INTELLIGENT_TIERING), V(ONEZONE_IA), V(GLACIER_IR), V(GLACIER), V(DEEP_ARCHIVE); each class at most once.
+      - Transitions to V(GLACIER) and V(DEEP_ARCHIVE) apply to data objects only (rule C(<lifecycle_rule_id>-cold)),
+        the others to every object (rule O(lifecycle_rule_id)). The default moves everything to V(STANDARD_IA)
+        after 32 days and data objects to V(GLACIER) after 64.
+      - A restore of data in V(GLACIER) or V(DEEP_ARCHIVE) must thaw it first, which takes hours (minutes
+        with the costly expedited tier for GLACIER) and is billed per GB.
       - S3 moves objects to V(STANDARD_IA) or V(ONEZONE_IA) only after 30 days or more, and keeps them
         there at least 30 days before the next transition.
       - An empty list means no transitions.
@@ -154,8 +177,11 @@ notes:
   - Calls are retried with backoff on throttling, and on C(NoSuchBucket) right after creating the bucket.
   - "Permissions needed: C(s3:ListBucket) (HeadBucket), C(s3:CreateBucket), C(s3:Get/PutBucketPublicAccessBlock),
     C(s3:Get/PutBucketVersioning), C(s3:Get/PutEncryptionConfiguration), C(s3:Get/PutLifecycleConfiguration),
-    C(s3:Get/PutBucketTagging), C(s3:Get/PutBucketObjectLockConfiguration), and for O(state=absent)
-    C(s3:ListBucketVersions) and C(s3:DeleteBucket), as far as the options used need them."
+    C(s3:Get/PutBucketTagging), C(s3:Get/PutBucketObjectLockConfiguration), C(kms:DescribeKey) on the key when
+    O(kms_key_id) is not a key ARN, and for O(state=absent) C(s3:ListBucketVersions) and C(s3:DeleteBucket),
+    as far as the options used need them."
+  - AWS moves objects smaller than 128 KiB to no other storage class by default (the bucket's
+    C(TransitionDefaultMinimumObjectSize), which the module keeps as it is).
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -271,9 +297,16 @@ bucket:
           type: str
           returned: always
         kms_key_id:
-          description: The KMS key, null for the AWS managed key.
+          description: The KMS key as configured, null for the AWS managed key.
           type: str
           returned: with SSE-KMS
+        kms_key_arn:
+          description:
+            - The ARN of the customer-managed key (O(kms_key_id) resolved with C(kms:DescribeKey) when it is an ID
+              or alias); null for the AWS managed key. Give it to the backup principals (P(systemd_s3.backup.access#module)).
+          type: str
+          returned: with O(encryption=aws:kms)
+          sample: arn:aws:kms:eu-central-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab
         bucket_key_enabled:
           description: Whether an S3 Bucket Key is used.
           type: bool
@@ -282,7 +315,7 @@ bucket:
         sse_algorithm: AES256
     lifecycle_rule:
       description:
-        - The module's own lifecycle rule, in S3's structure with snake_case keys; null when there is none.
+        - The module's main lifecycle rule, in S3's structure with snake_case keys; null when there is none.
       returned: when O(state=present)
       type: dict
       sample:
@@ -293,10 +326,24 @@ bucket:
         transitions:
           - days: 32
             storage_class: STANDARD_IA
-          - days: 64
-            storage_class: GLACIER
         abort_incomplete_multipart_upload:
           days_after_initiation: 7
+    lifecycle_cold_rule:
+      description:
+        - The module's rule C(<lifecycle_rule_id>-cold) (transitions to V(GLACIER) / V(DEEP_ARCHIVE) of data objects),
+          in S3's structure with snake_case keys; null when there is none.
+      returned: when O(state=present)
+      type: dict
+      sample:
+        id: systemd-s3-backup-cold
+        filter:
+          tag:
+            key: systemd-s3-backup
+            value: data
+        status: Enabled
+        transitions:
+          - days: 64
+            storage_class: GLACIER
     tags:
       description: The bucket's tags.
       returned: when O(tags) is given
@@ -334,6 +381,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.systemd_s3.backup.plugins.module_utils import bucket_config
+from ansible_collections.systemd_s3.backup.plugins.module_utils import policies
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import BUCKET_NOT_FOUND_CODES
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import aws_client
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import diff
@@ -427,9 +475,11 @@ def read_current(bucket, wanted):
     if "encryption" in wanted:
         response = bucket.read("get_bucket_encryption", "encryption") or {}
         current["encryption"] = bucket_config.encryption_view(response.get("ServerSideEncryptionConfiguration"))
-    lifecycle = read_lifecycle(bucket, wanted["lifecycle_rule"])
-    ours = bucket_config.find_rule(lifecycle["Rules"], bucket.module.params["lifecycle_rule_id"])
-    current["lifecycle_rule"] = bucket_config.lifecycle_rule_view(ours)
+    lifecycle = read_lifecycle(bucket, wanted["lifecycle_rule"] or wanted["lifecycle_cold_rule"])
+    rule_id = bucket.module.params["lifecycle_rule_id"]
+    current["lifecycle_rule"] = bucket_config.lifecycle_rule_view(bucket_config.find_rule(lifecycle["Rules"], rule_id))
+    cold_rule = bucket_config.find_rule(lifecycle["Rules"], bucket_config.cold_rule_id(rule_id))
+    current["lifecycle_cold_rule"] = bucket_config.lifecycle_rule_view(cold_rule)
     if "tags" in wanted:
         response = bucket.read("get_bucket_tagging", "tags") or {}
         current["tags"] = bucket_config.tags_view(response.get("TagSet"))
@@ -464,7 +514,7 @@ def write_setting(bucket, setting, value, lifecycle, current):
         bucket.write("put_bucket_versioning", setting, VersioningConfiguration={"Status": "Enabled"})
     elif setting == "encryption":
         bucket.write("put_bucket_encryption", setting, ServerSideEncryptionConfiguration=bucket_config.encryption_api(value))
-    elif setting == "lifecycle_rule":
+    elif setting in bucket_config.LIFECYCLE_SETTINGS:
         write_lifecycle(bucket, lifecycle)
     elif setting == "tags":
         if value:
@@ -476,8 +526,7 @@ def write_setting(bucket, setting, value, lifecycle, current):
 
 
 def write_lifecycle(bucket, lifecycle):
-    params = bucket.module.params
-    rules = bucket_config.merge_lifecycle_rules(lifecycle["Rules"], params["lifecycle_rule_id"], bucket_config.lifecycle_rule(params))
+    rules = bucket_config.merge_lifecycle_rules(lifecycle["Rules"], bucket_config.lifecycle_rules(bucket.module.params))
     if not rules:
         # S3 refuses an empty rule list: no rules at all means no lifecycle configuration.
         bucket.write("delete_bucket_lifecycle", "lifecycle_rule")
@@ -496,6 +545,21 @@ def write_object_lock(bucket, value, already_enabled):
             msg=f"object_lock: bucket {bucket.name} was created without object lock and the store refused to enable it "
             f"({error_code(e) or type(e).__name__}: {e}). Object lock must be enabled when a bucket is created: "
             "create a new bucket with object_lock set, or omit object_lock",
+        )
+
+
+def kms_key_arn(module, kms_key_id):
+    """The ARN of the bucket's customer-managed key, for the principals' grants; None for aws/s3.
+    An ID or alias costs one kms:DescribeKey."""
+    if not kms_key_id or policies.is_kms_key_arn(kms_key_id):
+        return kms_key_id or None
+    try:
+        return aws_client(module, "kms").describe_key(aws_retry=True, KeyId=kms_key_id)["KeyMetadata"]["Arn"]
+    except (BotoCoreError, ClientError) as e:
+        if error_code(e) == "NotFoundException":
+            module.fail_json(msg=f"kms_key_id: no KMS key {kms_key_id} in region {module.region}. Use the key's ID, ARN or alias in the bucket's region")
+        module.fail_json_aws(
+            e, msg=f"kms_key_id: could not resolve {kms_key_id} to its ARN (kms:DescribeKey). Allow kms:DescribeKey on the key, or give its ARN"
         )
 
 
@@ -520,13 +584,16 @@ def ensure_present(module, bucket, region):
 
     after, to_write = bucket_config.plan_changes(current, wanted)
     if not module.check_mode:
-        for setting in to_write:
+        # Both lifecycle rules go in one configuration: write it once.
+        for setting in [s for s in to_write if s != "lifecycle_cold_rule" or "lifecycle_rule" not in to_write]:
             write_setting(bucket, setting, after[setting], lifecycle, current)
 
     result = {
         "changed": not exists or bool(to_write),
         "bucket": dict(after, name=bucket.name, arn=bucket_config.bucket_arn(bucket.name, region), region=region),
     }
+    if params["encryption"] == "aws:kms":
+        result["bucket"]["encryption"] = dict(after["encryption"], kms_key_arn=kms_key_arn(module, params["kms_key_id"]))
     if module._diff:
         result["diff"] = diff(before, after)
     module.exit_json(**result)

@@ -11,9 +11,11 @@ import stat
 
 import pytest
 from botocore.exceptions import ClientError
+from conftest import MotoServer
 
 from ansible_collections.systemd_s3.backup.plugins.module_utils import policies
 from ansible_collections.systemd_s3.backup.plugins.modules.access import key_rotation_reason
+from ansible_collections.systemd_s3.backup.plugins.modules.access import key_to_make_room
 
 pytestmark = pytest.mark.integration
 
@@ -116,6 +118,192 @@ def test_host_key_is_confined_to_its_prefix(moto_enforcing, run_module, unique, 
     assert access_denied(host_s3.get_object, Bucket=bucket, Key="hosts/host-b/data")
 
 
+def refused(call, **kwargs):
+    """Whether the call was refused as unauthorized (S3: AccessDenied, or a HEAD's bare 403; KMS: AccessDeniedException)."""
+    with pytest.raises(ClientError) as e:
+        call(**kwargs)
+    return e.value.response["Error"]["Code"] in ("AccessDenied", "AccessDeniedException", "403")
+
+
+def host_principal(server, run_module, tmp_path, bucket, name, **options):
+    """Runs the module for one host on ``server``; returns the S3 client of the host's own key."""
+    credentials_path = tmp_path / f"{name}.ini"
+    args = {**server.module_args(**server.credentials), "name": name, "bucket": bucket, "prefix": "hosts/host-a", "credentials_path": str(credentials_path)}
+    result = run_module(MODULE, {**args, **options})
+    assert not result.get("failed"), result.get("msg")
+    return server.client("s3", **read_credentials(credentials_path)), result
+
+
+def make_bucket(server, bucket):
+    admin_s3 = server.client("s3")
+    admin_s3.create_bucket(Bucket=bucket)
+    admin_s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    return admin_s3
+
+
+DUP_VOLUME = "hosts/host-a/dup/duplicity/duplicity-full.20300101T000000Z.vol1.difftar.gz"
+OTHER_VOLUME = "hosts/host-a/other/duplicity/duplicity-full.20300101T000000Z.vol1.difftar.gz"
+DATA_TAG = f"{policies.DATA_TAG_KEY}={policies.DATA_TAG_VALUE}"
+
+
+def test_backup_key_reads_its_duplicity_chains_tags_data_and_never_uses_sse_c(moto_enforcing, run_module, unique, tmp_path):
+    """With the host's real key on the enforcing endpoint. Assertions marked [harness] depend on
+    tests/harness/endpoint.py evaluating conditions as AWS does: moto alone ignores them (and so would
+    apply the conditional Deny of SSE-C writes to every upload)."""
+    bucket = f"backups-{unique}"
+    admin_s3 = make_bucket(moto_enforcing, bucket)
+    run_manifest = "hosts/host-a/dup/20300101T000000Z/manifest.json"
+    for key in (DUP_VOLUME, OTHER_VOLUME, run_manifest):
+        admin_s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    host_s3, result = host_principal(moto_enforcing, run_module, tmp_path, bucket, f"host-a-{unique}", duplicity_jobs=["dup"])
+    assert "ReadOwnDuplicityChains" in [s["Sid"] for s in result["policy"]["document"]["Statement"]]
+
+    # duplicity HEADs what it uploaded (s3:GetObject) and reads its manifests back: its own chain only.
+    host_s3.head_object(Bucket=bucket, Key=DUP_VOLUME)
+    assert host_s3.get_object(Bucket=bucket, Key=DUP_VOLUME)["Body"].read() == b"x"
+    assert refused(host_s3.head_object, Bucket=bucket, Key=OTHER_VOLUME)
+    assert refused(host_s3.get_object, Bucket=bucket, Key=OTHER_VOLUME)
+    assert refused(host_s3.get_object, Bucket=bucket, Key=run_manifest)
+
+    # Uploads carrying the data tag work, single and multipart (x-amz-tagging is s3:PutObjectTagging too).
+    stream = "hosts/host-a/pg/20300101T000000Z/db.sql.zst"
+    host_s3.put_object(Bucket=bucket, Key=stream, Body=b"dump", Tagging=DATA_TAG)
+    assert admin_s3.get_object_tagging(Bucket=bucket, Key=stream)["TagSet"] == [{"Key": policies.DATA_TAG_KEY, "Value": policies.DATA_TAG_VALUE}]
+    archive = "hosts/host-a/app/20300101T000000Z/app.tar.zst"
+    upload = host_s3.create_multipart_upload(Bucket=bucket, Key=archive, Tagging=DATA_TAG)["UploadId"]
+    part = host_s3.upload_part(Bucket=bucket, Key=archive, UploadId=upload, PartNumber=1, Body=b"a" * 1024)
+    host_s3.complete_multipart_upload(Bucket=bucket, Key=archive, UploadId=upload, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+    assert admin_s3.get_object_tagging(Bucket=bucket, Key=archive)["TagSet"] == [{"Key": policies.DATA_TAG_KEY, "Value": policies.DATA_TAG_VALUE}]
+    host_s3.put_object(Bucket=bucket, Key="hosts/host-a/pg/20300101T000000Z/manifest.json", Body=b"{}")  # manifests: untagged
+
+    # [harness] No other tag, and no tag besides the data tag.
+    assert refused(host_s3.put_object, Bucket=bucket, Key=stream, Body=b"x", Tagging=f"{policies.DATA_TAG_KEY}=cold")
+    assert refused(host_s3.put_object, Bucket=bucket, Key=stream, Body=b"x", Tagging=f"{DATA_TAG}&owner=mallory")
+    # [harness] A leaked key cannot re-encrypt backups under a key of its own (SSE-C).
+    assert refused(host_s3.put_object, Bucket=bucket, Key=stream, Body=b"x", SSECustomerAlgorithm="AES256", SSECustomerKey="k" * 32)
+    assert admin_s3.get_object(Bucket=bucket, Key=stream)["Body"].read() == b"dump"
+
+    # Thawing cold objects is restore's, not backup's.
+    cold = "hosts/host-a/pg/20200101T000000Z/db.sql.zst"
+    admin_s3.put_object(Bucket=bucket, Key=cold, Body=b"old", StorageClass="GLACIER")
+    assert refused(host_s3.restore_object, Bucket=bucket, Key=cold, RestoreRequest={"Days": 1})
+    host_principal(moto_enforcing, run_module, tmp_path, bucket, f"host-a-{unique}", duplicity_jobs=["dup"], permissions=["backup", "restore"])
+    with pytest.raises(ClientError) as e:
+        host_s3.get_object(Bucket=bucket, Key=cold)
+    assert e.value.response["Error"]["Code"] == "InvalidObjectState"  # readable only once thawed
+    host_s3.restore_object(Bucket=bucket, Key=cold, RestoreRequest={"Days": 1, "GlacierJobParameters": {"Tier": "Standard"}})
+    # [harness] SSE-C stays refused with restore too.
+    assert refused(host_s3.put_object, Bucket=bucket, Key=stream, Body=b"x", SSECustomerAlgorithm="AES256", SSECustomerKey="k" * 32)
+
+
+def test_customer_managed_kms_key_is_granted_through_s3_only(moto_enforcing, run_module, unique, tmp_path):
+    """[harness] KMS permissions are evaluated by tests/harness/endpoint.py (moto checks none)."""
+    bucket = f"backups-kms-{unique}"
+    kms = moto_enforcing.client("kms")
+    key_arn = kms.create_key(Description="backups")["KeyMetadata"]["Arn"]
+    kms.create_alias(AliasName=f"alias/backups-{unique}", TargetKeyId=key_arn)
+    made = run_module(
+        "systemd_s3.backup.bucket",
+        {**moto_enforcing.module_args(**moto_enforcing.credentials), "name": bucket, "encryption": "aws:kms", "kms_key_id": f"alias/backups-{unique}"},
+    )
+    assert not made.get("failed"), made.get("msg")
+    assert made["bucket"]["encryption"]["kms_key_arn"] == key_arn
+    name = f"host-a-{unique}"
+    key = "hosts/host-a/pg/20300101T000000Z/db.sql.zst"
+
+    # Without the key's grant, uploads to an SSE-KMS bucket fail on AWS.
+    host_s3, _ = host_principal(moto_enforcing, run_module, tmp_path, bucket, name)
+    assert refused(host_s3.put_object, Bucket=bucket, Key=key, Body=b"dump")
+
+    host_s3, result = host_principal(moto_enforcing, run_module, tmp_path, bucket, name, kms_key_arn=key_arn)
+    grant = {s["Sid"]: s for s in result["policy"]["document"]["Statement"]}["UseBucketKey"]
+    assert grant["Resource"] == key_arn and grant["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}
+    host_s3.put_object(Bucket=bucket, Key=key, Body=b"dump", Tagging=DATA_TAG)
+    assert refused(host_s3.get_object, Bucket=bucket, Key=key)
+    # The key itself is out of reach except through S3.
+    host_kms = moto_enforcing.client("kms", **read_credentials(tmp_path / f"{name}.ini"))
+    assert refused(host_kms.generate_data_key, KeyId=key_arn, KeySpec="AES_256")
+
+    host_s3, _ = host_principal(moto_enforcing, run_module, tmp_path, bucket, name, kms_key_arn=key_arn, permissions=["backup", "restore"])
+    assert host_s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"dump"
+
+
+VPCE = "vpce-0123456789abcdef0"
+VPC = "vpc-0a1b2c3d4e5f60718"
+
+
+@pytest.fixture(scope="module")
+def through_vpce(tmp_path_factory):
+    """An enforcing endpoint whose requests arrive as through VPC endpoint VPCE of VPC (no aws:SourceIp)."""
+    server = MotoServer(tmp_path_factory.mktemp("vpce"), enforce=True, extra_args=["--source-vpce", VPCE, "--source-vpc", VPC])
+    yield server
+    server.stop()
+
+
+def test_network_conditions(moto_enforcing, through_vpce, run_module, unique, tmp_path):
+    """[harness] aws:SourceIp / aws:SourceVpce / aws:SourceVpc are set by tests/harness/endpoint.py
+    (127.0.0.1 as the source address; through_vpce: no address, that endpoint and VPC)."""
+    key = "hosts/host-a/x"
+    name = f"host-a-{unique}"
+
+    # A public address the requests do not come from: every S3 request is refused, even listing.
+    bucket = f"backups-net-{unique}"
+    make_bucket(moto_enforcing, bucket)
+    host_s3, result = host_principal(moto_enforcing, run_module, tmp_path, bucket, name, source_ip=["203.0.113.7"])
+    deny = {s["Sid"]: s for s in result["policy"]["document"]["Statement"]}["DenyOutsideAllowedNetworks"]
+    assert deny["Condition"] == {"NotIpAddress": {"aws:SourceIp": ["203.0.113.7/32"]}}
+    assert refused(host_s3.put_object, Bucket=bucket, Key=key, Body=b"x")
+    assert refused(host_s3.list_objects_v2, Bucket=bucket, Prefix="hosts/host-a/")
+
+    # Through a VPC endpoint: the address condition alone cannot match, the endpoint or VPC does.
+    bucket = f"backups-vpce-{unique}"
+    make_bucket(through_vpce, bucket)
+    for options, allowed in [
+        ({"source_ip": ["203.0.113.7"]}, False),
+        ({"source_ip": ["203.0.113.7"], "source_vpce": [VPCE]}, True),
+        ({"source_vpce": ["vpce-1a2b3c4d"]}, False),
+        ({"source_vpc": [VPC]}, True),
+        ({"source_vpce": ["vpce-1a2b3c4d"], "source_vpc": [VPC]}, True),
+    ]:
+        host_s3, _ = host_principal(through_vpce, run_module, tmp_path, bucket, name, **options)
+        if allowed:
+            host_s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+        else:
+            assert refused(host_s3.put_object, Bucket=bucket, Key=key, Body=b"x"), options
+
+
+def test_new_options_check_mode_diff_and_idempotence(moto, run_module, unique, tmp_path):
+    iam = moto.client("iam")
+    name = f"host-{unique}"
+    key_arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    options = {
+        "duplicity_jobs": ["repos", "etc"],
+        "kms_key_arn": key_arn,
+        "source_ip": ["203.0.113.0/24"],
+        "source_vpce": [VPCE],
+        "source_vpc": [VPC],
+        "permissions": ["backup", "restore"],
+    }
+    args = {**moto.module_args(), "name": name, "bucket": "acme-backups", "prefix": f"hosts/{name}", "credentials_path": str(tmp_path / "c.ini"), **options}
+    wanted = policies.access_policy(
+        "acme-backups", f"hosts/{name}", options["permissions"], options["source_ip"], duplicity_jobs=options["duplicity_jobs"],
+        kms_key_arn=key_arn, region="us-east-1", source_vpce=[VPCE], source_vpc=[VPC],
+    )
+    assert_ok(run_module(MODULE, {**args, "duplicity_jobs": [], "kms_key_arn": None}), True)
+
+    planned = run_module(MODULE, args, check=True, diff=True)
+    assert_ok(planned, True)
+    assert planned["diff"]["after"]["policy"] == wanted
+    assert "ReadOwnDuplicityChains" not in json.dumps(default_document(iam, policy_arn(name))[1])
+    applied = run_module(MODULE, args, diff=True)
+    assert_ok(applied, True)
+    assert applied["policy"]["default_version"] == "v2"
+    assert not policies.policies_differ(default_document(iam, policy_arn(name))[1], wanted)
+    again = run_module(MODULE, args, diff=True)
+    assert_ok(again, False)
+    assert again["diff"]["before"] == again["diff"]["after"]
+
+
 def test_user_check_mode_idempotence_and_absent(moto, run_module, unique, tmp_path):
     iam = moto.client("iam")
     name = f"host-{unique}"
@@ -148,7 +336,13 @@ def test_user_check_mode_idempotence_and_absent(moto, run_module, unique, tmp_pa
     again = run_module(MODULE, args)
     assert moto.requests() - before <= STEADY_STATE_REQUESTS
     assert_ok(again, False)
-    assert again["access_key"] == {"access_key_id": created["access_key"]["access_key_id"], "created": False, "credentials_path": str(credentials_path)}
+    assert again["access_key"] == {
+        "access_key_id": created["access_key"]["access_key_id"],
+        "created": False,
+        "create_date": created["access_key"]["create_date"],
+        "credentials_path": str(credentials_path),
+        "previous_access_key_ids": [],
+    }
     assert credentials_path.read_bytes() == content
     assert key_ids(iam, name) == [created["access_key"]["access_key_id"]]
 
@@ -230,51 +424,115 @@ def test_policy_drift_is_repaired(moto, run_module, unique):
     assert not policies.policies_differ(document, policies.access_policy("acme-backups", f"hosts/{name}", ["backup", "prune"]))
 
 
-def test_access_key_rotation_and_lost_credentials(moto, run_module, unique, tmp_path):
+def test_rotation_keeps_the_old_key_until_it_is_retired(moto, run_module, unique, tmp_path):
     iam = moto.client("iam")
     name = f"host-{unique}"
     credentials_path = tmp_path / "credentials"
     args = {**moto.module_args(), "name": name, "bucket": "acme-backups", "prefix": f"hosts/{name}", "credentials_path": str(credentials_path)}
 
-    first = run_module(MODULE, args)["access_key"]["access_key_id"]
+    created = run_module(MODULE, args)["access_key"]
+    first = created["access_key_id"]
+    assert created["created"] is True and created["previous_access_key_ids"] == []
+    assert datetime.datetime.fromisoformat(created["create_date"]) > datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+    assert run_module(MODULE, args)["access_key"]["created"] is False
 
+    # Rotation: a new key in the file, and the old one still works (the host may not have the new one yet).
+    planned = run_module(MODULE, {**args, "rotate_access_key": True}, check=True, diff=True)
+    assert_ok(planned, True)
+    assert planned["access_key"] == {
+        "created": True, "credentials_path": str(credentials_path), "access_key_id": None, "create_date": None, "previous_access_key_ids": [first]
+    }
+    assert planned["diff"]["after"]["access_key_ids"] == [first, "(new access key)"]
+    assert key_ids(iam, name) == [first]
     rotated = run_module(MODULE, {**args, "rotate_access_key": True}, diff=True)
     assert_ok(rotated, True)
     second = rotated["access_key"]["access_key_id"]
     assert second != first
+    assert rotated["access_key"]["created"] is True
+    assert rotated["access_key"]["previous_access_key_ids"] == [first]
     assert rotated["diff"]["before"]["access_key_ids"] == [first]
-    assert rotated["diff"]["after"]["access_key_ids"] == [second]
-    assert key_ids(iam, name) == [second]
+    assert rotated["diff"]["after"]["access_key_ids"] == [first, second]
+    assert sorted(key_ids(iam, name)) == sorted([first, second])
     assert read_credentials(credentials_path)["access_key"] == second
 
-    # A young key is not rotated for age.
-    assert_ok(run_module(MODULE, {**args, "access_key_max_age_days": 30}), False)
+    # A plain re-run keeps both and changes nothing; a young key is not rotated for age.
+    again = run_module(MODULE, {**args, "access_key_max_age_days": 30}, diff=True)
+    assert_ok(again, False)
+    assert again["access_key"]["previous_access_key_ids"] == [first]
+    assert again["diff"]["before"] == again["diff"]["after"]
 
-    # The host lost its file: new key, the old one goes.
+    # Retiring: check mode reports it and deletes nothing; the key in the file always stays.
+    retire = {**args, "retire_previous_access_keys": True}
+    checked = run_module(MODULE, retire, check=True, diff=True)
+    assert_ok(checked, True)
+    assert checked["diff"]["after"]["access_key_ids"] == [second]
+    assert sorted(key_ids(iam, name)) == sorted([first, second])
+    retired = run_module(MODULE, retire)
+    assert_ok(retired, True)
+    assert retired["access_key"]["access_key_id"] == second
+    assert retired["access_key"]["previous_access_key_ids"] == []
+    assert key_ids(iam, name) == [second]
+    assert_ok(run_module(MODULE, retire), False)
+
+    # Rotation at IAM's limit of two keys: the key not in the file makes room, never the one in it.
+    third = run_module(MODULE, {**args, "rotate_access_key": True})["access_key"]["access_key_id"]
+    assert sorted(key_ids(iam, name)) == sorted([second, third])
+    credentials_path.write_text(credentials_path.read_text().replace(third, second))  # the host still runs with the older key
+    fourth = run_module(MODULE, {**args, "rotate_access_key": True})
+    assert_ok(fourth, True)
+    assert sorted(key_ids(iam, name)) == sorted([second, fourth["access_key"]["access_key_id"]])
+    assert fourth["access_key"]["previous_access_key_ids"] == [second]
+
+
+def test_lost_or_stale_credentials_file(moto, run_module, unique, tmp_path):
+    iam = moto.client("iam")
+    name = f"host-{unique}"
+    credentials_path = tmp_path / "credentials"
+    args = {**moto.module_args(), "name": name, "bucket": "acme-backups", "prefix": f"hosts/{name}", "credentials_path": str(credentials_path)}
+    first = run_module(MODULE, args)["access_key"]["access_key_id"]
+
+    # The control node lost its file: a new key; the old one may still run on the host, so it stays.
     credentials_path.unlink()
     lost = run_module(MODULE, args)
     assert_ok(lost, True)
-    third = lost["access_key"]["access_key_id"]
-    assert key_ids(iam, name) == [third]
-    assert read_credentials(credentials_path)["access_key"] == third
+    second = lost["access_key"]["access_key_id"]
+    assert lost["access_key"]["previous_access_key_ids"] == [first]
+    assert read_credentials(credentials_path)["access_key"] == second
 
-    # The file names a key that is no longer active, and the user has two keys (IAM's limit).
-    extra = iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"]
-    iam.update_access_key(UserName=name, AccessKeyId=third, Status="Inactive")
+    # The file names a key that is no longer active, and the user has two keys (IAM's limit): the
+    # inactive one makes room.
+    iam.update_access_key(UserName=name, AccessKeyId=second, Status="Inactive")
     stale = run_module(MODULE, args)
     assert_ok(stale, True)
-    fourth = stale["access_key"]["access_key_id"]
-    assert key_ids(iam, name) == [fourth]
-    assert fourth not in (third, extra)
-    assert read_credentials(credentials_path)["access_key"] == fourth
+    third = stale["access_key"]["access_key_id"]
+    assert sorted(key_ids(iam, name)) == sorted([first, third])
+    assert third not in (first, second)
+    assert read_credentials(credentials_path)["access_key"] == third
     assert stat.S_IMODE(os.stat(credentials_path).st_mode) == 0o600
     assert [p for p in os.listdir(tmp_path) if p != "credentials"] == []  # no temporary file left behind
+    assert_ok(run_module(MODULE, {**args, "retire_previous_access_keys": True}), True)
+    assert key_ids(iam, name) == [third]
 
-    # Without a file, rotation returns the secret once.
+    # Without a file, rotation returns the secret once (and keeps the old key too).
     rotated = run_module(MODULE, {**args, "credentials_path": None, "rotate_access_key": True})
     assert_ok(rotated, True)
     assert rotated["access_key"]["secret_access_key"]
-    assert key_ids(iam, name) == [rotated["access_key"]["access_key_id"]]
+    assert sorted(key_ids(iam, name)) == sorted([third, rotated["access_key"]["access_key_id"]])
+
+
+def test_key_to_make_room():
+    now = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
+
+    def key(key_id, status="Active", age=1):
+        return {"AccessKeyId": key_id, "Status": status, "CreateDate": now - datetime.timedelta(days=age)}
+
+    older, newer = key("AKOLD", age=10), key("AKNEW", age=1)
+    assert key_to_make_room([older, newer], "AKOLD") is newer
+    assert key_to_make_room([older, newer], "AKNEW") is older
+    assert key_to_make_room([older, newer], None) is older
+    inactive = key("AKOFF", "Inactive", age=1)
+    assert key_to_make_room([older, inactive], "AKOLD") is inactive
+    assert key_to_make_room([key("AKHELD", "Inactive"), older], "AKHELD")["AccessKeyId"] == "AKHELD"
 
 
 def test_key_rotation_reason_by_age():
@@ -358,6 +616,17 @@ def test_role_with_instance_profile(moto, run_module, unique):
         ({"sns_topic_arns": ["alerts"]}, "sns_topic_arns: 'alerts' is not an SNS topic ARN"),
         ({"kind": "role", "rotate_access_key": True}, "rotate_access_key: applies only to kind=user"),
         ({"credentials_path": "/"}, "credentials_path: / is a directory"),
+        ({"source_ip": ["10.20.0.0/16"]}, "source_ip: 10.20.0.0/16 is in the private or reserved range 10.0.0.0/8"),
+        ({"source_vpce": ["vpc-1a2b3c4d"]}, "source_vpce: 'vpc-1a2b3c4d' is not a valid ID"),
+        ({"source_vpc": ["vpc-XYZ"]}, "source_vpc: 'vpc-XYZ' is not a valid ID"),
+        ({"duplicity_jobs": ["My Job"]}, "duplicity_jobs: 'My Job' is not a valid job name"),
+        ({"kms_key_arn": "alias/backups"}, "kms_key_arn: 'alias/backups' is not a KMS key ARN"),
+        (
+            {"kms_key_arn": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+            "kms_key_arn: is a key in eu-west-1, but the bucket is in us-east-1",
+        ),
+        ({"retire_previous_access_keys": True}, "retire_previous_access_keys: needs credentials_path"),
+        ({"kind": "role", "retire_previous_access_keys": True}, "retire_previous_access_keys: applies only to kind=user"),
     ],
 )
 def test_bad_input_fails_before_any_request(moto, run_module, change, expected):

@@ -5,6 +5,7 @@ nothing about the topic policy; the policy is checked as a document instead."""
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -230,3 +231,73 @@ def test_bad_input_fails_before_any_request(moto, run_module, unique, bad, field
     assert result["failed"] is True
     assert result["msg"].startswith(f"{field}: ") and fix in result["msg"], result["msg"]
     assert moto.requests() == before
+
+
+# ---------------------------------------------------------------- IAM eventual consistency (stub client)
+
+
+class _Module:
+    def __init__(self):
+        self.warnings = []
+
+    def warn(self, message):
+        self.warnings.append(message)
+
+    def fail_json_aws(self, error, msg):
+        raise AssertionError(f"{msg}: {error}")
+
+
+class _RefusingSNS:
+    """SNS refusing a policy that names a principal it does not see yet, ``refusals`` times."""
+
+    def __init__(self, refusals, message="Invalid parameter: Policy Error: PrincipalNotFound"):
+        self.refusals, self.message, self.calls = refusals, message, []
+
+    def set_topic_attributes(self, **kwargs):
+        self.calls.append(kwargs)
+        if len(self.calls) <= self.refusals:
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "InvalidParameter", "Message": self.message}}, "SetTopicAttributes")
+        return {}
+
+    create_topic = set_topic_attributes
+
+
+def _alerts_module():
+    from ansible_collections.systemd_s3.backup.plugins.modules import alerts
+
+    return alerts
+
+
+def test_topic_policy_naming_a_new_principal_is_retried_with_a_warning(monkeypatch):
+    alerts = _alerts_module()
+    module, sns, slept = _Module(), _RefusingSNS(refusals=3), []
+    monkeypatch.setattr(alerts, "retry_new_principals", functools.partial(alerts.retry_new_principals, sleep=slept.append))
+    topic = alerts.AlertTopic(module, sns, topic_arn("t"))
+    topic.set_attribute("Policy", "{}")
+    topic.create("t", None, {"Version": "2012-10-17", "Statement": []})
+    assert len(sns.calls) == 3 + 1 + 1
+    assert slept == list(alerts.NEW_PRINCIPAL_DELAYS[:3])
+    assert len(module.warnings) == 1 and "retried" in module.warnings[0]
+
+
+def test_new_principal_retries_are_bounded_to_about_a_minute():
+    alerts = _alerts_module()
+    module, sns, slept = _Module(), _RefusingSNS(refusals=100), []
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError):
+        alerts.retry_new_principals(module, lambda: sns.set_topic_attributes(TopicArn="x"), sleep=slept.append)
+    assert len(sns.calls) == len(alerts.NEW_PRINCIPAL_DELAYS) + 1
+    assert 45 <= sum(slept) <= 75
+
+
+def test_other_policy_errors_are_not_retried():
+    alerts = _alerts_module()
+    module, sns, slept = _Module(), _RefusingSNS(refusals=1, message="Invalid parameter: Attributes Reason: unknown"), []
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError):
+        alerts.retry_new_principals(module, lambda: sns.set_topic_attributes(TopicArn="x"), sleep=slept.append)
+    assert len(sns.calls) == 1 and slept == [] and module.warnings == []

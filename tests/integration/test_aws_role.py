@@ -14,6 +14,32 @@ from conftest import REPO
 
 PLAYBOOK = REPO / "playbooks" / "aws.yml"
 HOSTS = ["web1", "db1"]
+VPCE = "vpce-0123456789abcdef0"
+# db1: a duplicity job (jobs_defaults cannot set method or name, so jobs_list tells them) and a
+# network restriction the endpoint's requests (from 127.0.0.1, no VPC endpoint) do not meet.
+HOST_VARS = {
+    "web1": {"jobs_list": [{"name": "pg", "method": "stream", "command": "pg_dumpall"}]},
+    "db1": {
+        "jobs_list": [
+            {"name": "repos", "method": "duplicity", "source_dir": "/srv/git"},
+            {"name": "etc", "method": "archive", "command": "true", "archive_dir": "/var/tmp/etc"},
+        ],
+        "jobs_defaults": {"schedule": "daily"},
+        "backup_source_ip": ["203.0.113.7"],
+        "backup_source_vpce": [VPCE],
+    },
+}
+RETIRE_PLAYBOOK = """
+- name: Retire the keys the hosts no longer use
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Retire previous keys
+      ansible.builtin.include_role:
+        name: systemd_s3.backup.aws
+        tasks_from: retire_keys
+"""
 
 
 def _stats(output):
@@ -39,7 +65,7 @@ def fleet(tmp_path, moto_enforcing, unique):
         json.dumps(
             {
                 "all": {
-                    "children": {"backup_hosts": {"hosts": {h: {} for h in HOSTS}}},
+                    "children": {"backup_hosts": {"hosts": HOST_VARS}},
                     "vars": {
                         "aws_backup_endpoint_url": moto_enforcing.endpoint,
                         "aws_backup_bucket": bucket,
@@ -56,7 +82,9 @@ def fleet(tmp_path, moto_enforcing, unique):
         "AWS_ACCESS_KEY_ID": moto_enforcing.credentials["access_key"],
         "AWS_SECRET_ACCESS_KEY": moto_enforcing.credentials["secret_key"],
     }
-    return {"inventory": inventory, "env": env, "bucket": bucket, "credentials": tmp_path / "credentials", "unique": unique}
+    retire = tmp_path / "retire.yml"
+    retire.write_text(RETIRE_PLAYBOOK)
+    return {"inventory": inventory, "env": env, "bucket": bucket, "credentials": tmp_path / "credentials", "unique": unique, "retire": retire}
 
 
 def _keys(path):
@@ -94,6 +122,18 @@ def test_role_end_to_end(fleet, moto_enforcing, run_playbook):
     assert access["web1"]["prefix"] == "hosts/web1"
     assert access["web1"]["credentials_file"] == str(fleet["credentials"] / "web1.ini")
     assert access["web1"]["alert_topic_arn"].endswith(f":alerts-{fleet['unique']}")
+    assert (access["web1"]["duplicity_jobs"], access["db1"]["duplicity_jobs"]) == ([], ["repos"])
+    assert access["web1"]["key_created"] is True and access["web1"]["key_create_date"]
+
+    # Each host's policy: db1 reads back its duplicity chain, and only from its networks.
+    principals = _task_results(output, "Give each host a principal that may only write under its own prefix")["localhost"]["results"]
+    documents = {r["item"]: {st["Sid"]: st for st in r["policy"]["document"]["Statement"]} for r in principals}
+    assert documents["db1"]["ReadOwnDuplicityChains"]["Resource"] == [f"arn:aws:s3:::{fleet['bucket']}/hosts/db1/repos/duplicity/*"]
+    assert documents["db1"]["DenyOutsideAllowedNetworks"]["Condition"] == {
+        "NotIpAddress": {"aws:SourceIp": ["203.0.113.7/32"]},
+        "StringNotEquals": {"aws:SourceVpce": [VPCE]},
+    }
+    assert "ReadOwnDuplicityChains" not in documents["web1"] and "DenyOutsideAllowedNetworks" not in documents["web1"]
 
     # The real keys: web1 writes its own prefix only, and cannot touch history or the bucket.
     key_id, secret = secrets["web1"]
@@ -104,6 +144,9 @@ def test_role_end_to_end(fleet, moto_enforcing, run_playbook):
         lambda: web1.get_object(Bucket=fleet["bucket"], Key="hosts/web1/backup.sql.zst"),
         lambda: web1.put_bucket_versioning(Bucket=fleet["bucket"], VersioningConfiguration={"Status": "Suspended"}),
     ]
+    db1 = moto_enforcing.client("s3", access_key=secrets["db1"][0], secret_key=secrets["db1"][1])
+    # [harness] db1's requests come from none of its networks (tests/harness/endpoint.py sets aws:SourceIp).
+    denied.append(lambda: db1.put_object(Bucket=fleet["bucket"], Key="hosts/db1/repos/duplicity/x", Body=b"x"))
     for call in denied:
         with pytest.raises(botocore.exceptions.ClientError) as error:
             call()
@@ -115,6 +158,35 @@ def test_role_end_to_end(fleet, moto_enforcing, run_playbook):
     assert all(s["changed"] == 0 for s in _stats(output).values()), _stats(output)
     for host in HOSTS:
         assert _keys(fleet["credentials"] / f"{host}.ini") == secrets[host]
+    handed = _task_results(output, "Hand each host its bucket, prefix, alert topic and credentials location")
+    assert all(r["ansible_facts"]["aws_backup_host_access"]["key_created"] is False for r in handed["localhost"]["results"])
+
+    # Rotation: new keys, and the old ones keep working until retire_keys runs.
+    iam = moto_enforcing.client("iam")
+    users = {host: f"backup-{fleet['unique']}-{host}" for host in HOSTS}
+    proc, output = run_playbook(PLAYBOOK, inventory=fleet["inventory"], env=fleet["env"], extra_vars={"aws_backup_rotate_access_keys": True})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    rotated = {host: _keys(fleet["credentials"] / f"{host}.ini") for host in HOSTS}
+    for host in HOSTS:
+        assert rotated[host][0] != secrets[host][0]
+        assert sorted(k["AccessKeyId"] for k in iam.list_access_keys(UserName=users[host])["AccessKeyMetadata"]) == sorted([secrets[host][0], rotated[host][0]])
+    old_web1 = moto_enforcing.client("s3", access_key=secrets["web1"][0], secret_key=secrets["web1"][1])
+    old_web1.put_object(Bucket=fleet["bucket"], Key="hosts/web1/still-works", Body=b"x")
+
+    # Retiring: check mode changes nothing; then only the keys in the files are left; then nothing to do.
+    proc, output = run_playbook(fleet["retire"], inventory=fleet["inventory"], env=fleet["env"], check=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert _stats(output)["localhost"]["changed"] > 0
+    assert len(iam.list_access_keys(UserName=users["web1"])["AccessKeyMetadata"]) == 2
+    proc, output = run_playbook(fleet["retire"], inventory=fleet["inventory"], env=fleet["env"])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    for host in HOSTS:
+        assert [k["AccessKeyId"] for k in iam.list_access_keys(UserName=users[host])["AccessKeyMetadata"]] == [rotated[host][0]]
+    with pytest.raises(botocore.exceptions.ClientError):
+        old_web1.put_object(Bucket=fleet["bucket"], Key="hosts/web1/no-more", Body=b"x")
+    proc, output = run_playbook(fleet["retire"], inventory=fleet["inventory"], env=fleet["env"])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert all(s["changed"] == 0 for s in _stats(output).values()), _stats(output)
 
 
 def test_role_rejects_bad_input_before_touching_aws(fleet, moto_enforcing, run_playbook):

@@ -13,6 +13,8 @@ pytestmark = pytest.mark.integration
 
 MODULE = "systemd_s3.backup.bucket"
 RULE_ID = "systemd-s3-backup"
+COLD_RULE_ID = "systemd-s3-backup-cold"
+DATA_TAG = {"Key": "systemd-s3-backup", "Value": "data"}
 # A no-change run of the defaults: HeadBucket and one Get per managed setting.
 NO_CHANGE_REQUESTS = 5
 
@@ -34,9 +36,9 @@ def s3(moto):
     return moto.client("s3")
 
 
-def our_rule(s3, name):
+def our_rule(s3, name, rule_id=RULE_ID):
     rules = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
-    return next(rule for rule in rules if rule["ID"] == RULE_ID)
+    return next(rule for rule in rules if rule["ID"] == rule_id)
 
 
 def assert_ok(result):
@@ -60,20 +62,30 @@ def test_create_with_defaults_then_no_change_with_few_requests(moto, bucket, s3)
     assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
     encryption = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert encryption["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    # Everything goes warm after 32 days; only data objects (the runner's tag) go cold after 64.
     rule = our_rule(s3, name)
     assert rule["Status"] == "Enabled"
-    assert rule["Transitions"] == [{"Days": 32, "StorageClass": "STANDARD_IA"}, {"Days": 64, "StorageClass": "GLACIER"}]
+    assert rule["Filter"] == {"Prefix": ""}
+    assert rule["Transitions"] == [{"Days": 32, "StorageClass": "STANDARD_IA"}]
     assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+    cold = our_rule(s3, name, COLD_RULE_ID)
+    assert cold["Status"] == "Enabled"
+    assert cold["Filter"] == {"Tag": DATA_TAG}
+    assert cold["Transitions"] == [{"Days": 64, "StorageClass": "GLACIER"}]
+    assert "AbortIncompleteMultipartUpload" not in cold
 
     returned = created["bucket"]
     assert returned["name"] == name
     assert returned["arn"] == f"arn:aws:s3:::{name}"
     assert returned["region"] == "us-east-1"
     assert returned["encryption"] == {"sse_algorithm": "AES256"}
-    assert returned["lifecycle_rule"]["transitions"] == [
-        {"days": 32, "storage_class": "STANDARD_IA"},
-        {"days": 64, "storage_class": "GLACIER"},
-    ]
+    assert returned["lifecycle_rule"]["transitions"] == [{"days": 32, "storage_class": "STANDARD_IA"}]
+    assert returned["lifecycle_cold_rule"] == {
+        "id": COLD_RULE_ID,
+        "filter": {"tag": {"key": "systemd-s3-backup", "value": "data"}},
+        "status": "Enabled",
+        "transitions": [{"days": 64, "storage_class": "GLACIER"}],
+    }
     assert "tags" not in returned and "object_lock" not in returned
 
     requests_before = moto.requests()
@@ -98,6 +110,7 @@ def test_check_mode_on_a_new_bucket_creates_nothing(moto, bucket, s3):
     assert after["versioning"] == "Enabled"
     assert after["public_access_block"]["block_public_policy"] is True
     assert after["lifecycle_rule"]["id"] == RULE_ID
+    assert after["lifecycle_cold_rule"]["id"] == COLD_RULE_ID
     assert after["tags"] == {"team": "ops"}
     with pytest.raises(ClientError):
         s3.head_bucket(Bucket=bucket.name)
@@ -129,11 +142,68 @@ def test_drift_is_detected_in_check_mode_and_repaired(bucket, s3):
     assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
     assert all(s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"].values())
     rules = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
-    assert [rule["ID"] for rule in rules] == [RULE_ID, "operator-tmp"]
-    assert rules[0]["Transitions"][0] == {"Days": 32, "StorageClass": "STANDARD_IA"}
+    assert [rule["ID"] for rule in rules] == [RULE_ID, "operator-tmp", COLD_RULE_ID]
+    assert rules[0]["Transitions"] == [{"Days": 32, "StorageClass": "STANDARD_IA"}]
     assert rules[1] == operator_rule
+    assert rules[2]["Transitions"] == [{"Days": 64, "StorageClass": "GLACIER"}]
 
     assert bucket()["changed"] is False
+
+
+def test_upgrade_from_the_single_rule_keeps_foreign_rules(moto, bucket, s3):
+    """A bucket as this module configured it before the cold rule existed: one rule over every object,
+    GLACIER included (so manifests went cold too), next to a rule of the operator's."""
+    assert_ok(bucket())
+    name = bucket.name
+    single = {
+        "ID": RULE_ID,
+        "Filter": {"Prefix": ""},
+        "Status": "Enabled",
+        "Transitions": [{"Days": 32, "StorageClass": "STANDARD_IA"}, {"Days": 64, "StorageClass": "GLACIER"}],
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+    }
+    operator_rule = {"ID": "operator-logs", "Filter": {"Prefix": "logs/"}, "Status": "Enabled", "Expiration": {"Days": 30}}
+    s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": [operator_rule, single]})
+
+    planned = bucket(check=True, diff=True)
+    assert_ok(planned)
+    assert planned["changed"] is True
+    assert planned["diff"]["before"]["lifecycle_rule"]["transitions"][-1] == {"days": 64, "storage_class": "GLACIER"}
+    assert planned["diff"]["before"]["lifecycle_cold_rule"] is None
+    assert planned["diff"]["after"]["lifecycle_rule"]["transitions"] == [{"days": 32, "storage_class": "STANDARD_IA"}]
+    assert planned["diff"]["after"]["lifecycle_cold_rule"]["filter"] == {"tag": {"key": "systemd-s3-backup", "value": "data"}}
+    assert s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"] == [operator_rule, single]
+
+    requests_before = moto.requests()
+    upgraded = bucket()
+    requests_made = moto.requests() - requests_before
+    assert_ok(upgraded)
+    assert upgraded["changed"] is True
+    # HeadBucket, the reads, and one PutBucketLifecycleConfiguration for both rules.
+    assert requests_made == NO_CHANGE_REQUESTS + 1
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+    assert [rule["ID"] for rule in rules] == ["operator-logs", RULE_ID, COLD_RULE_ID]
+    assert rules[0] == operator_rule
+    assert rules[1]["Transitions"] == [{"Days": 32, "StorageClass": "STANDARD_IA"}]
+    assert rules[2]["Filter"] == {"Tag": DATA_TAG}
+
+    again = bucket(diff=True)
+    assert again["changed"] is False
+    assert again["diff"]["before"] == again["diff"]["after"]
+
+
+def test_cold_rule_with_a_prefix_and_without_cold_transitions(bucket, s3):
+    assert_ok(bucket(lifecycle_prefix="hosts/"))
+    assert our_rule(s3, bucket.name, COLD_RULE_ID)["Filter"] == {"And": {"Prefix": "hosts/", "Tags": [DATA_TAG]}}
+    assert bucket(lifecycle_prefix="hosts/")["changed"] is False
+
+    # Only warm transitions: the cold rule goes, the main rule stays.
+    warm = bucket(transitions=[{"days": 32, "storage_class": "STANDARD_IA"}, {"days": 90, "storage_class": "GLACIER_IR"}], diff=True)
+    assert_ok(warm)
+    assert warm["changed"] is True
+    assert warm["bucket"]["lifecycle_cold_rule"] is None
+    assert [rule["ID"] for rule in s3.get_bucket_lifecycle_configuration(Bucket=bucket.name)["Rules"]] == [RULE_ID]
+    assert our_rule(s3, bucket.name)["Transitions"][-1] == {"Days": 90, "StorageClass": "GLACIER_IR"}
 
 
 def test_lifecycle_rule_removed_when_empty_and_other_rules_kept(bucket, s3):
@@ -182,15 +252,38 @@ def test_tags_purge_and_no_purge(bucket, s3):
     assert tags() == {}
 
 
-def test_kms_encryption(bucket, s3):
-    key = "alias/backups"
+def test_kms_encryption(moto, bucket, s3, unique):
+    kms = moto.client("kms")
+    key_arn = kms.create_key(Description="backups")["KeyMetadata"]["Arn"]
+    key = f"alias/backups-{unique}"
+    kms.create_alias(AliasName=key, TargetKeyId=key_arn)
+
+    planned = bucket(encryption="aws:kms", kms_key_id=key, check=True)
+    assert_ok(planned)
+    assert planned["bucket"]["encryption"]["kms_key_arn"] == key_arn
     result = bucket(encryption="aws:kms", kms_key_id=key)
     assert_ok(result)
     rule = s3.get_bucket_encryption(Bucket=bucket.name)["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}
     assert rule["BucketKeyEnabled"] is True
-    assert result["bucket"]["encryption"] == {"sse_algorithm": "aws:kms", "kms_key_id": key, "bucket_key_enabled": True}
-    assert bucket(encryption="aws:kms", kms_key_id=key)["changed"] is False
+    # The alias resolved to the key's ARN (kms:DescribeKey), for the principals' grants.
+    assert result["bucket"]["encryption"] == {"sse_algorithm": "aws:kms", "kms_key_id": key, "bucket_key_enabled": True, "kms_key_arn": key_arn}
+    again = bucket(encryption="aws:kms", kms_key_id=key, diff=True)
+    assert again["changed"] is False
+    assert again["diff"]["before"] == again["diff"]["after"]
+    assert "kms_key_arn" not in again["diff"]["after"]["encryption"]
+
+    # Given as an ARN, the key needs no lookup; the AWS-managed key has no ARN to grant.
+    requests_before = moto.requests()
+    by_arn = bucket(encryption="aws:kms", kms_key_id=key_arn)
+    # The bucket named the alias, so the key is written again; no DescribeKey.
+    assert moto.requests() - requests_before == NO_CHANGE_REQUESTS + 1
+    assert by_arn["bucket"]["encryption"]["kms_key_arn"] == key_arn
+    assert bucket(encryption="aws:kms")["bucket"]["encryption"]["kms_key_arn"] is None
+
+    missing = bucket(encryption="aws:kms", kms_key_id=f"alias/missing-{unique}")
+    assert missing.get("failed") is True
+    assert missing["msg"].startswith(f"kms_key_id: no KMS key alias/missing-{unique}")
 
     back = bucket(diff=True)
     assert back["changed"] is True

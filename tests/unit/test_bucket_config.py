@@ -109,7 +109,7 @@ def test_defaults_validate():
         ({"name": "Bad_Name"}, "name"),
         ({"name": "ab"}, "name"),
         ({"lifecycle_rule_id": ""}, "lifecycle_rule_id"),
-        ({"lifecycle_rule_id": "x" * 256}, "lifecycle_rule_id"),
+        ({"lifecycle_rule_id": "x" * 251}, "lifecycle_rule_id"),  # <id>-cold must fit S3's 255
         ({"lifecycle_prefix": "p" * 1025}, "lifecycle_prefix"),
         ({"transitions": [t(5, "STANDARD_IA")]}, "transitions[0].days"),
         ({"abort_incomplete_multipart_upload_days": -1}, "abort_incomplete_multipart_upload_days"),
@@ -160,14 +160,52 @@ def test_tags_become_strings():
 # ---------------------------------------------------------------- wanted settings
 
 
-def test_default_lifecycle_rule():
+def test_default_lifecycle_rules_split_warm_and_cold():
+    # Today's default, 32 days STANDARD_IA and 64 days GLACIER, over two rules: everything goes warm,
+    # only data objects (the runner's tag) go cold, so manifests stay readable at once.
     assert bc.lifecycle_rule(params()) == {
         "ID": "systemd-s3-backup",
         "Filter": {"Prefix": ""},
         "Status": "Enabled",
-        "Transitions": [{"Days": 32, "StorageClass": "STANDARD_IA"}, {"Days": 64, "StorageClass": "GLACIER"}],
+        "Transitions": [{"Days": 32, "StorageClass": "STANDARD_IA"}],
         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
     }
+    assert bc.cold_lifecycle_rule(params()) == {
+        "ID": "systemd-s3-backup-cold",
+        "Filter": {"Tag": {"Key": "systemd-s3-backup", "Value": "data"}},
+        "Status": "Enabled",
+        "Transitions": [{"Days": 64, "StorageClass": "GLACIER"}],
+    }
+    assert bc.lifecycle_rules(params()) == {"systemd-s3-backup": bc.lifecycle_rule(params()), "systemd-s3-backup-cold": bc.cold_lifecycle_rule(params())}
+
+
+@pytest.mark.parametrize(
+    "transitions, warm, cold",
+    [
+        ([t(30, "STANDARD_IA"), t(60, "GLACIER_IR"), t(90, "GLACIER"), t(180, "DEEP_ARCHIVE")],
+         [t(30, "STANDARD_IA"), t(60, "GLACIER_IR")], [t(90, "GLACIER"), t(180, "DEEP_ARCHIVE")]),
+        ([t(30, "INTELLIGENT_TIERING"), t(60, "ONEZONE_IA")], [t(30, "INTELLIGENT_TIERING"), t(60, "ONEZONE_IA")], []),
+        ([t(1, "DEEP_ARCHIVE")], [], [t(1, "DEEP_ARCHIVE")]),
+        ([], [], []),
+    ],
+)
+def test_transitions_go_to_the_rule_of_their_class(transitions, warm, cold):
+    def as_api(steps):
+        return [{"Days": step["days"], "StorageClass": step["storage_class"]} for step in steps]
+
+    main = bc.lifecycle_rule(params(transitions=transitions))
+    assert main.get("Transitions", []) == as_api(warm)
+    cold_rule = bc.cold_lifecycle_rule(params(transitions=transitions))
+    assert (cold_rule or {}).get("Transitions", []) == as_api(cold)
+    if not cold:
+        assert cold_rule is None
+
+
+def test_cold_rule_with_a_prefix_filters_on_prefix_and_tag():
+    rule = bc.cold_lifecycle_rule(params(lifecycle_rule_id="mine", lifecycle_prefix="hosts/"))
+    assert rule["ID"] == "mine-cold"
+    assert rule["Filter"] == {"And": {"Prefix": "hosts/", "Tags": [{"Key": "systemd-s3-backup", "Value": "data"}]}}
+    assert bc.lifecycle_rule(params(lifecycle_prefix="hosts/"))["Filter"] == {"Prefix": "hosts/"}
 
 
 def test_lifecycle_rule_options():
@@ -195,15 +233,17 @@ def test_wanted_settings_defaults():
         "versioning": "Enabled",
         "encryption": {"sse_algorithm": "AES256"},
         "lifecycle_rule": bc.lifecycle_rule_view(bc.lifecycle_rule(params())),
+        "lifecycle_cold_rule": bc.lifecycle_rule_view(bc.cold_lifecycle_rule(params())),
     }
     assert wanted["lifecycle_rule"]["abort_incomplete_multipart_upload"] == {"days_after_initiation": 7}
+    assert wanted["lifecycle_cold_rule"]["filter"] == {"tag": {"key": "systemd-s3-backup", "value": "data"}}
 
 
 def test_wanted_settings_manage_only_what_is_asked():
     wanted = bc.wanted_settings(
         params(block_public_access=False, versioning=False, encryption="none", transitions=[], abort_incomplete_multipart_upload_days=0)
     )
-    assert wanted == {"lifecycle_rule": None}
+    assert wanted == {"lifecycle_rule": None, "lifecycle_cold_rule": None}
 
 
 def test_wanted_settings_optional_parts():
@@ -316,17 +356,18 @@ def test_normalize_rule_forms():
 
 def test_lifecycle_rule_view():
     assert bc.lifecycle_rule_view(None) is None
-    view = bc.lifecycle_rule_view(bc.lifecycle_rule(params(noncurrent_version_expiration_days=90)))
+    transitions = [t(32, "STANDARD_IA"), t(64, "GLACIER_IR")]
+    view = bc.lifecycle_rule_view(bc.lifecycle_rule(params(noncurrent_version_expiration_days=90, transitions=transitions)))
     assert view == {
         "id": "systemd-s3-backup",
         "filter": {"prefix": ""},
         "status": "Enabled",
-        "transitions": [{"days": 32, "storage_class": "STANDARD_IA"}, {"days": 64, "storage_class": "GLACIER"}],
+        "transitions": [{"days": 32, "storage_class": "STANDARD_IA"}, {"days": 64, "storage_class": "GLACIER_IR"}],
         "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
         "noncurrent_version_expiration": {"noncurrent_days": 90},
     }
     # What S3 answers in another but equivalent form compares equal.
-    answered = dict(bc.lifecycle_rule(params(noncurrent_version_expiration_days=90)), Filter={})
+    answered = dict(bc.lifecycle_rule(params(noncurrent_version_expiration_days=90, transitions=transitions)), Filter={})
     answered["Transitions"] = list(reversed(answered["Transitions"]))
     assert bc.lifecycle_rule_view(answered) == view
 
@@ -344,28 +385,56 @@ def test_find_rule():
 OTHER = {"ID": "operator", "Filter": {"Prefix": "tmp/"}, "Status": "Enabled", "Expiration": {"Days": 3}}
 OURS_OLD = {"ID": "systemd-s3-backup", "Filter": {"Prefix": ""}, "Status": "Disabled"}
 OURS = bc.lifecycle_rule(params())
+COLD = bc.cold_lifecycle_rule(params())
+WANTED = bc.lifecycle_rules(params())
+# What this module wrote before the split: one rule, GLACIER included, over every object.
+SINGLE_RULE = {
+    "ID": "systemd-s3-backup",
+    "Filter": {"Prefix": ""},
+    "Status": "Enabled",
+    "Transitions": [{"Days": 32, "StorageClass": "STANDARD_IA"}, {"Days": 64, "StorageClass": "GLACIER"}],
+    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+}
 
 
-def test_merge_inserts_our_rule_after_the_others():
-    assert bc.merge_lifecycle_rules([OTHER], bc.DEFAULT_RULE_ID, OURS) == [OTHER, OURS]
-    assert bc.merge_lifecycle_rules(None, bc.DEFAULT_RULE_ID, OURS) == [OURS]
+def test_merge_inserts_our_rules_after_the_others():
+    assert bc.merge_lifecycle_rules([OTHER], WANTED) == [OTHER, OURS, COLD]
+    assert bc.merge_lifecycle_rules(None, WANTED) == [OURS, COLD]
 
 
-def test_merge_replaces_our_rule_in_place():
-    assert bc.merge_lifecycle_rules([OURS_OLD, OTHER], bc.DEFAULT_RULE_ID, OURS) == [OURS, OTHER]
+def test_merge_replaces_our_rules_in_place():
+    assert bc.merge_lifecycle_rules([OURS_OLD, OTHER], WANTED) == [OURS, OTHER, COLD]
+    assert bc.merge_lifecycle_rules([dict(COLD, Status="Disabled"), OTHER, OURS_OLD], WANTED) == [COLD, OTHER, OURS]
     # A duplicated ID (hand-edited configuration) ends up once.
-    assert bc.merge_lifecycle_rules([OURS_OLD, OTHER, OURS_OLD], bc.DEFAULT_RULE_ID, OURS) == [OURS, OTHER]
+    assert bc.merge_lifecycle_rules([OURS_OLD, OTHER, OURS_OLD], WANTED) == [OURS, OTHER, COLD]
 
 
-def test_merge_removes_our_rule():
-    assert bc.merge_lifecycle_rules([OTHER, OURS_OLD], bc.DEFAULT_RULE_ID, None) == [OTHER]
-    assert bc.merge_lifecycle_rules([OURS_OLD], bc.DEFAULT_RULE_ID, None) == []
+def test_merge_removes_our_rules():
+    no_cold = bc.lifecycle_rules(params(transitions=[t(32, "STANDARD_IA")]))
+    assert bc.merge_lifecycle_rules([OTHER, OURS_OLD, COLD], no_cold) == [OTHER, bc.lifecycle_rule(params(transitions=[t(32, "STANDARD_IA")]))]
+    nothing = bc.lifecycle_rules(params(transitions=[], abort_incomplete_multipart_upload_days=0))
+    assert bc.merge_lifecycle_rules([OTHER, OURS_OLD, COLD], nothing) == [OTHER]
+    assert bc.merge_lifecycle_rules([OURS_OLD], nothing) == []
 
 
 def test_merge_moves_legacy_prefix_rules_to_filter():
     legacy = {"ID": "old", "Prefix": "logs/", "Status": "Enabled", "Expiration": {"Days": 5}}
-    merged = bc.merge_lifecycle_rules([legacy], bc.DEFAULT_RULE_ID, OURS)
-    assert merged == [{"ID": "old", "Filter": {"Prefix": "logs/"}, "Status": "Enabled", "Expiration": {"Days": 5}}, OURS]
+    merged = bc.merge_lifecycle_rules([legacy], WANTED)
+    assert merged == [{"ID": "old", "Filter": {"Prefix": "logs/"}, "Status": "Enabled", "Expiration": {"Days": 5}}, OURS, COLD]
+
+
+def test_upgrade_from_the_single_rule():
+    """A bucket as the module left it before the split: its own rule is rewritten without GLACIER,
+    the cold rule is added, the operator's rule stays as it is."""
+    current = {"lifecycle_rule": bc.lifecycle_rule_view(SINGLE_RULE), "lifecycle_cold_rule": None}
+    wanted = bc.wanted_settings(params())
+    after, to_write = bc.plan_changes(dict(wanted, **current), wanted)
+    assert to_write == ["lifecycle_rule", "lifecycle_cold_rule"]
+    assert after["lifecycle_rule"]["transitions"] == [{"days": 32, "storage_class": "STANDARD_IA"}]
+    assert after["lifecycle_cold_rule"]["transitions"] == [{"days": 64, "storage_class": "GLACIER"}]
+    assert bc.merge_lifecycle_rules([OTHER, SINGLE_RULE], WANTED) == [OTHER, OURS, COLD]
+    # ... and once upgraded, nothing more to do.
+    assert bc.plan_changes(dict(wanted), wanted)[1] == []
 
 
 # ---------------------------------------------------------------- comparison
@@ -425,10 +494,10 @@ def test_plan_changes_for_a_new_bucket():
     wanted = bc.wanted_settings(params(tags={}))
     after, to_write = bc.plan_changes(bc.new_bucket_state(), wanted)
     # A new bucket has no tags and no lifecycle rule: nothing to write for an empty tag set.
-    assert to_write == ["public_access_block", "versioning", "encryption", "lifecycle_rule"]
+    assert to_write == ["public_access_block", "versioning", "encryption", "lifecycle_rule", "lifecycle_cold_rule"]
     assert after == wanted
     without_rule = bc.wanted_settings(params(transitions=[], abort_incomplete_multipart_upload_days=0))
-    assert "lifecycle_rule" not in bc.plan_changes(bc.new_bucket_state(), without_rule)[1]
+    assert not set(bc.LIFECYCLE_SETTINGS) & set(bc.plan_changes(bc.new_bucket_state(), without_rule)[1])
 
 
 def test_new_bucket_state_with_object_lock():

@@ -17,6 +17,20 @@ def test_access_policy_filter_returns_what_the_module_attaches():
     assert got == policies.access_policy("my-bucket", "hosts/web1", ["backup"], ["203.0.113.0/24"], [TOPIC])
 
 
+def test_access_policy_filter_passes_every_option():
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    options = {
+        "duplicity_jobs": ["repos"],
+        "kms_key_arn": key,
+        "region": "eu-west-1",
+        "source_vpce": ["vpce-0123456789abcdef0"],
+        "source_vpc": ["vpc-1a2b3c4d"],
+    }
+    got = FILTERS["access_policy"]("my-bucket", prefix="hosts/web1", permissions=["backup", "restore"], **options)
+    assert got == policies.access_policy("my-bucket", "hosts/web1", ["backup", "restore"], **options)
+    assert {"ReadOwnDuplicityChains", "UseBucketKey", "DenyOutsideAllowedNetworks"} <= {s["Sid"] for s in got["Statement"]}
+
+
 def test_access_policy_filter_defaults_to_backup():
     assert FILTERS["access_policy"]("my-bucket", prefix="hosts/web1") == policies.access_policy("my-bucket", "hosts/web1", ["backup"])
 
@@ -28,6 +42,11 @@ def test_access_policy_filter_defaults_to_backup():
         ({"prefix": None}, "prefix"),
         ({"prefix": "h", "permissions": ["everything"]}, "permissions"),
         ({"prefix": "h", "source_ip": ["300.0.0.1"]}, "source_ip"),
+        ({"prefix": "h", "source_ip": ["10.0.0.5"]}, "source_ip"),
+        ({"prefix": "h", "source_vpce": ["endpoint"]}, "source_vpce"),
+        ({"prefix": "h", "source_vpc": ["vpc-XYZ"]}, "source_vpc"),
+        ({"prefix": "h", "duplicity_jobs": ["Bad Name"]}, "duplicity_jobs"),
+        ({"prefix": "h", "kms_key_arn": "alias/backups"}, "kms_key_arn"),
     ],
 )
 def test_access_policy_filter_bad_input(kwargs, field):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import itertools
 import json
 from urllib.parse import quote
@@ -36,31 +37,101 @@ def matches_any(action, patterns):
     return any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in patterns)
 
 
+KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+NETWORKS = {
+    "anywhere": {},
+    "source-ip": {"source_ip": ["203.0.113.7", "198.51.100.0/24"]},
+    "vpce": {"source_vpce": ["vpce-0123456789abcdef0"]},
+    "all-networks": {"source_ip": ["203.0.113.7"], "source_vpce": ["vpce-1a2b3c4d", "vpce-0123456789abcdef0"], "source_vpc": ["vpc-1a2b3c4d"]},
+}
+NETWORK_KEYS = {"aws:SourceIp", "aws:SourceVpce", "aws:SourceVpc"}
+
+
+def condition_keys(statement):
+    return {key for operator in statement.get("Condition", {}).values() for key in operator}
+
+
+@pytest.mark.parametrize("kms", [False, True], ids=["sse-s3", "kms"])
+@pytest.mark.parametrize("duplicity_jobs", [[], ["repos", "etc"]], ids=["no-duplicity", "duplicity"])
 @pytest.mark.parametrize("with_topics", [False, True], ids=["no-topics", "topics"])
-@pytest.mark.parametrize("source_ip", [None, ["203.0.113.7", "198.51.100.0/24"]], ids=["anywhere", "source-ip"])
+@pytest.mark.parametrize("network", list(NETWORKS))
 @pytest.mark.parametrize("permissions", ALL_SET_COMBINATIONS, ids="+".join)
-def test_access_policy_for_every_combination(permissions, source_ip, with_topics):
+def test_access_policy_for_every_combination(permissions, network, with_topics, duplicity_jobs, kms):
     document = policies.access_policy(
-        BUCKET, "/hosts/web1/", permissions=permissions, source_ip=source_ip, sns_topic_arns=[TOPIC] if with_topics else None
+        BUCKET,
+        "/hosts/web1/",
+        permissions=permissions,
+        sns_topic_arns=[TOPIC] if with_topics else None,
+        duplicity_jobs=duplicity_jobs,
+        kms_key_arn=KEY if kms else None,
+        region="eu-west-1",
+        **NETWORKS[network],
     )
     by_sid = {s["Sid"]: s for s in document["Statement"]}
+    assert len(by_sid) == len(document["Statement"]), "every statement has its own Sid"
     assert document["Version"] == "2012-10-17"
+    objects = f"{BUCKET_ARN}/hosts/web1/*"
 
-    # Objects: exactly the union of the chosen sets, on the own prefix only.
-    objects = by_sid["ObjectsUnderOwnPrefix"]
-    assert set(objects["Action"]) == {a for name in permissions for a in policies.PERMISSION_SETS[name]}
-    assert objects["Resource"] == f"{BUCKET_ARN}/hosts/web1/*"
+    # Objects: exactly the union of the chosen sets, on the own prefix only, unconditionally.
+    assert by_sid["ObjectsUnderOwnPrefix"] == {
+        "Sid": "ObjectsUnderOwnPrefix",
+        "Effect": "Allow",
+        "Action": sorted({a for name in permissions for a in policies.PERMISSION_SETS[name]}),
+        "Resource": objects,
+    }
+    assert ("s3:RestoreObject" in by_sid["ObjectsUnderOwnPrefix"]["Action"]) == ("restore" in permissions)
 
     # Listing: the bucket resource, only with an s3:prefix condition on the own prefix.
     listing = by_sid["ListOwnPrefix"]
     assert listing["Action"] == ["s3:ListBucket"]
     assert listing["Resource"] == BUCKET_ARN
-    assert listing["Condition"]["StringLike"] == {"s3:prefix": ["hosts/web1/", "hosts/web1/*"]}
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["hosts/web1/", "hosts/web1/*"]}}
     for s in statements(document, "Allow"):
         if "s3:ListBucket" in as_list(s["Action"]):
             assert s is listing
         elif any(a.startswith("s3:") for a in as_list(s["Action"])):
             assert all(r.startswith(f"{BUCKET_ARN}/hosts/web1/") for r in as_list(s["Resource"]))
+
+    # backup may tag its uploads with the data tag, and nothing else.
+    if "backup" in permissions:
+        assert by_sid["TagOwnDataObjects"] == {
+            "Sid": "TagOwnDataObjects",
+            "Effect": "Allow",
+            "Action": ["s3:PutObjectTagging"],
+            "Resource": objects,
+            "Condition": {
+                "StringEquals": {"s3:RequestObjectTag/systemd-s3-backup": "data"},
+                "ForAllValues:StringEquals": {"s3:RequestObjectTagKeys": ["systemd-s3-backup"]},
+            },
+        }
+    else:
+        assert "TagOwnDataObjects" not in by_sid
+        assert "s3:PutObjectTagging" not in allowed_actions(document)
+
+    # duplicity jobs read back their own chains only.
+    if duplicity_jobs:
+        assert by_sid["ReadOwnDuplicityChains"] == {
+            "Sid": "ReadOwnDuplicityChains",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": [f"{BUCKET_ARN}/hosts/web1/etc/duplicity/*", f"{BUCKET_ARN}/hosts/web1/repos/duplicity/*"],
+        }
+    else:
+        assert "ReadOwnDuplicityChains" not in by_sid
+
+    # The bucket's key, through S3 only, never with a network condition (S3 makes the call).
+    kms_actions = {a for name in permissions for a in {"backup": ["kms:GenerateDataKey", "kms:Decrypt"], "restore": ["kms:Decrypt"]}.get(name, [])}
+    if kms and kms_actions:
+        assert by_sid["UseBucketKey"] == {
+            "Sid": "UseBucketKey",
+            "Effect": "Allow",
+            "Action": sorted(kms_actions),
+            "Resource": KEY,
+            "Condition": {"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}},
+        }
+    else:
+        assert "UseBucketKey" not in by_sid
+        assert not any(a.startswith("kms:") for a in allowed_actions(document))
 
     # Nothing that rewrites history or weakens the bucket is ever allowed, even through a wildcard.
     for action in allowed_actions(document):
@@ -76,15 +147,41 @@ def test_access_policy_for_every_combination(permissions, source_ip, with_topics
     assert {"s3:DeleteObjectVersion", "s3:PutBucketVersioning", "s3:PutLifecycleConfiguration", "s3:DeleteBucket"} <= set(deny["Action"])
     assert set(deny["Resource"]) == {BUCKET_ARN, f"{BUCKET_ARN}/*"}
     assert "Condition" not in deny
-    assert len(statements(document, "Deny")) == 1
 
-    # SourceIp on every S3 allow statement when given, nowhere otherwise.
+    # Uploads with a customer-provided key are refused whatever else is attached.
+    assert by_sid["DenyCustomerProvidedKeys"] == {
+        "Sid": "DenyCustomerProvidedKeys",
+        "Effect": "Deny",
+        "Action": ["s3:PutObject"],
+        "Resource": f"{BUCKET_ARN}/*",
+        "Condition": {"Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "false"}},
+    }
+
+    # Networks: no Allow carries one; one Deny of s3:* only, with exactly the configured keys.
     for s in statements(document, "Allow"):
-        condition = s.get("Condition", {})
-        if source_ip and s["Sid"] != "PublishAlerts":
-            assert condition["IpAddress"] == {"aws:SourceIp": ["198.51.100.0/24", "203.0.113.7/32"]}
-        else:
-            assert "IpAddress" not in condition
+        assert not condition_keys(s) & NETWORK_KEYS, s["Sid"]
+    given = NETWORKS[network]
+    if given:
+        outside = by_sid["DenyOutsideAllowedNetworks"]
+        assert outside["Action"] == ["s3:*"]
+        assert outside["Resource"] == [BUCKET_ARN, f"{BUCKET_ARN}/*"]
+        expected = {}
+        if "source_ip" in given:
+            expected["NotIpAddress"] = {"aws:SourceIp": sorted(str(ipaddress.ip_network(c)) for c in given["source_ip"])}
+        if "source_vpce" in given or "source_vpc" in given:
+            expected["StringNotEquals"] = {}
+        if "source_vpce" in given:
+            expected["StringNotEquals"]["aws:SourceVpce"] = sorted(given["source_vpce"])
+        if "source_vpc" in given:
+            expected["StringNotEquals"]["aws:SourceVpc"] = sorted(given["source_vpc"])
+        assert outside["Condition"] == expected
+    else:
+        assert "DenyOutsideAllowedNetworks" not in by_sid
+    assert {s["Sid"] for s in statements(document, "Deny")} == {"DenyHistoryRewrite", "DenyCustomerProvidedKeys"} | (
+        {"DenyOutsideAllowedNetworks"} if given else set()
+    )
+    for s in statements(document, "Deny"):
+        assert all(a.startswith("s3:") for a in as_list(s["Action"])), "a Deny never touches SNS or KMS"
 
     # SNS only when topics are given, and only Publish on them.
     if with_topics:
@@ -92,28 +189,81 @@ def test_access_policy_for_every_combination(permissions, source_ip, with_topics
     else:
         assert "PublishAlerts" not in by_sid
         assert not any(a.startswith("sns:") for a in allowed_actions(document))
+    assert json.loads(json.dumps(document)) == document
 
 
 def test_permission_sets_never_overlap_denied_actions():
     for name, actions in policies.PERMISSION_SETS.items():
         assert not set(actions) & set(policies.DENIED_ACTIONS), name
+    assert not set(policies.DATA_TAGGING_ACTIONS) & set(policies.DENIED_ACTIONS)
+
+
+def test_data_tag_is_the_runners_agreed_tag():
+    assert (policies.DATA_TAG_KEY, policies.DATA_TAG_VALUE) == ("systemd-s3-backup", "data")
 
 
 def test_access_policy_is_deterministic_and_json_serialisable():
-    one = policies.access_policy(BUCKET, "hosts/a", ["restore", "backup", "backup"], ["10.0.0.1", "10.0.0.1/32"], [TOPIC, TOPIC])
-    two = policies.access_policy(BUCKET, "/hosts/a", ["backup", "restore"], ["10.0.0.1/32"], [TOPIC])
+    one = policies.access_policy(
+        BUCKET, "hosts/a", ["restore", "backup", "backup"], ["203.0.113.1", "203.0.113.1/32"], [TOPIC, TOPIC],
+        duplicity_jobs=["b", "a", "b"], source_vpce="vpce-1a2b3c4d",
+    )
+    two = policies.access_policy(
+        BUCKET, "/hosts/a", ["backup", "restore"], ["203.0.113.1/32"], [TOPIC], duplicity_jobs=["a", "b"], source_vpce=["vpce-1a2b3c4d"]
+    )
     assert one == two
     assert json.loads(json.dumps(one)) == one
 
 
 def test_access_policy_accepts_lone_strings():
-    document = policies.access_policy(BUCKET, "hosts/a", "restore", "10.0.0.1", TOPIC)
-    assert allowed_actions(document) == {"s3:ListBucket", "s3:GetObject", "sns:Publish"}
+    document = policies.access_policy(BUCKET, "hosts/a", "restore", "203.0.113.1", TOPIC, duplicity_jobs="db")
+    assert allowed_actions(document) == {"s3:ListBucket", "s3:GetObject", "s3:RestoreObject", "sns:Publish"}
+    assert {s["Sid"] for s in document["Statement"]} >= {"ReadOwnDuplicityChains", "DenyOutsideAllowedNetworks"}
 
 
 def test_access_policy_partition():
     document = policies.access_policy(BUCKET, "hosts/a", partition="aws-cn")
     assert all("arn:aws-cn:s3:::" in r for s in document["Statement"] for r in as_list(s["Resource"]))
+
+
+def test_kms_via_service_follows_the_keys_region_and_partition():
+    key = KEY.replace("eu-west-1", "eu-central-1")
+    statement = {s["Sid"]: s for s in policies.access_policy(BUCKET, "hosts/a", kms_key_arn=key)["Statement"]}["UseBucketKey"]
+    assert statement["Condition"] == {"StringEquals": {"kms:ViaService": "s3.eu-central-1.amazonaws.com"}}
+    cn_key = "arn:aws-cn:kms:cn-north-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    document = policies.access_policy(BUCKET, "hosts/a", kms_key_arn=cn_key, partition="aws-cn", region="cn-north-1")
+    statement = {s["Sid"]: s for s in document["Statement"]}["UseBucketKey"]
+    assert statement["Condition"] == {"StringEquals": {"kms:ViaService": "s3.cn-north-1.amazonaws.com.cn"}}
+
+
+def test_prune_alone_needs_no_key():
+    document = policies.access_policy(BUCKET, "hosts/a", ["prune"], kms_key_arn=KEY)
+    assert "UseBucketKey" not in {s["Sid"] for s in document["Statement"]}
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["10.1.2.3", "10.0.0.0/8", "172.16.0.0/12", "172.31.255.255", "192.168.1.0/24", "100.64.0.1", "127.0.0.1", "169.254.169.254",
+     "fc00::1", "fd12:3456::/32", "fe80::1", "::1"],
+)
+def test_private_source_ip_is_refused_with_the_fix(address):
+    with pytest.raises(InputError) as e:
+        policies.access_policy(BUCKET, "hosts/a", source_ip=["203.0.113.7", address])
+    assert e.value.field == "source_ip"
+    assert "aws:SourceIp" in str(e.value)
+    assert "source_vpce" in str(e.value) and "source_vpc" in str(e.value)
+
+
+@pytest.mark.parametrize("address", ["203.0.113.7", "172.32.0.1", "100.128.0.1", "11.0.0.0/8", "2001:db8::/32", "0.0.0.0/0"])
+def test_public_source_ip_is_accepted(address):
+    assert policies.normalize_source_ip([address]) == [str(ipaddress.ip_network(address))]
+
+
+def test_policy_over_iams_size_limit_is_refused():
+    many = [f"job-{i:03d}-{'x' * 30}" for i in range(100)]
+    with pytest.raises(InputError) as e:
+        policies.access_policy(BUCKET, "hosts/a", duplicity_jobs=many)
+    assert e.value.field == "duplicity_jobs"
+    assert "6144" in str(e.value)
 
 
 @pytest.mark.parametrize(
@@ -123,6 +273,20 @@ def test_access_policy_partition():
         ({"permissions": []}, "permissions"),
         ({"source_ip": ["10.0.0.300"]}, "source_ip"),
         ({"source_ip": ["not-an-ip"]}, "source_ip"),
+        ({"source_ip": ["192.168.0.10"]}, "source_ip"),
+        ({"source_vpce": ["vpc-1a2b3c4d"]}, "source_vpce"),
+        ({"source_vpce": ["vpce-XYZ"]}, "source_vpce"),
+        ({"source_vpc": ["vpce-1a2b3c4d"]}, "source_vpc"),
+        ({"source_vpc": [""]}, "source_vpc"),
+        ({"duplicity_jobs": ["Repos"]}, "duplicity_jobs"),
+        ({"duplicity_jobs": ["../x"]}, "duplicity_jobs"),
+        ({"duplicity_jobs": ["a*"]}, "duplicity_jobs"),
+        ({"duplicity_jobs": ["x" * 41]}, "duplicity_jobs"),
+        ({"kms_key_arn": "alias/backups"}, "kms_key_arn"),
+        ({"kms_key_arn": "1234abcd-12ab-34cd-56ef-1234567890ab"}, "kms_key_arn"),
+        ({"kms_key_arn": "arn:aws:kms:eu-west-1:123456789012:alias/backups"}, "kms_key_arn"),
+        ({"kms_key_arn": KEY, "region": "us-east-1"}, "kms_key_arn"),
+        ({"kms_key_arn": KEY, "partition": "aws-cn"}, "kms_key_arn"),
         ({"sns_topic_arns": ["arn:aws:sqs:eu-west-1:123456789012:q"]}, "sns_topic_arns"),
         ({"bucket": "Bad_Bucket"}, "bucket"),
         ({"prefix": "hosts/*"}, "prefix"),
@@ -136,6 +300,19 @@ def test_access_policy_bad_input_names_the_field(kwargs, field):
         policies.access_policy(args.pop("bucket"), args.pop("prefix"), **args)
     assert e.value.field == field
     assert str(e.value).startswith(f"{field}: ")
+
+
+def test_job_names_follow_the_runners_rule():
+    from ansible_collections.systemd_s3.backup.plugins.module_utils import jobs
+
+    for name in ["repos", "a", "db_1-x", "x" * 40]:
+        assert policies.validate_duplicity_jobs([name]) == [name]
+        jobs.normalize_job(0, {"name": name, "method": "duplicity", "source_dir": "/srv"})
+    for name in ["Repos", "-a", "a/b", "x" * 41, ""]:
+        with pytest.raises(InputError, match="^duplicity_jobs: "):
+            policies.validate_duplicity_jobs([name])
+        with pytest.raises(InputError, match="name"):
+            jobs.normalize_job(0, {"name": name, "method": "duplicity", "source_dir": "/srv"})
 
 
 @pytest.mark.parametrize("name", ["acme-backups", "a.b-c", "abc", "a" * 63, "123abc"])
@@ -237,7 +414,7 @@ def test_topic_policy_bad_input(topic, publishers, field):
 
 
 def test_policies_differ_ignores_ordering_and_string_vs_list():
-    wanted = policies.access_policy(BUCKET, "hosts/a", ["backup", "restore"], ["10.0.0.0/8"], [TOPIC])
+    wanted = policies.access_policy(BUCKET, "hosts/a", ["backup", "restore"], ["198.51.100.0/24"], [TOPIC])
     shuffled = json.loads(json.dumps(wanted))
     shuffled["Statement"].reverse()
     for s in shuffled["Statement"]:

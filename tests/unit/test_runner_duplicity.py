@@ -4,6 +4,7 @@ duplicity Debian installs, against moto. Hosts, fakes and keys as in test_runner
 from __future__ import annotations
 
 import filecmp
+import json
 import os
 import subprocess
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 # bucket and host are fixtures: pytest finds them in this module's namespace.
-from test_runner import APP, PASSPHRASE, assert_app_stopped_and_started, bucket, host, tool  # noqa: F401 pylint: disable=unused-import
+from test_runner import APP, PASSPHRASE, Host, assert_app_stopped_and_started, bucket, host, tool  # noqa: F401 pylint: disable=unused-import
 
 
 class GpgKey:
@@ -278,3 +279,48 @@ def test_the_hosts_key_directory_is_never_in_its_duplicity_backup(host):
     status, output = restore(host, config, host.tmp / "restored")
     assert status == 0, output
     assert (host.tmp / "restored" / "index.txt").exists() and not (host.tmp / "restored" / "keys").exists()
+
+
+@pytest.mark.parametrize(("permissions", "retention"), [(["backup"], None), (["backup", "prune"], {"keep_full": 1})])
+def test_least_privilege_key_runs_full_incremental_lost_cache_and_retention(tmp_path, moto_enforcing, unique, permissions, retention):
+    """With the host's real key from the policy builder, on an endpoint that authorizes as AWS does: duplicity
+    HEADs every volume it uploads (s3:GetObject) and, with a passphrase, reads the last manifest back for
+    each incremental and the whole chain's metadata when its cache is lost. Without the read-back grant on
+    the job's duplicity folder each volume stalled ~2 minutes and passphrase incrementals failed."""
+    from ansible_collections.systemd_s3.backup.plugins.module_utils import policies  # pylint: disable=import-outside-toplevel
+
+    bucket = f"dup-{unique}"
+    moto_enforcing.client("s3").create_bucket(Bucket=bucket)
+    host = Host(tmp_path, moto_enforcing, bucket, unique)
+    iam = moto_enforcing.client("iam")
+    user = f"backup-{unique}"
+    iam.create_user(UserName=user)
+    document = policies.access_policy(bucket, host.prefix, permissions, duplicity_jobs=["records"])
+    iam.put_user_policy(UserName=user, PolicyName="backup", PolicyDocument=json.dumps(document))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    host.write_keys(host.credentials / "aws", key["AccessKeyId"], key["SecretAccessKey"])
+    (host.credentials / "passphrase").write_text(PASSPHRASE)
+    records = host.tmp / "records"
+    make_records(records)
+
+    def run(action):
+        status, output = host.run("run", duplicity_config(host, duplicity_action=action, encryption={"method": "passphrase"}, retention=retention))
+        assert status == 0, output
+        assert "Attempt " not in output  # duplicity's retries: what a refused read looks like
+        time.sleep(1.1)  # duplicity names sets to the second
+
+    run("full")
+    change_records(records)
+    run("incremental")
+    subprocess.run(["rm", "-rf", str(host.state / "duplicity-cache")], check=True)
+    (records / "2026" / "march.csv").write_text("day,amount\n1,30\n")
+    run("incremental")
+    if retention:
+        run("full")
+        assert [kind for kind, _time in set_times(host)] == ["full"]
+    else:
+        assert [kind for kind, _time in set_times(host)] == ["full", "inc", "inc"]
+    mine = [record for record in moto_enforcing.audit() if record.get("principal") == user]
+    assert mine and not [record for record in mine if any(a["decision"] != "allow" for a in record["actions"])]
+    heads = {a["statement"] for record in mine if record["operation"] == "HeadObject" for a in record["actions"]}
+    assert heads == {"ReadOwnDuplicityChains"}
