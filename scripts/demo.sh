@@ -10,6 +10,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 # shellcheck source-path=SCRIPTDIR source=docker.sh
 source "$REPO_ROOT/scripts/docker.sh"
+# shellcheck source-path=SCRIPTDIR source=endpoint.sh
+source "$REPO_ROOT/scripts/endpoint.sh"
 cd "$REPO_ROOT"
 
 keep=false
@@ -34,19 +36,13 @@ need_debian_packages zstd
 
 cleanup() {
     for host in "${hosts[@]}"; do docker rm -f "$(container "$host")" >/dev/null 2>&1 || true; done
-    [ -z "${moto_pid:-}" ] || kill "$moto_pid" 2>/dev/null || true
+    stop_endpoint
 }
 $keep || trap cleanup EXIT
 
-log "starting moto on $endpoint (IAM enforced after the admin user is created)"
-INITIAL_NO_AUTH_ACTION_COUNT=3 moto_server -H 127.0.0.1 -p "$port" >"$BACKUP_DEMO_STATE_DIR/moto.log" 2>&1 &
-moto_pid=$!
-for _ in $(seq 1 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.2
-done
-# The operator's own admin credentials, as AWS would have them.
-eval "$(python scripts/demo_report.py --endpoint "$endpoint" bootstrap-admin)"
+log "starting the AWS endpoint on $endpoint (moto, with IAM enforced as AWS does; new keys usable after 3 s)"
+# The operator's own admin credentials, as AWS would have them, are exported.
+start_endpoint "$port" "$BACKUP_DEMO_STATE_DIR/endpoint" --new-key-delay 3
 
 image=$(bash scripts/host-image.sh)
 log "starting the fleet: ${hosts[*]} (containers booting systemd from $image)"
@@ -88,5 +84,5 @@ python scripts/demo_report.py --endpoint "$endpoint" report \
     --bucket demo-backups --prefix hosts --credentials-dir "$BACKUP_DEMO_STATE_DIR/credentials"
 
 if $keep; then
-    log "still running: moto at $endpoint (pid $moto_pid, admin key $AWS_ACCESS_KEY_ID); hosts: docker exec -it s3b-demo-db1 bash"
+    log "still running: the endpoint at $endpoint (pid $ENDPOINT_PID, admin keys in $BACKUP_DEMO_STATE_DIR/endpoint/admin.ini); hosts: docker exec -it s3b-demo-db1 bash"
 fi

@@ -1,7 +1,5 @@
-"""Helpers of scripts/demo.sh against its local moto endpoint.
+"""Helper of scripts/demo.sh against its local AWS endpoint (tests/harness/endpoint.py).
 
-bootstrap-admin  create the operator's admin user (the first requests moto serves without
-                 authentication) and print shell exports of its keys.
 report           print the bucket's settings, the alert topic, and what each host's own key
                  can and cannot do."""
 
@@ -9,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import configparser
-import json
 import os
 import sys
 from pathlib import Path
@@ -20,19 +17,10 @@ from botocore.exceptions import ClientError
 REGION = "us-east-1"
 
 
-def client(endpoint, service, key_id="bootstrap", secret="bootstrap"):
+def client(endpoint, service, key_id, secret):
     return boto3.client(
         service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id=key_id, aws_secret_access_key=secret
     )
-
-
-def bootstrap_admin(endpoint):
-    iam = client(endpoint, "iam")
-    iam.create_user(UserName="operator")
-    admin = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-    iam.put_user_policy(UserName="operator", PolicyName="admin", PolicyDocument=json.dumps(admin))
-    key = iam.create_access_key(UserName="operator")["AccessKey"]
-    print(f"export AWS_ACCESS_KEY_ID={key['AccessKeyId']} AWS_SECRET_ACCESS_KEY={key['SecretAccessKey']}")
 
 
 def attempt(description, call):
@@ -101,14 +89,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--endpoint", required=True)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("bootstrap-admin")
     rep = sub.add_parser("report")
     rep.add_argument("--bucket", required=True)
     rep.add_argument("--prefix", required=True)
     rep.add_argument("--credentials-dir", required=True)
     args = parser.parse_args()
-    if args.command == "bootstrap-admin":
-        return bootstrap_admin(args.endpoint)
     return report(args.endpoint, args.bucket, args.prefix, args.credentials_dir)
 
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs the molecule scenario (extensions/molecule/default) on real systemd containers: makes
-# sure Docker answers, builds the host image when its recipe changed, starts a moto server on
-# 127.0.0.1 (no IAM enforcement) for the AWS side, then `molecule ARGS`.
+# sure Docker answers, builds the host image when its recipe changed, starts the local AWS endpoint
+# on 127.0.0.1, then `molecule ARGS`. The default scenario gets tests/harness/endpoint.py, which
+# enforces IAM as AWS does (conditions, KMS, new keys refused for their first 3 s) and records every
+# request of a non-admin principal in $BUILD/endpoint-molecule/audit.jsonl; the fault suite, which
+# switches moto's own enforcement on and off around its wrong-key faults, keeps a plain moto server.
 #   bash scripts/molecule.sh               molecule test: a fresh moto, stopped at the end
 #   bash scripts/molecule.sh converge      development: create/prepare/converge/verify/login
 #                                          share one moto server, kept running until destroy
@@ -12,6 +15,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 # shellcheck source-path=SCRIPTDIR source=docker.sh
 source "$REPO_ROOT/scripts/docker.sh"
+# shellcheck source-path=SCRIPTDIR source=endpoint.sh
+source "$REPO_ROOT/scripts/endpoint.sh"
 need_debian_packages zstd age gpg  # verify.yml decompresses and decrypts stored backups
 cd "$REPO_ROOT"
 
@@ -19,7 +24,8 @@ cd "$REPO_ROOT"
 MOLECULE_HOST_IMAGE=$(bash scripts/host-image.sh)
 export MOLECULE_HOST_IMAGE
 
-# Keys for moto (it accepts any); nothing of the machine's own AWS configuration may leak in.
+# Keys for plain moto (it accepts any; the enforcing endpoint's admin replaces them); nothing of the
+# machine's own AWS configuration may leak in.
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN
@@ -39,8 +45,16 @@ moto_state="$BUILD/moto-molecule$suffix.env"
 
 moto_answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+endpoint_dir="$BUILD/endpoint-molecule$suffix"
+
 start_moto() {
     MOTO_PORT=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    if [ "$scenario" = default ]; then
+        log "starting the IAM-enforcing endpoint on http://127.0.0.1:$MOTO_PORT (logs: $endpoint_dir)"
+        start_endpoint "$MOTO_PORT" "$endpoint_dir" --new-key-delay 3
+        MOTO_PID=$ENDPOINT_PID
+        return
+    fi
     log "starting moto on http://127.0.0.1:$MOTO_PORT (log: $moto_log)"
     moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$moto_log" 2>&1 &
     MOTO_PID=$!
@@ -88,6 +102,8 @@ case $1 in
         log "moto at http://127.0.0.1:$MOTO_PORT (pid $MOTO_PID) until: bash scripts/molecule.sh destroy"
         ;;
 esac
+# A development run's endpoint from an earlier command: its admin's keys again.
+[ "$scenario" != default ] || [ -z "$MOTO_PID" ] || [ -n "${ENDPOINT_PID:-}" ] || use_endpoint_admin "$endpoint_dir"
 export MOTO_PORT
 
 molecule "$@"
