@@ -21,7 +21,7 @@ IO_CLASSES = ("best-effort", "idle", "realtime")
 UNIT_PREFIX = "s3-backup"
 
 # Job names become unit names, file names and key segments: keep them boring.
-_JOB_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+JOB_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _UNIT_NAME = re.compile(r"[A-Za-z0-9:_.@\\-]+\.(service|socket|target|mount|timer|path)")
 _USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}\$?")
 _OBJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -344,7 +344,7 @@ def normalize_job(index, job, access=None):
     if not isinstance(job, dict):
         raise InputError(f"jobs[#{index}]", "must be a mapping", "Give each job as a dict with name and method")
     name = job.get("name")
-    if not isinstance(name, str) or not _JOB_NAME.fullmatch(name):
+    if not isinstance(name, str) or not JOB_NAME.fullmatch(name):
         raise InputError(
             _field(index, job, "name"),
             f"{name!r} is not a valid job name",

@@ -259,11 +259,11 @@ def validate_vpc_ids(values, field="source_vpc"):
 def validate_duplicity_jobs(names, field="duplicity_jobs"):
     """Names of the principal's duplicity jobs, by the runner's job name rule."""
     # Imported here: jobs imports backups, which imports this module.
-    from ansible_collections.systemd_s3.backup.plugins.module_utils.jobs import _JOB_NAME  # pylint: disable=import-outside-toplevel
+    from ansible_collections.systemd_s3.backup.plugins.module_utils.jobs import JOB_NAME  # pylint: disable=import-outside-toplevel
 
     jobs = _as_list(names)
     for name in jobs:
-        if not isinstance(name, str) or not _JOB_NAME.fullmatch(name):
+        if not isinstance(name, str) or not JOB_NAME.fullmatch(name):
             raise InputError(
                 field,
                 f"{name!r} is not a valid job name",
