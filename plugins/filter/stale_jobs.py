@@ -204,7 +204,8 @@ def freshness(report, fleet, job_defaults=None, default_max_age=DEFAULT_MAX_AGE,
             stored = backups.parse_iso(newest["time"]) if newest else None
             max_age = job.get("max_age", str(default_max_age).strip())
             max_age_seconds = backups.parse_duration(max_age) if "max_age" in job else default_seconds
-            stale, age_seconds = backups.staleness({"time": stored} if stored else None, now, max_age_seconds)
+            times = {field: backups.parse_iso(newest.get(field)) for field in ("started", "finished")} if stored else {}
+            stale, age_seconds = backups.staleness(dict(times, time=stored) if stored else None, now, max_age_seconds)
             entry = {
                 "host": host,
                 "job": job["name"],

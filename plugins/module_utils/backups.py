@@ -6,9 +6,10 @@ manifest is stored, usable only with an unbroken chain down to a full backup); t
 backup, the backup a restore at a given time would use, and how stale a job is. No AWS calls here.
 
 Times a host writes (run folder names, a manifest's started/finished, duplicity's file names) are
-claims a leaked host key can forge. A backup is ordered, selected and aged by S3's own LastModified
-of its manifest, which no host key can set; a backup whose claims contradict it is refused as
-suspicious (see forged_reasons)."""
+claims a leaked host key can forge. S3's own LastModified of the manifest, which no host key can set,
+checks them: a backup whose claims lie after it (or after now) is refused as suspicious (see
+forged_reasons). The backups that pass are ordered by their claims (which survive an operator's copy
+of a manifest, unlike LastModified), selected for a time by S3's time, and aged by the earlier of both."""
 
 from __future__ import annotations
 
@@ -330,8 +331,17 @@ def _stored_fields(objects, manifest):
     }
 
 
+def _claimed(backup):
+    """The time the host gave the backup: its run folder's (runs) or its name's (duplicity sets)."""
+    return backup["started"] or backup["finished"] or backup["time"]
+
+
 def _order(backup):
-    return (backup["time"] or backup["finished"] or backup["started"], backup["manifest_key"])
+    """Oldest first by the host's own time. Only backups whose claims S3's LastModified does not
+    contradict are ordered (see forged_reasons), and the claim, unlike LastModified, survives an
+    operator's copy of a manifest onto itself (re-encryption, a storage class change), which would
+    otherwise make an old run the newest."""
+    return (_claimed(backup), backup["manifest_key"])
 
 
 def run_backups(host, job, runs, prefix, now):
@@ -475,7 +485,10 @@ def staleness(newest, now, max_age):
     never negative: a time after ``now`` (a control node clock behind S3's) counts as age 0."""
     if newest is None:
         return True, None
-    age = max(int((now - newest["time"]).total_seconds()), 0)
+    # The earlier of S3's time and the host's claim: a claim later than S3's is refused anyway, and a
+    # manifest copied onto itself gets a new LastModified that must not make a stopped host look fresh.
+    claim = newest.get("finished") or newest.get("started")  # started only where the manifest was not read
+    age = max(int((now - min(newest["time"], claim or newest["time"])).total_seconds()), 0)
     return age > max_age, age
 
 

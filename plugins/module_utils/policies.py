@@ -374,6 +374,20 @@ def access_policy(
             "Resource": f"{bucket_arn}/*",
             "Condition": {"Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "false"}},
         },
+        # IAM cannot tell a tagged upload from a later PutObjectTagging call: without this, a leaked key
+        # could tag the runs' manifests and duplicity's metadata as data and have the lifecycle freeze them.
+        {
+            "Sid": "DenyTaggingMetadata",
+            "Effect": "Deny",
+            "Action": DATA_TAGGING_ACTIONS,
+            # A run folder's name is a UTC time (????????T??????Z), so an archive's own nested
+            # manifest.json files keep their tag.
+            "Resource": [
+                f"{bucket_arn}/{prefix}/*/????????T??????Z/manifest.json",
+                f"{bucket_arn}/{prefix}/*/duplicity/duplicity-*.manifest*",
+                f"{bucket_arn}/{prefix}/*/duplicity/duplicity-*sigtar*",
+            ],
+        },
     ]
     networks = {}
     if cidrs:

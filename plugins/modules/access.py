@@ -482,6 +482,10 @@ def write_credentials(path, key):
         raise
 
 
+# The reasons of key_rotation_reason that are a rotation (rather than a host without a usable key).
+ROTATIONS = ("rotation requested", "newest active key is older than")
+
+
 def key_rotation_reason(keys, held_key_id, params, now):
     """Why a new access key is needed, or None. ``keys`` are the user's keys, oldest first;
     ``held_key_id`` is the key in the credentials file (None when missing or unreadable)."""
@@ -778,6 +782,16 @@ class BackupPrincipal:
         now = datetime.datetime.now(datetime.timezone.utc)
         reason = key_rotation_reason(keys, held_key_id, self.params, now)
         result = {"created": False, "credentials_path": credentials_path}
+        active = [k for k in keys if k["Status"] == "Active"]
+        held_active = not credentials_path or held_key_id in {k["AccessKeyId"] for k in active}
+        if reason and reason.startswith(ROTATIONS) and len(active) >= IAM_MAX_ACCESS_KEYS and held_active:
+            # An earlier rotation's previous key is not retired yet: the host may still use it (its jobs
+            # play failed, or a job still ran), so rotating again would have to delete a key in use.
+            self.module.warn(
+                f"{self.name}: not rotating ({reason}): the user still has {len(active)} active keys, an earlier rotation's"
+                " previous key not yet retired. Run playbooks/retire_keys.yml once the host runs with its new key, then rotate again"
+            )
+            reason = None
         kept = list(keys)
         if reason is None:
             current = next(k for k in keys if k["AccessKeyId"] == held_key_id) if credentials_path else keys[-1]

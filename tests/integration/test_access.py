@@ -474,14 +474,21 @@ def test_rotation_keeps_the_old_key_until_it_is_retired(moto, run_module, unique
     assert key_ids(iam, name) == [second]
     assert_ok(run_module(MODULE, retire), False)
 
-    # Rotation at IAM's limit of two keys: the key not in the file makes room, never the one in it.
+    # A second rotation before the first one's previous key is retired would have to delete a key the
+    # host may still run with (its jobs play failed): it is skipped, saying so, and nothing changes.
     third = run_module(MODULE, {**args, "rotate_access_key": True})["access_key"]["access_key_id"]
     assert sorted(key_ids(iam, name)) == sorted([second, third])
-    credentials_path.write_text(credentials_path.read_text().replace(third, second))  # the host still runs with the older key
+    refused = run_module(MODULE, {**args, "rotate_access_key": True})
+    assert_ok(refused, False)
+    assert "not rotating (rotation requested): the user still has 2 active keys" in " ".join(refused.get("warnings", []))
+    assert sorted(key_ids(iam, name)) == sorted([second, third])
+    assert refused["access_key"]["access_key_id"] == third and refused["access_key"]["previous_access_key_ids"] == [second]
+    # Retired first, then the rotation goes ahead.
+    assert_ok(run_module(MODULE, retire), True)
     fourth = run_module(MODULE, {**args, "rotate_access_key": True})
     assert_ok(fourth, True)
-    assert sorted(key_ids(iam, name)) == sorted([second, fourth["access_key"]["access_key_id"]])
-    assert fourth["access_key"]["previous_access_key_ids"] == [second]
+    assert sorted(key_ids(iam, name)) == sorted([third, fourth["access_key"]["access_key_id"]])
+    assert fourth["access_key"]["previous_access_key_ids"] == [third]
 
 
 def test_lost_or_stale_credentials_file(moto, run_module, unique, tmp_path):

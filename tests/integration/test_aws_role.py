@@ -189,6 +189,53 @@ def test_role_end_to_end(fleet, moto_enforcing, run_playbook):
     assert all(s["changed"] == 0 for s in _stats(output).values()), _stats(output)
 
 
+SITE_WITH_RETIRE = """
+- name: AWS side
+  ansible.builtin.import_playbook: {repo}/playbooks/aws.yml
+- name: Retire replaced keys
+  ansible.builtin.import_playbook: {repo}/playbooks/retire_keys.yml
+"""
+
+
+def test_site_retires_a_replaced_key_only_once_no_run_uses_it(fleet, moto_enforcing, run_playbook, tmp_path):
+    """playbooks/retire_keys.yml (site.yml's last play): a host still running a job or an alert keeps
+    its previous key (the run signs with it until it ends); once nothing runs, the key is retired."""
+    playbook = tmp_path / "site.yml"
+    playbook.write_text(SITE_WITH_RETIRE.format(repo=REPO))
+    inventory = json.loads(fleet["inventory"].read_text())
+    for host_vars in inventory["all"]["children"]["backup_hosts"]["hosts"].values():
+        host_vars.update(ansible_connection="local", ansible_python_interpreter="{{ ansible_playbook_python }}")
+    fleet["inventory"].write_text(json.dumps(inventory))
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "systemctl").write_text('#!/bin/sh\n[ -e "$0.running" ] && echo "s3-backup-pg.service loaded activating start Backup pg"\nexit 0\n')
+    (fake / "systemctl").chmod(0o755)
+    (fake / "systemctl.running").touch()
+    env = {**fleet["env"], "PATH": f"{fake}:{REPO / '.venv' / 'bin'}:/usr/bin:/bin"}
+    iam = moto_enforcing.client("iam")
+    users = {host: f"backup-{fleet['unique']}-{host}" for host in HOSTS}
+
+    def keys(host):
+        return sorted(k["AccessKeyId"] for k in iam.list_access_keys(UserName=users[host])["AccessKeyMetadata"])
+
+    proc, output = run_playbook(playbook, inventory=fleet["inventory"], env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    first = {host: keys(host) for host in HOSTS}
+    proc, output = run_playbook(playbook, inventory=fleet["inventory"], env=env, extra_vars={"aws_backup_rotate_access_keys": True})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert all(len(keys(host)) == 2 and set(first[host]) < set(keys(host)) for host in HOSTS)
+    assert "keeps its previous key until a later run: still running with it s3-backup-pg.service" in proc.stdout
+
+    (fake / "systemctl.running").unlink()
+    proc, output = run_playbook(playbook, inventory=fleet["inventory"], env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    for host in HOSTS:
+        assert keys(host) == [_keys(fleet["credentials"] / f"{host}.ini")[0]]
+    proc, output = run_playbook(playbook, inventory=fleet["inventory"], env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert all(s["changed"] == 0 for s in _stats(output).values()), _stats(output)
+
+
 def test_role_rejects_bad_input_before_touching_aws(fleet, moto_enforcing, run_playbook):
     before = moto_enforcing.requests()
     proc, _output = run_playbook(

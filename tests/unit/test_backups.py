@@ -514,3 +514,22 @@ def test_cold_from_the_listed_storage_classes(data_class, manifest_class, cold):
     assert backup["cold"] is cold
     assert backup["storage_classes"] == sorted({data_class, manifest_class})
     assert backup["manifest_storage_class"] == manifest_class
+
+
+def test_a_manifest_copied_onto_itself_neither_becomes_newest_nor_makes_a_job_fresh():
+    """An operator's copy of an old run's manifest onto itself (re-encryption, a storage class change)
+    gives it a new LastModified: ordering follows the host's claims, age the earlier of both."""
+    copied = t("20261124T110000Z")  # an hour before NOW, long after the run
+    keys = [
+        obj("hosts/db1/pg/20261121T020000Z/pg.sql.zst", 110),
+        obj("hosts/db1/pg/20261121T020000Z/manifest.json", 1, copied),
+        obj("hosts/db1/pg/20261122T020000Z/pg.sql.zst", 120),
+        obj("hosts/db1/pg/20261122T020000Z/manifest.json", 1),
+    ]
+    good, suspicious, _incomplete = bk.job_backups("db1", "pg", bk.index_listing(keys, PREFIX)[("db1", "pg")], PREFIX, NOW)
+    assert suspicious == []
+    assert bk.newest_backup(good)["run_prefix"] == "hosts/db1/pg/20261122T020000Z/"
+    _stale, age = bk.staleness(good[0], NOW, 86400)
+    assert age == int((NOW - t("20261121T020000Z")).total_seconds())  # its folder's time (manifest not read), not one hour
+    bk.apply_manifest(good[0], json.dumps({"objects": [], "finished": "2026-11-21T02:02:00Z"}), {}, NOW)
+    assert bk.staleness(good[0], NOW, 86400)[1] == int((NOW - t("20261121T020200Z")).total_seconds())

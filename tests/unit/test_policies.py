@@ -177,7 +177,18 @@ def test_access_policy_for_every_combination(permissions, network, with_topics, 
         assert outside["Condition"] == expected
     else:
         assert "DenyOutsideAllowedNetworks" not in by_sid
-    assert {s["Sid"] for s in statements(document, "Deny")} == {"DenyHistoryRewrite", "DenyCustomerProvidedKeys"} | (
+    # The runs' manifests and duplicity's metadata can never be tagged into the cold lifecycle rule.
+    assert by_sid["DenyTaggingMetadata"] == {
+        "Sid": "DenyTaggingMetadata",
+        "Effect": "Deny",
+        "Action": ["s3:PutObjectTagging"],
+        "Resource": [
+            f"{BUCKET_ARN}/hosts/web1/*/????????T??????Z/manifest.json",
+            f"{BUCKET_ARN}/hosts/web1/*/duplicity/duplicity-*.manifest*",
+            f"{BUCKET_ARN}/hosts/web1/*/duplicity/duplicity-*sigtar*",
+        ],
+    }
+    assert {s["Sid"] for s in statements(document, "Deny")} == {"DenyHistoryRewrite", "DenyCustomerProvidedKeys", "DenyTaggingMetadata"} | (
         {"DenyOutsideAllowedNetworks"} if given else set()
     )
     for s in statements(document, "Deny"):
@@ -471,3 +482,22 @@ def test_iam_name_truncates_long_names_with_a_hash():
 def test_iam_name_refuses_empty():
     with pytest.raises(InputError):
         policies.iam_name("")
+
+
+def test_a_backup_key_tags_data_but_never_a_runs_manifest_or_duplicity_metadata():
+    """Evaluated as AWS does (tests/harness/iam.py): what the data tag's Allow and the metadata Deny mean together."""
+    from harness import iam  # pylint: disable=import-outside-toplevel
+
+    document = policies.access_policy(BUCKET, "hosts/web1", ["backup"], duplicity_jobs=["etc"])
+    context = {"s3:RequestObjectTag/systemd-s3-backup": "data", "s3:RequestObjectTagKeys": ["systemd-s3-backup"]}
+
+    def tagging(key, tags=context):
+        return iam.evaluate([document], "s3:PutObjectTagging", f"{BUCKET_ARN}/hosts/web1/{key}", tags).decision
+
+    assert tagging("pg/20261122T020000Z/dump.sql.zst") == "allow"
+    assert tagging("files/20261122T020000Z/sub/manifest.json") == "allow"  # an archive's own file
+    assert tagging("etc/duplicity/duplicity-full.20261122T020000Z.vol1.difftar.gpg") == "allow"
+    assert tagging("pg/20261122T020000Z/manifest.json") == "explicit-deny"
+    assert tagging("etc/duplicity/duplicity-full.20261122T020000Z.manifest.gpg") == "explicit-deny"
+    assert tagging("etc/duplicity/duplicity-full-signatures.20261122T020000Z.sigtar.gpg") == "explicit-deny"
+    assert tagging("pg/20261122T020000Z/dump.sql.zst", {"s3:RequestObjectTag/systemd-s3-backup": "cold", "s3:RequestObjectTagKeys": ["systemd-s3-backup"]}) != "allow"

@@ -252,15 +252,16 @@ def test_volumes_are_tagged_and_cold_volumes_are_thawed_for_a_restore(host):
     for key in host.keys():
         tags = host.s3.get_object_tagging(Bucket=host.bucket, Key=key)["TagSet"]
         assert tags == ([{"Key": "systemd-s3-backup", "Value": "data"}] if key in volumes else []), key
-        if key in volumes:
-            freeze(host, key)
+        # As a bucket an earlier lifecycle moved whole: duplicity's manifests and signatures too, which
+        # duplicity copies into the restore's empty cache before it reads a volume.
+        freeze(host, key)
     passphrase_file = host.tmp / "operator-passphrase"
     passphrase_file.write_text(PASSPHRASE)
     target = host.tmp / "restored"
 
     status, output = restore(host, config, target, "--passphrase-file", passphrase_file)
     assert status == 75, output
-    assert f"{len(volumes)} object(s) of this backup are in cold storage: thawing was requested" in output
+    assert f"{len(host.keys())} object(s) of this backup are in cold storage: thawing was requested" in output
     assert not target.exists()
     status, output = restore(host, config, target, "--passphrase-file", passphrase_file)  # moto thawed at once
     assert status == 0, output
