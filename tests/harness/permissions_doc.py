@@ -62,6 +62,13 @@ UNVERIFIED_TEXT = """\
 - Requests signed by the endpoint's admin, and keys IAM does not know, are not evaluated (moto
   authorizes the admin, whose policy allows everything); virtual-hosted-style and SigV2 requests are
   not mapped; `aws:SecureTransport` (the endpoint is plain HTTP).
+- The lifecycle itself: that S3 moves only the objects carrying the data tag to GLACIER (the rules are
+  checked as documents and the runner's tags per object; moto runs no transition), that a transition
+  keeps LastModified, and the real thaw times (moto thaws at once; the runner's waiting and its exit 75
+  are tested by a restore run before and after the thaw). Intelligent-Tiering's archive tiers cannot
+  be produced on moto: their thaw path is read, not run.
+- SNS's refusal of a topic policy naming a principal IAM has not made visible yet (its error text), and
+  AWS's DEEP_ARCHIVE refusal of an Expedited thaw (the runner refuses it before asking).
 """
 
 _SETS = (("backup", "s3:putobject"), ("restore", "s3:getobject"), ("prune", "s3:deleteobject"))
