@@ -14,35 +14,14 @@ from ansible_collections.systemd_s3.backup.plugins.module_utils import policies
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
 
 
-def access_policy(
-    bucket,
-    prefix=None,
-    permissions=("backup",),
-    source_ip=None,
-    sns_topic_arns=None,
-    partition="aws",
-    duplicity_jobs=None,
-    kms_key_arn=None,
-    region=None,
-    source_vpce=None,
-    source_vpc=None,
-):
+def access_policy(bucket, prefix=None, **options):
+    """policies.access_policy with the same options (permissions, source_ip, duplicity_jobs, ...)."""
     try:
-        return policies.access_policy(
-            bucket,
-            prefix,
-            permissions=permissions,
-            source_ip=source_ip,
-            sns_topic_arns=sns_topic_arns,
-            partition=partition,
-            duplicity_jobs=duplicity_jobs,
-            kms_key_arn=kms_key_arn,
-            region=region,
-            source_vpce=source_vpce,
-            source_vpc=source_vpc,
-        )
+        return policies.access_policy(bucket, prefix, **options)
     except InputError as e:
         raise AnsibleFilterError(str(e)) from e
+    except TypeError as e:  # an option the policy builder does not take
+        raise AnsibleFilterError(f"access_policy: {e}") from e
 
 
 def iam_name(hostname, prefix=""):
