@@ -205,10 +205,11 @@ def _error(service, status, code, message, method):
 
 def _access_denied(service, method, principal, actions):
     denied = next(a for a in actions if a["decision"] != iam.ALLOW)
-    message = (
-        f"User: {principal.arn} is not authorized to perform: {denied['action']} on resource: "
-        f"{denied['resource']} because {'an explicit deny in statement ' + str(denied['statement']) if denied['decision'] == iam.EXPLICIT_DENY else 'no identity-based policy allows it'}"
-    )
+    if denied["decision"] == iam.EXPLICIT_DENY:
+        because = f"an explicit deny in statement {denied['statement']}"
+    else:
+        because = "no identity-based policy allows it"
+    message = f"User: {principal.arn} is not authorized to perform: {denied['action']} on resource: {denied['resource']} because {because}"
     code = {"s3": "AccessDenied", "sns": "AuthorizationError", "kms": "AccessDeniedException", "sqs": "AccessDenied"}.get(service, "AccessDenied")
     status = 400 if service == "kms" else 403
     return _error(service, f"{status} Forbidden" if status == 403 else "400 Bad Request", code, message, method)

@@ -36,17 +36,55 @@ The principal column is inferred from the policies: for a principal with this co
 hand (to show a refusal or an emulation); `(role)` for an assumed role.
 """
 
-EMULATED_TEXT = """\
-| AWS behaviour | moto | how the tests get it |
-|---|---|---|
-| IAM conditions: `s3:prefix`, `aws:SourceIp`, `aws:SourceVpce`/`aws:SourceVpc`, `s3:RequestObjectTag/<key>`, `s3:RequestObjectTagKeys`, `s3:x-amz-server-side-encryption*`, `kms:ViaService`, `Null`, `...IfExists`, `ForAllValues:`/`ForAnyValue:`, policy variables | ignored; a Deny with a condition is applied to every request | `tests/harness/iam.py` evaluates them in the endpoint's middleware; with enforcement on, a denied request is answered 403 AccessDenied before moto sees it, and moto's own check is skipped for requests the evaluator allowed |
-| HeadObject is `s3:GetObject`, HeadBucket is `s3:ListBucket` without `s3:prefix`, a listing without prefix has `s3:prefix` = "" | partly | `authorize()` maps each request as the Service Authorization Reference says |
-| SSE-KMS with a customer managed key: writes need `kms:GenerateDataKey`, multipart uploads and reads need `kms:Decrypt`, requested by S3 (`kms:ViaService` = `s3.<region>.amazonaws.com`, no `aws:SourceIp`) | no KMS check | the middleware adds the KMS actions from the bucket's default encryption, the upload's or the object's, for keys moto's KMS knows as customer managed |
-| a new access key is not usable at once (IAM is eventually consistent: seconds, no bound guaranteed) | valid at once | `--new-key-delay SECONDS`: a key younger than that is refused with InvalidAccessKeyId |
-| requests through a VPC endpoint carry `aws:SourceVpce`/`aws:SourceVpc` and no `aws:SourceIp` | no | `--source-vpce ID [--source-vpc ID]` |
-| `aws:SourceIp` is the client's public address | - | it is 127.0.0.1: a principal limited to public CIDRs is denied on the endpoint, tests that need one say so |
-| cold storage (GLACIER): GetObject refused until RestoreObject | no lifecycle transitions | tests move objects to GLACIER with an admin CopyObject; moto then refuses GetObject with InvalidObjectState, and RestoreObject makes them readable at once (AWS: minutes to hours) |
-"""
+# What moto lacks that matters here, and how the endpoint or the tests make up for it.
+EMULATED_ROWS = [
+    (
+        'IAM conditions: `s3:prefix`, `aws:SourceIp`, `aws:SourceVpce`/`aws:SourceVpc`, '
+        '`s3:RequestObjectTag/<key>`, `s3:RequestObjectTagKeys`, `s3:x-amz-server-side-encryption*`, '
+        '`kms:ViaService`, `Null`, `...IfExists`, `ForAllValues:`/`ForAnyValue:`, policy variables',
+        'ignored; a Deny with a condition is applied to every request',
+        "`tests/harness/iam.py` evaluates them in the endpoint's middleware; with enforcement on, a denied "
+        "request is answered 403 AccessDenied before moto sees it, and moto's own check is skipped for "
+        'requests the evaluator allowed',
+    ),
+    (
+        'HeadObject is `s3:GetObject`, HeadBucket is `s3:ListBucket` without `s3:prefix`, a listing without '
+        'prefix has `s3:prefix` = ""',
+        'partly',
+        '`authorize()` maps each request as the Service Authorization Reference says',
+    ),
+    (
+        'SSE-KMS with a customer managed key: writes need `kms:GenerateDataKey`, multipart uploads and reads '
+        'need `kms:Decrypt`, requested by S3 (`kms:ViaService` = `s3.<region>.amazonaws.com`, no '
+        '`aws:SourceIp`)',
+        'no KMS check',
+        "the middleware adds the KMS actions from the bucket's default encryption, the upload's or the "
+        "object's, for keys moto's KMS knows as customer managed",
+    ),
+    (
+        'a new access key is not usable at once (IAM is eventually consistent: seconds, no bound guaranteed)',
+        'valid at once',
+        '`--new-key-delay SECONDS`: a key younger than that is refused with InvalidAccessKeyId',
+    ),
+    (
+        'requests through a VPC endpoint carry `aws:SourceVpce`/`aws:SourceVpc` and no `aws:SourceIp`',
+        'no',
+        '`--source-vpce ID [--source-vpc ID]`',
+    ),
+    (
+        "`aws:SourceIp` is the client's public address",
+        '-',
+        'it is 127.0.0.1: a principal limited to public CIDRs is denied on the endpoint, tests that need one '
+        'say so',
+    ),
+    (
+        'cold storage (GLACIER): GetObject refused until RestoreObject',
+        'no lifecycle transitions',
+        'tests move objects to GLACIER with an admin CopyObject; moto then refuses GetObject with '
+        'InvalidObjectState, and RestoreObject makes them readable at once (AWS: minutes to hours)',
+    ),
+]
+EMULATED_TEXT = "| AWS behaviour | moto | how the tests get it |\n|---|---|---|\n" + "".join(f"| {row[0]} | {row[1]} | {row[2]} |\n" for row in EMULATED_ROWS)
 
 UNVERIFIED_TEXT = """\
 - Resource-based policies are not evaluated: bucket policies, KMS key policies (a key in another

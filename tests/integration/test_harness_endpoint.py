@@ -81,10 +81,9 @@ def bare_moto_gets_listing_and_head_bucket_wrong(tmp_path, bucket, prefix):
             PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
         )
         key = admin_iam.create_access_key(UserName="admin")["AccessKey"]
-        admin = boto3.client("iam", endpoint_url=url, region_name=REGION, aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
-        boto3.client("s3", endpoint_url=url, region_name=REGION, aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"]).create_bucket(
-            Bucket=bucket
-        )
+        keys = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+        admin = boto3.client("iam", endpoint_url=url, region_name=REGION, **keys)
+        boto3.client("s3", endpoint_url=url, region_name=REGION, **keys).create_bucket(Bucket=bucket)
         host = make_user(admin, "host", list_own_prefix_policy(bucket, prefix))
         s3 = boto3.client("s3", endpoint_url=url, region_name=REGION, aws_access_key_id=host["access_key"], aws_secret_access_key=host["secret_key"])
         s3.list_objects_v2(Bucket=bucket, Prefix="hosts/other/")

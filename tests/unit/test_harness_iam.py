@@ -173,7 +173,8 @@ def test_bool_and_arn_operators():
     assert decide(like, "sns:Publish", "*", {"aws:PrincipalArn": "arn:aws:iam::123456789012:user/systemd-s3-backup/web1"}) == ALLOW
     assert decide(like, "sns:Publish", "*", {"aws:PrincipalArn": "arn:aws:iam::123456789012:user/web1"}) == IMPLICIT_DENY
     # A wildcard does not span ARN fields.
-    assert decide([allow("x:Y", "*", {"ArnLike": {"aws:SourceArn": "arn:aws:s3:::*"}})], "x:Y", "*", {"aws:SourceArn": "arn:aws:sns:us-east-1:1:t"}) == IMPLICIT_DENY
+    sns_source = {"aws:SourceArn": "arn:aws:sns:us-east-1:1:t"}
+    assert decide([allow("x:Y", "*", {"ArnLike": {"aws:SourceArn": "arn:aws:s3:::*"}})], "x:Y", "*", sns_source) == IMPLICIT_DENY
     nobody_else = [allow("sns:Publish"), deny("sns:Publish", "*", {"ArnNotEquals": {"aws:PrincipalArn": ["arn:aws:iam::123456789012:user/a"]}})]
     assert decide(nobody_else, "sns:Publish", "*", {"aws:PrincipalArn": "arn:aws:iam::123456789012:user/a"}) == ALLOW
     assert decide(nobody_else, "sns:Publish", "*", {"aws:PrincipalArn": "arn:aws:iam::123456789012:user/b"}) == EXPLICIT_DENY
@@ -203,7 +204,8 @@ def test_request_object_tag_condition():
 
 
 def test_kms_via_service():
-    statements = [allow(["kms:GenerateDataKey", "kms:Decrypt"], "arn:aws:kms:us-east-1:123456789012:key/k1", {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}})]
+    via_s3 = {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}
+    statements = [allow(["kms:GenerateDataKey", "kms:Decrypt"], "arn:aws:kms:us-east-1:123456789012:key/k1", via_s3)]
     context = {"kms:ViaService": "s3.us-east-1.amazonaws.com"}
     assert decide(statements, "kms:Decrypt", "arn:aws:kms:us-east-1:123456789012:key/k1", context) == ALLOW
     assert decide(statements, "kms:Decrypt", "arn:aws:kms:us-east-1:123456789012:key/k1", {}) == IMPLICIT_DENY
@@ -310,7 +312,8 @@ def test_list_bucket_context_has_s3_prefix_and_head_bucket_has_none():
     assert authorize(wire("s3", "list_objects_v2", Bucket="bkt")).actions[0].context["s3:prefix"] == ""
     assert "s3:prefix" not in authorize(wire("s3", "head_bucket", Bucket="bkt")).actions[0].context
     # Under a ListOwnPrefix statement: HeadBucket is denied, as on AWS.
-    assert evaluate([policy(LIST_HOME)], "s3:ListBucket", BUCKET, authorize(wire("s3", "head_bucket", Bucket="amzn-backups")).actions[0].context).decision == IMPLICIT_DENY
+    head_bucket = authorize(wire("s3", "head_bucket", Bucket="amzn-backups")).actions[0].context
+    assert evaluate([policy(LIST_HOME)], "s3:ListBucket", BUCKET, head_bucket).decision == IMPLICIT_DENY
 
 
 def test_put_object_with_tags_also_needs_put_object_tagging():
@@ -329,7 +332,8 @@ def test_put_object_with_tags_also_needs_put_object_tagging():
 def test_encryption_headers_are_in_the_context():
     request = wire("s3", "put_object", Bucket="bkt", Key="k", Body=b"d", SSECustomerAlgorithm="AES256", SSECustomerKey="k" * 32)
     assert authorize(request).actions[0].context["s3:x-amz-server-side-encryption-customer-algorithm"] == "AES256"
-    request = wire("s3", "put_object", Bucket="bkt", Key="k", Body=b"d", ServerSideEncryption="aws:kms", SSEKMSKeyId="arn:aws:kms:us-east-1:123456789012:key/k1")
+    key_arn = "arn:aws:kms:us-east-1:123456789012:key/k1"
+    request = wire("s3", "put_object", Bucket="bkt", Key="k", Body=b"d", ServerSideEncryption="aws:kms", SSEKMSKeyId=key_arn)
     context = authorize(request).actions[0].context
     assert context["s3:x-amz-server-side-encryption"] == "aws:kms"
     assert context["s3:x-amz-server-side-encryption-aws-kms-key-id"] == "arn:aws:kms:us-east-1:123456789012:key/k1"

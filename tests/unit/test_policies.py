@@ -500,4 +500,5 @@ def test_a_backup_key_tags_data_but_never_a_runs_manifest_or_duplicity_metadata(
     assert tagging("pg/20261122T020000Z/manifest.json") == "explicit-deny"
     assert tagging("etc/duplicity/duplicity-full.20261122T020000Z.manifest.gpg") == "explicit-deny"
     assert tagging("etc/duplicity/duplicity-full-signatures.20261122T020000Z.sigtar.gpg") == "explicit-deny"
-    assert tagging("pg/20261122T020000Z/dump.sql.zst", {"s3:RequestObjectTag/systemd-s3-backup": "cold", "s3:RequestObjectTagKeys": ["systemd-s3-backup"]}) != "allow"
+    other_value = {"s3:RequestObjectTag/systemd-s3-backup": "cold", "s3:RequestObjectTagKeys": ["systemd-s3-backup"]}
+    assert tagging("pg/20261122T020000Z/dump.sql.zst", other_value) != "allow"
