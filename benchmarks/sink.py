@@ -30,7 +30,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MIB = 1024 * 1024
@@ -116,7 +116,7 @@ class Handler(BaseHTTPRequestHandler):
     def route(self):
         url = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
-        bucket, _, key = url.path.lstrip("/").partition("/")
+        bucket, _slash, key = url.path.lstrip("/").partition("/")
         return urllib.parse.unquote(bucket), urllib.parse.unquote(key), {k: v[0] for k, v in query.items()}
 
     def handle_expect_100(self):

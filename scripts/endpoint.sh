@@ -29,7 +29,9 @@ start_endpoint() {
 use_endpoint_admin() {
     AWS_ACCESS_KEY_ID=$(sed -n 's/^aws_access_key_id *= *//p' "$1/admin.ini")
     AWS_SECRET_ACCESS_KEY=$(sed -n 's/^aws_secret_access_key *= *//p' "$1/admin.ini")
-    [ -n "$AWS_ACCESS_KEY_ID" ] && [ -n "$AWS_SECRET_ACCESS_KEY" ] || die "no admin keys in $1/admin.ini"
+    if [ -z "$AWS_ACCESS_KEY_ID" ] || [ -z "$AWS_SECRET_ACCESS_KEY" ]; then
+        die "no admin keys in $1/admin.ini"
+    fi
     export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
 }
 

@@ -50,7 +50,6 @@ import os
 import signal
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -103,7 +102,7 @@ def find_principal(access_key):
         for key in list(user.access_keys):
             if key.access_key_id != access_key:
                 continue
-            policies = [(name, doc) for name, doc in list(user.policies.items())]
+            policies = list(user.policies.items())
             policies += [(p.name, _managed_document(p)) for p in list(user.managed_policies.values())]
             for group in backend.get_groups_for_user(user.name):
                 policies += [(f"{group.name}/{name}", doc) for name, doc in list(group.policies.items())]
@@ -473,7 +472,7 @@ class Endpoint:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one)")
     parser.add_argument("--enforce", action="store_true", help="refuse what AWS's IAM would refuse (and turn moto's IAM checks on)")
     parser.add_argument("--audit-log", help="append one JSON line per audited request to this file")

@@ -24,7 +24,6 @@ must say so. The KMS actions S3 performs for SSE-KMS are requested by S3 itself,
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import ipaddress
 import json
@@ -100,7 +99,7 @@ def _substitute(text, context):
         inner = match.group(1)
         if inner in ("*", "?", "$"):
             return "\x00" + inner  # literal, protected from the wildcard expansion below
-        name, _, default = inner.partition(",")
+        name, _comma, default = inner.partition(",")
         value = _lookup(context, name.strip())
         if value is None:
             default = default.strip()
@@ -206,7 +205,7 @@ class PolicyError(ValueError):
 def _condition_holds(operator, key, condition_values, context):
     qualifier = None
     if ":" in operator:
-        qualifier, _, operator = operator.partition(":")
+        qualifier, _colon, operator = operator.partition(":")
         if qualifier not in ("ForAllValues", "ForAnyValue"):
             raise PolicyError(f"unknown condition set operator {qualifier!r}")
     if_exists = False
@@ -437,7 +436,7 @@ def _rest_operations(service):
         if getattr(op, "deprecated", False):
             continue  # a deprecated twin (GetBucketLifecycle) has the same wire form as its successor
         uri = op.http["requestUri"]
-        path, _, query = uri.partition("?")
+        path, _mark, query = uri.partition("?")
         literal = tuple(sorted(item.split("=", 1)[0] for item in query.split("&") if item and not item.startswith("x-id")))
         required_query, required_headers = [], []
         shape = op.input_shape
@@ -668,7 +667,7 @@ def _authorize_s3(request, region, resources):
         )
     if operation in ("CopyObject", "UploadPartCopy"):
         source = unquote(request.header("x-amz-copy-source") or "").lstrip("/")
-        source_path, _, source_query = source.partition("?")
+        source_path, _mark, source_query = source.partition("?")
         source_version = parse_qs(source_query).get("versionId", [None])[0]
         actions.append(
             RequiredAction(
@@ -700,7 +699,7 @@ def _s3_kms_actions(request, operation, bucket, key, region, resources, params):
     source_encryption = None
     if operation in ("CopyObject", "UploadPartCopy"):
         source = unquote(request.header("x-amz-copy-source") or "").lstrip("/").partition("?")[0]
-        source_bucket, _, source_key = source.partition("/")
+        source_bucket, _slash, source_key = source.partition("/")
         source_encryption = resources.object_encryption(source_bucket, source_key) or resources.bucket_encryption(source_bucket)
     wanted = []
     if encryption and str(encryption[0]).startswith("aws:kms"):
@@ -766,7 +765,7 @@ def authorize(request, resources=None, service=None, region=None):
     default to the signature's credential scope; ``resources`` tells what the request's effect
     depends on (bucket default encryption, KMS keys); the default knows nothing."""
     resources = resources or Resources()
-    _, signed_region, signed_service = request.credential
+    _key_id, signed_region, signed_service = request.credential
     service = service or signed_service or "s3"
     region = region or signed_region or "us-east-1"
     if service == "s3":

@@ -212,7 +212,7 @@ def test_customer_managed_kms_key_is_granted_through_s3_only(moto_enforcing, run
     key = "hosts/host-a/pg/20300101T000000Z/db.sql.zst"
 
     # Without the key's grant, uploads to an SSE-KMS bucket fail on AWS.
-    host_s3, _ = host_principal(moto_enforcing, run_module, tmp_path, bucket, name)
+    host_s3, _keys = host_principal(moto_enforcing, run_module, tmp_path, bucket, name)
     assert refused(host_s3.put_object, Bucket=bucket, Key=key, Body=b"dump")
 
     host_s3, result = host_principal(moto_enforcing, run_module, tmp_path, bucket, name, kms_key_arn=key_arn)
@@ -224,7 +224,7 @@ def test_customer_managed_kms_key_is_granted_through_s3_only(moto_enforcing, run
     host_kms = moto_enforcing.client("kms", **read_credentials(tmp_path / f"{name}.ini"))
     assert refused(host_kms.generate_data_key, KeyId=key_arn, KeySpec="AES_256")
 
-    host_s3, _ = host_principal(moto_enforcing, run_module, tmp_path, bucket, name, kms_key_arn=key_arn, permissions=["backup", "restore"])
+    host_s3, _keys = host_principal(moto_enforcing, run_module, tmp_path, bucket, name, kms_key_arn=key_arn, permissions=["backup", "restore"])
     assert host_s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"dump"
 
 
@@ -265,7 +265,7 @@ def test_network_conditions(moto_enforcing, through_vpce, run_module, unique, tm
         ({"source_vpc": [VPC]}, True),
         ({"source_vpce": ["vpce-1a2b3c4d"], "source_vpc": [VPC]}, True),
     ]:
-        host_s3, _ = host_principal(through_vpce, run_module, tmp_path, bucket, name, **options)
+        host_s3, _keys = host_principal(through_vpce, run_module, tmp_path, bucket, name, **options)
         if allowed:
             host_s3.put_object(Bucket=bucket, Key=key, Body=b"x")
         else:

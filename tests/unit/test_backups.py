@@ -415,7 +415,7 @@ FORGED = "hosts/db1/pg/20991231T235959Z"
 
 
 def test_a_far_future_run_is_not_newest_and_is_reported():
-    keys = [o for o in pg_listing_objects()] + [obj(f"{FORGED}/pg.sql.zst", 5, NOW), obj(f"{FORGED}/manifest.json", 1, NOW)]
+    keys = pg_listing_objects() + [obj(f"{FORGED}/pg.sql.zst", 5, NOW), obj(f"{FORGED}/manifest.json", 1, NOW)]
     good, suspicious, _incomplete = bk.job_backups("db1", "pg", bk.index_listing(keys, PREFIX)[("db1", "pg")], PREFIX, NOW)
     assert bk.newest_backup(good)["run_prefix"] == "hosts/db1/pg/20261122T020000Z/"
     [forged] = suspicious

@@ -491,8 +491,8 @@ def test_a_backup_key_tags_data_but_never_a_runs_manifest_or_duplicity_metadata(
     document = policies.access_policy(BUCKET, "hosts/web1", ["backup"], duplicity_jobs=["etc"])
     context = {"s3:RequestObjectTag/systemd-s3-backup": "data", "s3:RequestObjectTagKeys": ["systemd-s3-backup"]}
 
-    def tagging(key, tags=context):
-        return iam.evaluate([document], "s3:PutObjectTagging", f"{BUCKET_ARN}/hosts/web1/{key}", tags).decision
+    def tagging(key, tags=None):
+        return iam.evaluate([document], "s3:PutObjectTagging", f"{BUCKET_ARN}/hosts/web1/{key}", tags or context).decision
 
     assert tagging("pg/20261122T020000Z/dump.sql.zst") == "allow"
     assert tagging("files/20261122T020000Z/sub/manifest.json") == "allow"  # an archive's own file

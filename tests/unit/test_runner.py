@@ -1435,8 +1435,11 @@ def test_new_restore_key_is_retried_until_iam_accepts_it(monkeypatch):
         return answer
 
     assert runner.wait_for_new_key(call, 60) == "manifest"
+    def refused():
+        raise ClientError({"Error": {"Code": "InvalidAccessKeyId"}}, "GetObject")
+
     with pytest.raises(ClientError):
-        runner.wait_for_new_key(lambda: (_ for _ in ()).throw(ClientError({"Error": {"Code": "InvalidAccessKeyId"}}, "GetObject")), 0)
+        runner.wait_for_new_key(refused, 0)
 
 
 def test_restore_secrets_are_kept_in_run():
