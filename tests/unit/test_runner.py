@@ -1435,6 +1435,7 @@ def test_new_restore_key_is_retried_until_iam_accepts_it(monkeypatch):
         return answer
 
     assert runner.wait_for_new_key(call, 60) == "manifest"
+
     def refused():
         raise ClientError({"Error": {"Code": "InvalidAccessKeyId"}}, "GetObject")
 
