@@ -23,6 +23,12 @@ def client(endpoint, service, key_id, secret):
     )
 
 
+def _rule_tags(rule):
+    """The tags a lifecycle rule's filter selects objects by (Tag, or And's Tags)."""
+    selected = rule.get("Filter", {})
+    return ([selected["Tag"]] if "Tag" in selected else []) + selected.get("And", {}).get("Tags", [])
+
+
 def attempt(description, call):
     try:
         call()
@@ -44,7 +50,9 @@ def report(endpoint, bucket, prefix, credentials_dir):
     for rule in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]:
         moves = ", ".join(f"{t['StorageClass']} after {t['Days']} days" for t in rule.get("Transitions", []))
         abort = rule.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation")
-        print(f"  lifecycle {rule['ID']}: {moves}; stale multipart uploads aborted after {abort} days")
+        scope = "objects tagged " + ", ".join(f"{t['Key']}={t['Value']}" for t in _rule_tags(rule)) if _rule_tags(rule) else "every object"
+        aborts = f"; stale multipart uploads aborted after {abort} days" if abort else ""
+        print(f"  lifecycle {rule['ID']} ({scope}): {moves}{aborts}")
 
     sns = client(endpoint, "sns", *admin)
     for topic in sns.list_topics()["Topics"]:
