@@ -99,6 +99,24 @@ def clean_env(extra=None):
 # ---------------------------------------------------------------------------------------------- moto
 
 
+def stop_process(proc, log):
+    """Ends a server the harness started (SIGTERM, SIGKILL after 10 s) and closes its log."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+def cpu_seconds(pid):
+    """CPU seconds a process used so far: a bottleneck check for the endpoints, which share the cores."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port():
     """A free 127.0.0.1 port, never 5000 (scripts/demo.sh's)."""
     while True:
@@ -174,13 +192,7 @@ class Moto:
         )
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
+        stop_process(self.proc, self._log)
 
 
 def api_call_name(entry):

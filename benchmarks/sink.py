@@ -33,6 +33,8 @@ import uuid
 from xml.etree import ElementTree
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import lib
+
 MIB = 1024 * 1024
 S3_MAX_PARTS = 10_000
 S3_MAX_PART = 5 * 1024 * MIB
@@ -422,22 +424,14 @@ class Sink:
 
     def cpu(self):
         """CPU seconds the sink used so far (it shares the cores with what it measures)."""
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return lib.cpu_seconds(self.proc.pid)
 
     def rss(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
             return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
+        lib.stop_process(self.proc, self._log)
 
 
 def main(argv=None):

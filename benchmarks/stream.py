@@ -31,13 +31,6 @@ def aws_cli():
     return path
 
 
-def moto_cpu(moto):
-    """CPU seconds the moto server used so far: a bottleneck check, it shares the 2 cores."""
-    with open(f"/proc/{moto.proc.pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def runner_argv(python, name, label, endpoint, credentials, command, compression, part_size_mb=16, max_concurrency=4):
     """The runner's `run CONFIG` and the run's prefix; the config has the fields jobs.py's runner_config writes
     (part_size_mb and max_concurrency at the jobs role's defaults unless given)."""
@@ -106,9 +99,9 @@ class Uploads:
 
     def measure(self, label, argv, prefix_or_key):
         """One run of one variant: measured, its stored object sized, then deleted (moto keeps objects in memory)."""
-        cpu_before = moto_cpu(self.moto)
+        cpu_before = lib.cpu_seconds(self.moto.proc.pid)
         result = lib.measure(argv, env=self.env(), log_path=lib.WORK / "logs" / f"{self.name}-{label}.log")
-        endpoint_cpu = moto_cpu(self.moto) - cpu_before
+        endpoint_cpu = lib.cpu_seconds(self.moto.proc.pid) - cpu_before
         if result.status:
             raise RuntimeError(f"{self.name}/{label} failed with exit status {result.status}; see {result.output}")
         objects = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix_or_key).get("Contents", [])
