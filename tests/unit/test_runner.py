@@ -1031,13 +1031,18 @@ def test_archive_restores_its_files_into_a_directory(host, age_key, encryption):
     assert ((target / "one.txt").read_bytes(), (target / "sub" / "two.txt").read_bytes()) == (b"one", b"two")
 
 
-@pytest.mark.skipif(not aws_cli_works(), reason="needs a working aws CLI on PATH")
-def test_sync_restores_the_synced_directory(host):
+def synced_files(host):
+    """A sync job's directory (a.txt, docs/b.txt), synced once."""
     source = host.tmp / "files"
     (source / "docs").mkdir(parents=True)
     (source / "a.txt").write_text("a")
     (source / "docs" / "b.txt").write_text("b")
     assert host.run("run", host.config(method="sync", sync_dir=str(source), command=None))[0] == 0
+
+
+@pytest.mark.skipif(not aws_cli_works(), reason="needs a working aws CLI on PATH")
+def test_sync_restores_the_synced_directory(host):
+    synced_files(host)
     target = host.tmp / "restored"
 
     status, output = Restore(host)("--to-dir", target)
@@ -1383,11 +1388,7 @@ def test_deep_archive_has_no_expedited_thaw(host, age_key):
 
 @pytest.mark.skipif(not aws_cli_works(), reason="needs a working aws CLI on PATH")
 def test_sync_restore_thaws_cold_files_and_replaces_the_target_only_when_complete(host):
-    source = host.tmp / "files"
-    (source / "docs").mkdir(parents=True)
-    (source / "a.txt").write_text("a")
-    (source / "docs" / "b.txt").write_text("b")
-    assert host.run("run", host.config(method="sync", sync_dir=str(source), command=None))[0] == 0
+    synced_files(host)
     freeze(host, f"{host.prefix}/pg/data/docs/b.txt")
     target = host.tmp / "restored"
     target.mkdir()
@@ -1460,3 +1461,15 @@ def test_sync_never_uploads_the_hosts_own_key(host):
     assert status == 0, output
     assert [key.split("/data/")[1] for key in host.keys() if "/data/" in key] == ["hosts"]
     assert f"excluding {source}/systemd-s3-backup (this host's keys and passphrases) from the backup" in output
+
+
+def test_a_sync_of_the_hosts_key_directory_itself_is_refused(host):
+    keys = host.tmp / "etc" / "systemd-s3-backup"
+    keys.mkdir(parents=True)
+    (keys / "aws-credentials").write_text("[default]\n")
+    config = host.config(method="sync", sync_dir=str(keys), command=None, credentials_file=str(keys / "aws-credentials"))
+    status, output = host.run("run", config)
+    assert status == 78, output
+    assert f"config field 'sync_dir' names {keys}, where this host keeps its keys: it is never backed up" in output
+    assert host.keys() == []
+    assert "systemctl stop" not in " ".join(host.events())  # refused before anything was stopped
