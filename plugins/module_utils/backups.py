@@ -17,6 +17,7 @@ import datetime
 import json
 import re
 
+from ansible_collections.systemd_s3.backup.plugins.module_utils.bucket_config import COLD_STORAGE_CLASSES
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
 from ansible_collections.systemd_s3.backup.plugins.module_utils.policies import normalize_prefix
 from ansible_collections.systemd_s3.backup.plugins.module_utils.policies import validate_bucket_name
@@ -33,10 +34,9 @@ LATEST = "latest"
 # refused: the clock skew allowed between a host, S3 and the control node. NTP keeps clocks within a
 # second; 15 minutes is generous for a host without it, and far less than any useful forgery needs.
 CLOCK_SKEW_TOLERANCE = datetime.timedelta(minutes=15)
-# Storage classes whose objects GetObject refuses (InvalidObjectState) until RestoreObject thaws them.
-# GLACIER_IR and the IA classes are read at once. INTELLIGENT_TIERING's optional archive tiers are cold
-# too, but a listing does not show them (only HeadObject's x-amz-archive-status does).
-COLD_STORAGE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+# A backup is cold when an object of it is in one of COLD_STORAGE_CLASSES (bucket_config's, whose
+# lifecycle puts them there). INTELLIGENT_TIERING's optional archive tiers are cold too, but a listing
+# does not show them (only HeadObject's x-amz-archive-status does).
 DEFAULT_STORAGE_CLASS = "STANDARD"  # what a listing without StorageClass means
 # What selection and checks need to know of a backup, left out of the module's output.
 INTERNAL_FIELDS = ("manifest_read", "manifest_storage_class", "newest_object")

@@ -1473,3 +1473,12 @@ def test_a_sync_of_the_hosts_key_directory_itself_is_refused(host):
     assert f"config field 'sync_dir' names {keys}, where this host keeps its keys: it is never backed up" in output
     assert host.keys() == []
     assert "systemctl stop" not in " ".join(host.events())  # refused before anything was stopped
+
+
+def test_the_runner_tags_and_thaws_what_the_bucket_module_freezes():
+    """The runner cannot import the collection on a host, so its data tag and cold classes are copies:
+    they must stay those of the policies (the tagging grant) and the bucket's cold lifecycle rule."""
+    from ansible_collections.systemd_s3.backup.plugins.module_utils import bucket_config, policies  # pylint: disable=import-outside-toplevel
+
+    assert runner.DATA_TAG == f"{policies.DATA_TAG_KEY}={policies.DATA_TAG_VALUE}"
+    assert set(runner.COLD_STORAGE_CLASSES) == set(bucket_config.COLD_STORAGE_CLASSES)
