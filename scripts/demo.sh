@@ -19,19 +19,14 @@ keep=false
 hosts=(db1 app1 files1)
 container() { printf 's3b-demo-%s' "$1"; }
 
+# inventories/local points the fleet at this port.
 port=${BACKUP_DEMO_MOTO_PORT:-5000}
-if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    die "port $port on 127.0.0.1 is in use; set BACKUP_DEMO_MOTO_PORT to a free port"
-fi
 export BACKUP_DEMO_MOTO_PORT=$port
-endpoint="http://127.0.0.1:$port"
 export BACKUP_DEMO_STATE_DIR="$REPO_ROOT/.state"
+endpoint_dir="$BACKUP_DEMO_STATE_DIR/endpoint"
 mkdir -p "$BACKUP_DEMO_STATE_DIR"
-# A new endpoint knows none of the keys an earlier demo left behind.
-rm -rf "$BACKUP_DEMO_STATE_DIR/credentials"
 # Nothing of the machine's own AWS configuration may leak into the demo.
-export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
-unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN
+isolate_aws_environment
 need_debian_packages zstd
 
 cleanup() {
@@ -40,9 +35,12 @@ cleanup() {
 }
 $keep || trap cleanup EXIT
 
-log "starting the AWS endpoint on $endpoint (moto, with IAM enforced as AWS does; new keys usable after 3 s)"
+log "starting the AWS endpoint on http://127.0.0.1:$port (moto, with IAM enforced as AWS does; new keys usable after 3 s)"
 # The operator's own admin credentials, as AWS would have them, are exported.
-start_endpoint "$port" "$BACKUP_DEMO_STATE_DIR/endpoint" --new-key-delay 3
+start_endpoint "$endpoint_dir" --enforce --new-key-delay 3 --port "$port" ||
+    die "the AWS endpoint did not start (why: above); if port $port is taken, set BACKUP_DEMO_MOTO_PORT to a free port"
+# A new endpoint knows none of the keys an earlier demo left behind.
+rm -rf "$BACKUP_DEMO_STATE_DIR/credentials"
 
 image=$(bash scripts/host-image.sh)
 log "starting the fleet: ${hosts[*]} (containers booting systemd from $image)"
@@ -80,9 +78,9 @@ for host in "${hosts[@]}"; do
 done
 
 log "what landed in the (local) AWS account"
-python scripts/demo_report.py --endpoint "$endpoint" report \
+python scripts/demo_report.py --endpoint "$ENDPOINT_URL" report \
     --bucket demo-backups --prefix hosts --credentials-dir "$BACKUP_DEMO_STATE_DIR/credentials"
 
 if $keep; then
-    log "still running: the endpoint at $endpoint (pid $ENDPOINT_PID, admin keys in $BACKUP_DEMO_STATE_DIR/endpoint/admin.ini); hosts: docker exec -it s3b-demo-db1 bash"
+    log "still running: the endpoint at $ENDPOINT_URL (pid $ENDPOINT_PID, admin keys in $endpoint_dir/admin.ini; stop: python tests/harness/servers.py stop $endpoint_dir); hosts: docker exec -it s3b-demo-db1 bash"
 fi

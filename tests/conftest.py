@@ -1,25 +1,23 @@
-"""Shared test harness: the collection on sys.path, moto servers on 127.0.0.1, and helpers that
-run this collection's modules and playbooks through real ansible commands."""
+"""Shared test harness: the collection on sys.path, moto servers on 127.0.0.1 (started by
+tests/harness/servers.py), and helpers that run this collection's modules and playbooks through real
+ansible commands."""
 
 from __future__ import annotations
 
 import configparser
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
+import tempfile
 import uuid
 from pathlib import Path
 
-import boto3
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 COLLECTIONS = REPO / ".build" / "collections"
 BIN = Path(sys.executable).parent
-REGION = "us-east-1"
 MOTO_ACCOUNT = "123456789012"
 
 # Unit tests import the collection as Ansible does: ansible_collections.systemd_s3.backup.
@@ -30,33 +28,27 @@ sys.path.insert(0, str(COLLECTIONS))
 # The harness (tests/harness) as the package "harness", as its endpoint imports it.
 sys.path.insert(0, str(REPO / "tests"))
 
+from harness import servers  # noqa: E402  (needs the path above)
+
+REGION = servers.REGION
+
 
 def _isolated_env(extra=None):
-    """Environment for child processes: no AWS config or credentials of the machine leak in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        AWS_CONFIG_FILE="/dev/null",
-        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-        AWS_EC2_METADATA_DISABLED="true",
-        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
-        ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="true",
-        ANSIBLE_LOCALHOST_WARNING="false",
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        PATH=f"{BIN}:{os.environ.get('PATH', '')}",
-    )
-    env.update(extra or {})
-    return env
+    """Environment for child processes: no AWS config or credentials of the machine leak in
+    (harness.servers.isolated_env), Ansible finds this collection, the venv's commands come first."""
+    ansible = {
+        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+        "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "true",
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+    }
+    return servers.isolated_env({**ansible, **(extra or {})})
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-ENDPOINT = REPO / "tests" / "harness" / "endpoint.py"
+_free_port = servers.free_port
 # Every server of the session, for the session's authorization audit (pytest_sessionfinish).
 _SERVERS = []
 # Audit logs of endpoints started outside MotoServer (scripts/molecule.sh, scripts/demo.sh, ...).
@@ -69,82 +61,30 @@ def register_audit_log(path):
     _EXTRA_AUDIT_LOGS.append(Path(path))
 
 
-class MotoServer:
-    """The local AWS endpoint (tests/harness/endpoint.py: moto in-process behind the authorization
-    audit) on 127.0.0.1. ``requests()`` counts the HTTP requests it served, from werkzeug's access
-    log, so tests can bound the API calls a module makes; ``audit()`` is what each non-admin
-    principal did, the IAM actions AWS authorizes it as and the evaluator's decisions.
+class MotoServer(servers.Server):
+    """The local AWS endpoint (harness.servers.Server: tests/harness/endpoint.py, moto in-process
+    behind the authorization audit) on 127.0.0.1, started and answering. ``requests()`` counts the
+    HTTP requests it served, from werkzeug's access log (``log_path``), so tests can bound the API
+    calls a module makes; ``audit()`` is what each non-admin principal did, the IAM actions AWS
+    authorizes it as and the evaluator's decisions.
 
     ``enforce``: refuse what AWS's IAM would (conditions, KMS permissions), moto's IAM checks on, an
     admin user whose keys are ``credentials``. ``new_key_delay``: seconds a new access key is refused.
     ``session_audit=False`` keeps this server out of the session's audit (for a test that shows what
-    moto alone lets through)."""
+    moto alone lets through). ``extra_args``: more options of endpoint.py."""
 
     def __init__(self, log_dir, env=None, *, enforce=False, new_key_delay=0, session_audit=True, extra_args=()):
-        self.port = _free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.log_path = Path(log_dir) / f"moto-{self.port}.log"
-        self.audit_path = Path(log_dir) / f"audit-{self.port}.jsonl"
-        self.audit_path.touch()
-        self.enforce, self.session_audit = enforce, session_audit
-        admin_file = Path(log_dir) / f"admin-{self.port}.ini"
-        command = [sys.executable, str(ENDPOINT), "--port", str(self.port), "--audit-log", str(self.audit_path)]
-        if enforce:
-            command += ["--enforce", "--admin-credentials", str(admin_file)]
-        if new_key_delay:
-            command += ["--new-key-delay", str(new_key_delay)]
-        command += list(extra_args)
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=_isolated_env(env), cwd=REPO)
-        deadline = time.monotonic() + 60
-        while "ready " not in self.log_path.read_text():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
-                raise RuntimeError(f"the endpoint did not start: {self.log_path.read_text()}")
-            time.sleep(0.1)
-        if enforce:
-            parser = configparser.ConfigParser()
-            parser.read(admin_file)
-            self.credentials = {
-                "access_key": parser["default"]["aws_access_key_id"],
-                "secret_key": parser["default"]["aws_secret_access_key"],
-            }
-        else:
-            self.credentials = {"access_key": "testing", "secret_key": "testing"}
+        # A directory of its own: several servers may share log_dir.
+        directory = tempfile.mkdtemp(prefix="endpoint-", dir=log_dir)
+        super().__init__(directory, enforce=enforce, new_key_delay=new_key_delay, env=env, extra_args=extra_args)
+        self.session_audit = session_audit
+        self.start()
         _SERVERS.append(self)
-
-    def requests(self):
-        self._log.flush()
-        # Werkzeug colours 4xx/5xx lines, so match the protocol alone, not its closing quote.
-        return sum(1 for line in self.log_path.read_text().splitlines() if " HTTP/1." in line)
-
-    def audit(self):
-        """The audit lines so far: one dict per request of a non-admin principal."""
-        return [json.loads(line) for line in self.audit_path.read_text().splitlines() if line.strip()]
 
     def module_args(self, **credentials):
         """The AWS connection options of this collection's modules, pointed at this server."""
         creds = credentials or self.credentials
         return {"endpoint_url": self.endpoint, "region": REGION, **creds}
-
-    def client(self, service, **credentials):
-        creds = credentials or self.credentials
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            aws_access_key_id=creds["access_key"],
-            aws_secret_access_key=creds["secret_key"],
-        )
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self._log.close()
 
 
 @pytest.fixture(scope="session")

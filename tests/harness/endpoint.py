@@ -3,13 +3,20 @@ WSGI middleware that audits (and with --enforce, enforces) every request as AWS'
 
     python tests/harness/endpoint.py --port P [--enforce] [--audit-log FILE]
         [--admin-credentials FILE] [--new-key-delay SECONDS] [--source-vpce ID [--source-vpc ID]]
+        [--exit-with-parent]
 
 prints ``ready http://127.0.0.1:P`` once it answers, and exits 0 on SIGTERM or SIGINT. Its stderr
-carries werkzeug's access log (one line per HTTP request: what tests count).
+carries werkzeug's access log (one line per HTTP request: what tests count). Start it through
+tests/harness/servers.py (the tests, the benchmarks and scripts/endpoint.sh do), which waits until it
+answers and stops it.
 
-From Python (benchmarks): ``with Endpoint(port=0, enforce=True, audit_log=path) as endpoint:``
-``endpoint.url``, ``endpoint.admin`` (the admin's keys, with --enforce). moto's state is global to the
-process: run one Endpoint per process.
+In-process: ``with Endpoint(port=0, enforce=True, audit_log=path) as endpoint:`` ``endpoint.url``,
+``endpoint.admin`` (the admin's keys, with --enforce). moto's state is global to the process: run one
+Endpoint per process.
+
+Without --enforce, --audit-log, --new-key-delay and --source-vpce there is nothing for the middleware
+to do: moto's server is then served as it is (as ``moto_server`` serves it), so its own IAM enforcement,
+switched on and off through /moto-api/reset-auth, is moto's alone.
 
 What the middleware does, for every request signed with an access key that is not the admin's:
 
@@ -424,15 +431,17 @@ class Endpoint:
             # Three unauthenticated calls create the admin below; every later request is authorized.
             settings.INITIAL_NO_AUTH_ACTION_COUNT = 3
         app = DomainDispatcherApplication(create_backend_app)
-        self.middleware = AuditMiddleware(
-            app,
-            enforce=self.enforce,
-            audit_log=self.audit_log,
-            new_key_delay=self.new_key_delay,
-            source_vpce=self.source_vpce,
-            source_vpc=self.source_vpc,
-        )
-        self._server = make_server("127.0.0.1", self.port, self.middleware, threaded=True, request_handler=MotoRequestHandler)
+        if self.enforce or self.audit_log or self.new_key_delay or self.source_vpce:
+            self.middleware = AuditMiddleware(
+                app,
+                enforce=self.enforce,
+                audit_log=self.audit_log,
+                new_key_delay=self.new_key_delay,
+                source_vpce=self.source_vpce,
+                source_vpc=self.source_vpc,
+            )
+            app = self.middleware
+        self._server = make_server("127.0.0.1", self.port, app, threaded=True, request_handler=MotoRequestHandler)
         self.port = self._server.server_address[1]
         os.environ.setdefault("MOTO_PORT", str(self.port))
         self._thread = threading.Thread(target=self._server.serve_forever, name="endpoint", daemon=True)
@@ -480,6 +489,7 @@ def main(argv=None):
     parser.add_argument("--new-key-delay", type=float, default=0.0, help="seconds a new access key is refused (default 0)")
     parser.add_argument("--source-vpce", help="take requests as coming through this VPC endpoint (aws:SourceVpce)")
     parser.add_argument("--source-vpc", help="with --source-vpce: the VPC (aws:SourceVpc)")
+    parser.add_argument("--exit-with-parent", action="store_true", help="stop once the process that started it is gone (killed before it could stop this)")
     args = parser.parse_args(argv)
     if args.admin_credentials and not args.enforce:
         parser.error("--admin-credentials needs --enforce: without it there is no admin (any key works)")
@@ -499,8 +509,10 @@ def main(argv=None):
         source_vpc=args.source_vpc,
     ).start()
     print(f"ready {endpoint.url}", flush=True)
+    parent = os.getppid()
     while not stop.wait(1):
-        pass
+        if args.exit_with_parent and os.getppid() != parent:
+            break
     endpoint.stop()
     return 0
 

@@ -5,14 +5,13 @@ admin."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import BIN, REGION, MotoServer, _free_port, _isolated_env
+from conftest import MotoServer
+from harness import servers
 
 pytestmark = pytest.mark.integration
 
@@ -55,44 +54,22 @@ def bare_moto_gets_listing_and_head_bucket_wrong(tmp_path, bucket, prefix):
     """moto's own IAM enforcement (the old fixture) ignores the s3:prefix condition, so another
     prefix is listed; and it authorizes HeadBucket as a 's3:HeadBucket' action that does not exist,
     so it refuses HeadBucket even to a principal that may list the whole bucket (AWS allows it)."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(tmp_path / "bare-moto.log", "w") as log:
-        proc = subprocess.Popen(
-            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=_isolated_env({"INITIAL_NO_AUTH_ACTION_COUNT": "3"}),
-        )
-    try:
-        admin_iam = boto3.client("iam", endpoint_url=url, region_name=REGION, aws_access_key_id="a", aws_secret_access_key="a")
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                admin_iam.create_user(UserName="admin")
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+    # Plain and without audit: moto's server with nothing in front; its three unauthenticated calls make the admin.
+    with servers.Server(tmp_path / "bare-moto", audit=False, env={"INITIAL_NO_AUTH_ACTION_COUNT": "3"}) as moto:
+        admin_iam = moto.client("iam", access_key="a", secret_key="a")
+        admin_iam.create_user(UserName="admin")
         admin_iam.put_user_policy(
             UserName="admin",
             PolicyName="admin",
             PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
         )
         key = admin_iam.create_access_key(UserName="admin")["AccessKey"]
-        keys = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
-        admin = boto3.client("iam", endpoint_url=url, region_name=REGION, **keys)
-        boto3.client("s3", endpoint_url=url, region_name=REGION, **keys).create_bucket(Bucket=bucket)
-        host = make_user(admin, "host", list_own_prefix_policy(bucket, prefix))
-        s3 = boto3.client("s3", endpoint_url=url, region_name=REGION, aws_access_key_id=host["access_key"], aws_secret_access_key=host["secret_key"])
-        s3.list_objects_v2(Bucket=bucket, Prefix="hosts/other/")
-        lister = make_user(admin, "lister", whole_bucket_lister(bucket))
-        s3 = boto3.client("s3", endpoint_url=url, region_name=REGION, aws_access_key_id=lister["access_key"], aws_secret_access_key=lister["secret_key"])
-        assert denied(lambda: s3.head_bucket(Bucket=bucket)) == "403"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        keys = {"access_key": key["AccessKeyId"], "secret_key": key["SecretAccessKey"]}
+        moto.client("s3", **keys).create_bucket(Bucket=bucket)
+        host = make_user(moto.client("iam", **keys), "host", list_own_prefix_policy(bucket, prefix))
+        moto.client("s3", **host).list_objects_v2(Bucket=bucket, Prefix="hosts/other/")
+        lister = make_user(moto.client("iam", **keys), "lister", whole_bucket_lister(bucket))
+        assert denied(lambda: moto.client("s3", **lister).head_bucket(Bucket=bucket)) == "403"
 
 
 def test_s3_prefix_condition_refuses_other_prefixes_and_head_bucket(moto_enforcing, unique, tmp_path):
@@ -142,7 +119,7 @@ def test_sse_kms_with_a_customer_key_needs_generate_data_key(moto_enforcing, uni
             "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
             "Resource": key_arn,
             # S3 makes the call: a source-IP condition here would never match.
-            "Condition": {"StringEquals": {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}},
+            "Condition": {"StringEquals": {"kms:ViaService": f"s3.{servers.REGION}.amazonaws.com"}},
         }
     )
     with_kms = moto_enforcing.client("s3", **make_user(iam, f"kms-{unique}", document))

@@ -1,0 +1,103 @@
+"""archive: a command writes files into archive_dir (a dedicated directory), which are uploaded once
+the services run again, then deleted whatever happened, so that a failed run neither fills the disk
+nor leaks into the next run."""
+
+import os
+
+from boto3.s3.transfer import TransferConfig
+
+from .. import contract
+from ..config import dedicated_directory
+from ..crypto import check_stream_tools, encryptor_argv, stored_name
+from ..download import restore_files, restore_paths
+from ..journal import ERR, INFO, WARNING, ConfigError, Failure, describe_status, log, signals
+from ..proc import SHELL, run_logged
+from ..s3 import MIB, upload_file, upload_pipeline
+from . import Outcome
+
+NAME = "archive"
+RESTORE_TARGETS = ("to_dir",)
+
+
+def check(config):
+    check_stream_tools(config)
+
+
+def prefix(config, started):
+    return contract.run_prefix(config["prefix"], config["job"], started)
+
+
+def backup(run):
+    config, s3, run_prefix = run.config, run.s3, run.prefix
+    directory = config["archive_dir"]
+    try:
+        status = run_logged(SHELL + [config["command"]], "command", config["run_as"])
+        run.services.start()  # the services are down for the command only, not for the upload
+        if status:
+            raise Failure(status, f"command failed with {describe_status(status)}: nothing uploaded")
+        files = files_under(directory)
+        if not files:
+            raise Failure(contract.EX_IOERR, f"the command succeeded but wrote no file into archive_dir {directory}")
+        encryptor = encryptor_argv(config)
+        if encryptor:
+            objects = [upload_encrypted(config, s3, path, f"{run_prefix}/{stored_name(config, name)}", encryptor) for path, name in files]
+        else:
+            transfer = TransferConfig(
+                multipart_threshold=config["part_size_mb"] * MIB,
+                multipart_chunksize=config["part_size_mb"] * MIB,
+                max_concurrency=config["max_concurrency"],
+            )
+            objects = [upload_file(s3, config["bucket"], path, f"{run_prefix}/{name}", transfer) for path, name in files]
+        return Outcome(objects, f"{len(objects)} object(s), {sum(entry['size'] for entry in objects)} bytes")
+    finally:
+        with signals.shielded():
+            empty_directory(directory)
+
+
+def files_under(directory):
+    """(path, name relative to directory) of every regular file, looked for only after the command ran."""
+    if not os.path.isdir(directory):
+        raise Failure(contract.EX_IOERR, f"archive_dir {directory} does not exist after the command ran")
+    found = []
+    for root, _dirs, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            if os.path.islink(path) or not os.path.isfile(path):
+                log(WARNING, f"skip {path}: not a regular file")
+                continue
+            found.append((path, os.path.relpath(path, directory).replace(os.sep, "/")))
+    return sorted(found)
+
+
+def upload_encrypted(config, s3, path, key, encryptor):
+    """The file through the encryptor straight into the upload: no encrypted copy on disk either."""
+    log(INFO, f"upload {path} to s3://{config['bucket']}/{key}, encrypted")
+    with open(path, "rb") as plaintext:
+        return upload_pipeline(config, s3, key, lambda pipeline: pipeline.add("encrypt", encryptor, stdin=plaintext))
+
+
+def empty_directory(directory):
+    """Deletes everything under directory, never directory itself, never through a symlink."""
+    try:
+        directory = dedicated_directory(directory)
+    except ConfigError as error:
+        log(ERR, f"refusing to empty archive_dir: {error}")
+        return
+    removed = 0
+    for root, dirs, names in os.walk(directory, topdown=False):
+        for name in names + dirs:
+            path = os.path.join(root, name)
+            try:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    os.rmdir(path)
+                else:
+                    os.unlink(path)
+                    removed += 1
+            except OSError as error:
+                log(ERR, f"could not remove {path}: {error}")
+    log(INFO, f"removed {removed} file(s) from {directory}")
+
+
+def restore(job):
+    job.thaw.objects_under(f"{job.run_prefix}/")
+    restore_files(job.s3, job.config["bucket"], job.manifest, job.decoders, restore_paths(job.manifest, job.run_prefix, job.args))

@@ -1,0 +1,89 @@
+"""sync: ``aws s3 sync`` of sync_dir into <prefix>/<job>/data/; the bucket's versioning keeps the
+history. A run's manifest lists no objects (the mirror is data/, shared by every run) and records
+what the run uploaded."""
+
+import os
+import shutil
+import tempfile
+
+from .. import contract
+from ..config import existing_directory, secret_excludes
+from ..journal import ConfigError, Failure
+from ..proc import run_checked
+from . import Outcome
+
+NAME = "sync"
+RESTORE_TARGETS = ("to_dir",)
+# aws s3 sync's line for each file it uploaded (with --no-progress): "upload: <path> to s3://<key>".
+UPLOADED = "upload: "
+
+
+def check(config):
+    if not shutil.which("aws"):
+        raise ConfigError("method", "is sync, which needs the aws command (Debian package awscli), not installed")
+    existing_directory(config, "sync_dir")
+    config["secret_excludes"] = secret_excludes(config, "sync_dir")
+
+
+def prefix(config, started):
+    return contract.run_prefix(config["prefix"], config["job"], started)
+
+
+def backup(run):
+    config = run.config
+    argv = aws_sync_argv(config, config["sync_dir"], sync_data_url(config))
+    for relative in config["secret_excludes"]:
+        argv += ["--exclude", f"{relative}/*"]
+    for pattern in config["excludes"]:
+        argv += ["--exclude", pattern]
+    uploaded = []
+
+    def count(line):
+        if line.startswith(UPLOADED) and " to s3://" in line:
+            path = line[len(UPLOADED):].rsplit(" to s3://", 1)[0]
+            uploaded.append(os.path.getsize(path) if os.path.isfile(path) else 0)
+
+    run_checked(argv, "aws s3 sync", on_line=count)
+    return Outcome([], f"{len(uploaded)} file(s) uploaded, {sum(uploaded)} bytes, to {sync_data_url(config)}")
+
+
+def sync_data_url(config):
+    return f"s3://{config['bucket']}/{contract.sync_prefix(config['prefix'], config['job'])}/"
+
+
+def aws_sync_argv(config, source, destination):
+    """aws s3 sync with the config's region and endpoint; the keys come from AWS_SHARED_CREDENTIALS_FILE."""
+    argv = [shutil.which("aws"), "s3", "sync", source, destination, "--no-progress", "--region", config["region"]]
+    return argv + (["--endpoint-url", config["endpoint_url"]] if config["endpoint_url"] else [])
+
+
+def restore(job):
+    """The job's data/ folder as it is now (older states are versions in the bucket), with the restore's
+    keys, into a new directory beside --to-dir that replaces it (or its entries of the same names)
+    only once every file arrived: a failed or partial download never looks restored. Cold objects are
+    thawed first; aws s3 sync skips objects of the GLACIER classes unless told to fetch them."""
+    config = job.config
+    if not shutil.which("aws"):
+        raise Failure(contract.EX_CONFIG, "restoring a sync backup needs the aws command (Debian package awscli), which is not installed")
+    job.thaw.objects_under(f"{contract.sync_prefix(config['prefix'], config['job'])}/")
+    target = os.path.abspath(job.args.to_dir)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".restore-", dir=os.path.dirname(target))
+    try:
+        run_checked([*aws_sync_argv(config, sync_data_url(config), staging), "--force-glacier-transfer"], "aws s3 sync")
+        move_into(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def move_into(staging, target):
+    """The restored tree at target: renamed there when target does not exist, else entry by entry."""
+    if not os.path.exists(target):
+        os.rename(staging, target)
+        os.mkdir(staging)  # for the caller's cleanup
+        return
+    for name in os.listdir(staging):
+        destination = os.path.join(target, name)
+        if os.path.isdir(destination) and not os.path.islink(destination):
+            shutil.rmtree(destination)
+        os.replace(os.path.join(staging, name), destination)

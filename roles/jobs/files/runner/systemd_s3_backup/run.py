@@ -1,0 +1,70 @@
+"""``run``: one backup of the job, as its unit starts it. Everything that can be checked is checked
+before any service stops; the services start again whatever happened; the manifest goes last."""
+
+import json
+
+from . import contract
+from .config import load_config
+from .journal import INFO, WARNING, Failure, log, signals
+from .methods import METHODS, Run
+from .proc import SHELL, run_checked
+from .s3 import PendingAborts, aws_client, check_bucket_access, keep_part_buffers_unpooled, use_credentials
+from .services import StoppedServices
+from .state import JobLock, remember_success
+
+
+def command_run(args):
+    keep_part_buffers_unpooled()
+    config = load_config(args.config)
+    log.tag = config["job"]
+    signals.install()
+    method = METHODS[config["method"]]
+    method.check(config)
+    use_credentials(config)
+    job_lock = JobLock(config)  # a local, so that the open lock file lives as long as this run
+    job_lock.acquire()
+    s3 = aws_client(config, "s3", connections=config["max_concurrency"] + 2)
+    started = contract.utc_now()
+    run_prefix = method.prefix(config, started)
+    what = f"duplicity {config['duplicity_action']} backup" if config["method"] == "duplicity" else f"{config['method']} backup"
+    log(INFO, f"{what} of {config['host']} to s3://{config['bucket']}/{run_prefix}/ (runner {contract.VERSION})")
+    # Not the manifest's key: the data tag is denied there (policies: DenyTaggingMetadata), and this
+    # upload is never completed anyway.
+    check_bucket_access(s3, config["bucket"], f"{run_prefix}/{contract.ACCESS_CHECK_NAME}")
+    PendingAborts(config["job"]).retry(s3)
+    services = StoppedServices(config["job"])
+    if services.units:
+        log(WARNING, f"an earlier run left {' '.join(services.units)} stopped: starting them at the end too")
+    try:
+        outcome, record = backup(method, Run(config, s3, run_prefix, started, services))
+    finally:
+        services.start()
+    remember_success(config["job"], record)
+    if services.units:
+        raise Failure(contract.EX_TEMPFAIL, f"the backup is stored, but {' '.join(services.units)} did not start again")
+    log(INFO, f"backup complete: {outcome.summary}")
+    return 0
+
+
+def backup(method, run):
+    """The steps during which services may be down: stop them, pre_commands, the method, the manifest.
+    Returns the method's outcome and what remember_success keeps."""
+    config = run.config
+    run.services.stop(config["stop_services"])
+    for number, command in enumerate(config["pre_commands"], 1):
+        run_checked(SHELL + [command], f"pre_command {number}/{len(config['pre_commands'])}", config["run_as"])
+    outcome = method.backup(run)
+    if outcome.record is not None:  # the method committed its backup itself
+        return outcome, outcome.record
+    return outcome, write_manifest(run, outcome.objects)
+
+
+def write_manifest(run, objects):
+    """The commit marker: a run is a backup only once its manifest is stored, so it goes last."""
+    config = run.config
+    manifest = contract.new_manifest(config, run.started, contract.utc_now(), objects)
+    key = contract.manifest_key(run.prefix)
+    run.s3.put_object(Bucket=config["bucket"], Key=key, Body=json.dumps(manifest, indent=2).encode(), ContentType="application/json")
+    log(INFO, f"stored manifest s3://{config['bucket']}/{key}")
+    manifest["manifest"] = f"s3://{config['bucket']}/{key}"
+    return manifest

@@ -1,0 +1,290 @@
+"""S3: credentials (a key file, never a key in the environment), clients, the pre-flight check, and
+the multipart upload of a stream whose size is not known up front."""
+
+import base64
+import ctypes
+import ctypes.util
+import hashlib
+import itertools
+import json
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+from botocore import exceptions as aws_errors
+from botocore.config import Config as BotoConfig
+
+from .contract import DATA_TAG, EX_IOERR
+from .journal import ConfigError, ERR, Failure, INFO, WARNING, describe_status, log, signals
+from .proc import Pipeline
+from .state import state_path, write_atomically
+
+MIB = 1024 * 1024
+S3_MIN_PART_MB, S3_MAX_PART_MB, S3_MAX_PARTS = 5, 5120, 10000
+# A stream's size is not known up front, so its parts grow: the part size doubles after every tenth of
+# S3's part limit (1,000 parts), which takes a 16 MiB start past S3's 5 TiB object limit with parts of
+# at most 4 GiB. SYSTEMD_S3_BACKUP_MAX_PARTS lowers the limit for tests only.
+PART_GROWTH_STEPS = 10
+# Credentials in the environment would win over the key file, so they are removed.
+AWS_CREDENTIAL_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+)
+
+
+def use_credentials(config):
+    """Points boto3 and child processes (aws cli) at the key file: a path in the environment, never a key.
+    Without any file, the instance's IAM role (EC2 metadata) is what remains."""
+    path = config["credentials_file"]
+    if os.environ.get("CREDENTIALS_DIRECTORY"):  # LoadCredential=aws:... of the unit
+        passed = os.path.join(os.environ["CREDENTIALS_DIRECTORY"], "aws")
+        path = passed if os.path.isfile(passed) else path
+    if path and not os.path.isfile(path):
+        raise ConfigError("credentials_file", f"names {path}, which does not exist (and systemd passed no 'aws' credential)")
+    use_credentials_file(path)
+
+
+def use_credentials_file(path):
+    """Makes ``path`` (or, when None, the instance's IAM role) the only source of AWS keys."""
+    for name in AWS_CREDENTIAL_VARIABLES:
+        os.environ.pop(name, None)
+    os.environ["AWS_CONFIG_FILE"] = os.devnull
+    # Absolute: programs the runner starts (aws, duplicity) run from another directory.
+    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.path.abspath(path) if path else os.devnull
+    log(INFO, f"AWS credentials from {path}" if path else "no credentials file: using the instance's IAM role")
+
+
+def aws_client(config, service, region=None, connections=10):
+    settings = BotoConfig(
+        retries={"max_attempts": 5, "mode": "standard"},
+        connect_timeout=10,
+        read_timeout=120,
+        max_pool_connections=connections,
+    )
+    return boto3.session.Session().client(
+        service, region_name=region or config["region"], endpoint_url=config["endpoint_url"], config=settings
+    )
+
+
+def check_bucket_access(s3, bucket, key):
+    """Opens and aborts a multipart upload, before any service is stopped: proves that the endpoint is
+    reachable and that the keys may write tagged data (s3:PutObject, s3:PutObjectTagging,
+    s3:AbortMultipartUpload) under the job's prefix."""
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, Tagging=DATA_TAG)["UploadId"]
+    s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    log(INFO, f"s3://{bucket}/{key.rsplit('/', 1)[0]}/ is reachable and writable")
+
+
+def max_parts():
+    """S3's limit of parts per upload; SYSTEMD_S3_BACKUP_MAX_PARTS lowers it, for tests only."""
+    try:
+        return max(PART_GROWTH_STEPS, min(S3_MAX_PARTS, int(os.environ.get("SYSTEMD_S3_BACKUP_MAX_PARTS", S3_MAX_PARTS))))
+    except ValueError:
+        return S3_MAX_PARTS
+
+
+def part_size_for(number, first_size, limit):
+    """The size of part ``number`` (from 1): ``first_size`` doubled after every tenth of ``limit`` parts,
+    at most S3's 5 GiB. With 16 MiB first parts, the first 15.6 GiB go in 16 MiB parts, and the whole
+    5 TiB S3 allows fits in 8,284 parts: no stream needs its size told in advance. (From 6 MiB first
+    parts on, that is; 5 MiB ones reach 4.88 TiB.)"""
+    step = limit // PART_GROWTH_STEPS
+    return min(first_size << ((number - 1) // step), S3_MAX_PART_MB * MIB)
+
+
+class MultipartUpload:
+    """One S3 multipart upload fed from a stream. Parts grow as the stream does (part_size_for); the
+    parts read and in flight together stay within ``concurrency`` first-size parts (fewer, larger parts
+    in flight as they grow), or one part once a part alone is larger: memory stays flat until then and
+    is bounded by one part (at most 4 GiB, past 4 TiB of stream) after."""
+
+    def __init__(self, s3, bucket, key, part_size, concurrency, job, tagging=DATA_TAG):
+        self.s3, self.bucket, self.key, self.part_size, self.job = s3, bucket, key, part_size, job
+        self.upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, Tagging=tagging)["UploadId"]
+        self.budget = part_size * concurrency
+        self.in_flight = 0  # bytes of parts read and not yet uploaded
+        self.room = threading.Condition()
+        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="upload-part")
+        self.parts = []
+        self.error = None
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self.limit = max_parts()
+
+    def _reserve(self, size):
+        with self.room:
+            self.room.wait_for(lambda: self.error or self.in_flight == 0 or self.in_flight + size <= self.budget)
+            self.in_flight += size
+
+    def _release(self, size):
+        with self.room:
+            self.in_flight -= size
+            self.room.notify_all()
+
+    def upload_from(self, stream):
+        """Reads the stream to its end in parts, uploads them; an empty stream is one empty part."""
+        for number in itertools.count(1):
+            size = part_size_for(number, self.part_size, self.limit)
+            self._reserve(size)
+            if self.error:
+                raise self.error
+            data = stream.read(size)
+            if not data and number > 1:
+                self._release(size)
+                return
+            if number > self.limit:
+                self._release(size)
+                raise Failure(EX_IOERR, f"the stream is larger than S3's {self.limit} parts of up to 5 GiB can hold (5 TiB)")
+            if number > 1 and size != part_size_for(number - 1, self.part_size, self.limit):
+                log(INFO, f"{self.size} bytes so far: parts from number {number} on are {size // MIB} MiB")
+            self.sha256.update(data)
+            self.size += len(data)
+            future = self.pool.submit(self._upload_part, number, data)
+            future.add_done_callback(lambda done, reserved=size: self._part_done(done, reserved))
+            self.parts.append(future)
+            del data
+
+    def _part_done(self, future, reserved):
+        if not future.cancelled() and future.exception() and not self.error:
+            self.error = future.exception()
+        self._release(reserved)
+
+    def _upload_part(self, number, data):
+        # Content-MD5: S3 rejects a part damaged on the way instead of storing it.
+        md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+        response = self.s3.upload_part(
+            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data, ContentMD5=md5
+        )
+        log(INFO, f"uploaded part {number} ({len(data)} bytes)")
+        return {"PartNumber": number, "ETag": response["ETag"]}
+
+    def complete(self):
+        self.pool.shutdown(wait=True)
+        parts = [future.result() for future in self.parts]
+        self.s3.complete_multipart_upload(
+            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts}
+        )
+
+    def abort(self):
+        """Drops every uploaded part, so nothing of a failed run is stored. Parts still in flight are
+        waited for first: one that lands after the abort would stay as an unfinished upload."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
+            log(INFO, f"aborted the upload of s3://{self.bucket}/{self.key}: nothing stored")
+        except (aws_errors.BotoCoreError, aws_errors.ClientError) as error:
+            log(ERR, f"could not abort multipart upload {self.upload_id} of s3://{self.bucket}/{self.key}: {error}")
+            log(WARNING, "it is not a backup (no manifest); the next run aborts it, else the bucket's lifecycle rule does")
+            PendingAborts(self.job).add(self.bucket, self.key, self.upload_id)
+
+
+class PendingAborts:
+    """Multipart uploads whose abort failed (the endpoint went down mid-upload), kept in the job's state
+    so that the next run aborts them: the host's key may abort its own uploads but not list them."""
+
+    def __init__(self, job):
+        self.path = state_path(job, "pending-aborts.json")
+
+    def read(self):
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                entries = json.load(handle)
+            return [e for e in entries if isinstance(e, dict) and {"bucket", "key", "upload_id"} <= set(e)]
+        except (OSError, ValueError, TypeError):
+            return []
+
+    def write(self, entries):
+        try:
+            if entries:
+                write_atomically(self.path, json.dumps(entries, indent=2) + "\n")
+            elif os.path.exists(self.path):
+                os.unlink(self.path)
+        except OSError as error:
+            log(WARNING, f"could not update {self.path}: {error}")
+
+    def add(self, bucket, key, upload_id):
+        self.write(self.read() + [{"bucket": bucket, "key": key, "upload_id": upload_id}])
+
+    def retry(self, s3):
+        """Aborts what earlier runs could not; keeps what still fails."""
+        left = []
+        for entry in self.read():
+            try:
+                s3.abort_multipart_upload(Bucket=entry["bucket"], Key=entry["key"], UploadId=entry["upload_id"])
+                log(INFO, f"aborted the upload an earlier run left open: s3://{entry['bucket']}/{entry['key']}")
+            except aws_errors.ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "NoSuchUpload":  # gone already: done
+                    left.append(entry)
+            except aws_errors.BotoCoreError:
+                left.append(entry)
+        self.write(left)
+
+
+def upload_pipeline(config, s3, key, start):
+    """Stores what the pipeline that ``start(pipeline)`` builds writes, as one object: committed only
+    if every stage and part succeeded, else aborted. Returns the manifest entry (of the stored bytes)."""
+    upload = MultipartUpload(s3, config["bucket"], key, config["part_size_mb"] * MIB, config["max_concurrency"], config["job"])
+    pipeline = Pipeline()
+    try:
+        upload.upload_from(start(pipeline))
+        failure = pipeline.wait()
+        if failure:
+            name, status = failure
+            raise Failure(status, f"{name} failed with {describe_status(status)}: nothing stored")
+        upload.complete()
+    except BaseException:
+        with signals.shielded():
+            pipeline.end()
+            upload.abort()
+        raise
+    log(INFO, f"stored s3://{config['bucket']}/{key} ({upload.size} bytes)")
+    return {"key": key, "size": upload.size, "sha256": upload.sha256.hexdigest()}
+
+
+def upload_file(s3, bucket, path, key, transfer):
+    digest, size = file_digest(path)
+    log(INFO, f"upload {path} to s3://{bucket}/{key} ({size} bytes)")
+    s3.upload_file(path, bucket, key, ExtraArgs={"Metadata": {"sha256": digest}, "Tagging": DATA_TAG}, Config=transfer)
+    return {"key": key, "size": size, "sha256": digest}
+
+
+def file_digest(path):
+    sha256, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(MIB), b""):
+            sha256.update(block)
+            size += len(block)
+    return sha256.hexdigest(), size
+
+
+def keep_part_buffers_unpooled():
+    """glibc raises its mmap threshold each time a large block is freed, so after a few parts the 16 MiB
+    part buffers come from the heap and stay there: memory then grows with the stream (measured: 123 MiB
+    at 2 GiB against 94 MiB at 250 MiB). A fixed threshold keeps every part mmapped, returned when freed."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, MIB)  # M_MMAP_THRESHOLD; fixing it also disables the dynamic adjustment
+    except (OSError, AttributeError):
+        pass  # not glibc: its allocator behaves otherwise
+
+
+def wait_for_new_key(call, wait):
+    """``call()``, retried for up to ``wait`` seconds while AWS does not yet accept a key that was just
+    made: IAM is eventually consistent, and a new key or policy takes seconds to be usable everywhere."""
+    started = time.monotonic()
+    while True:
+        try:
+            return call()
+        except aws_errors.ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            if code not in ("InvalidAccessKeyId", "AccessDenied") or time.monotonic() - started >= wait:
+                raise
+            log(WARNING, f"the restore key is new and not yet accepted ({code}): IAM takes seconds to make it usable; retrying")
+            time.sleep(2)
+
