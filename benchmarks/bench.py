@@ -10,7 +10,6 @@ import datetime
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -55,7 +54,7 @@ def command_version(argv, pattern=r"\S+"):
 def machine():
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
     mem_kib = int(next(line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal")))
-    runner_version = re.search(r'^VERSION = "([^"]+)"', lib.RUNNER.read_text(), re.M).group(1)
+    runner_version = lib.runner_version()
     commit = subprocess.run(["git", "-C", str(lib.REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
     dirty = subprocess.run(
         ["git", "-C", str(lib.REPO), "status", "--porcelain", "--", "roles", "plugins", "playbooks"], capture_output=True, text=True, check=False
@@ -206,14 +205,12 @@ def report_upload(r):
 
 
 def load_runner():
-    """The runner under test as a module (as tests/unit/test_runner.py loads it), for its part-size rule."""
-    import importlib.machinery
-    import importlib.util
+    """The runner's S3 module under test (the snapshot's), for its part-size rule."""
+    import importlib
+    import sys
 
-    loader = importlib.machinery.SourceFileLoader("systemd_s3_backup_runner", str(lib.RUNNER))
-    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
-    loader.exec_module(module)
-    return module
+    sys.path.insert(0, str(lib.RUNNER_DIR))
+    return importlib.import_module("systemd_s3_backup.s3")
 
 
 def size_text(size):

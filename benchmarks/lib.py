@@ -1,5 +1,6 @@
-"""Shared pieces of the benchmarks: the moto server, the measurement of one command's process tree,
-the generated test data, medians and a few helpers for Docker containers and ansible-playbook."""
+"""Shared pieces of the benchmarks: the moto server (started by tests/harness/servers.py), the
+measurement of one command's process tree, the generated test data, medians and a few helpers for
+Docker containers and ansible-playbook."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import base64
 import json
 import os
 import random
-import socket
+import re
 import statistics
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -17,6 +19,11 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# The test harness (tests/harness, as the package "harness") starts the endpoint for the tests, the
+# scripts and these benchmarks alike. Appended: the benchmarks' own modules come first.
+sys.path.append(str(REPO / "tests"))
+from harness import servers  # noqa: E402  pylint: disable=wrong-import-position
+
 BENCH = REPO / "benchmarks"
 WORK = REPO / ".build" / "bench"  # git-ignored: data files, logs, credentials, configs
 DATA = WORK / "data"
@@ -24,7 +31,8 @@ VENV_BIN = REPO / ".venv" / "bin"
 # The collection under test: a copy of the working tree taken when the benchmarks start (snapshot()),
 # so that edits made meanwhile cannot change the code between two runs that are compared.
 COLLECTION = REPO
-RUNNER = COLLECTION / "roles" / "jobs" / "files" / "systemd-s3-backup"
+# The runner package's parent directory (PYTHONPATH of the runner's processes; see runner_argv()).
+RUNNER_DIR = COLLECTION / "roles" / "jobs" / "files" / "runner"
 REGION = "us-east-1"
 MIB = 1024 * 1024
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -52,7 +60,7 @@ IMAGE_FLAGS = [
 def snapshot():
     """Copies the collection's working tree to .build/bench/collection and points Ansible (and the
     runner path) at the copy for the rest of the run; returns a fingerprint of what was copied."""
-    global COLLECTION, RUNNER
+    global COLLECTION, RUNNER_DIR
     import hashlib
     import shutil
 
@@ -65,12 +73,21 @@ def snapshot():
         symlinks=True,
         ignore=shutil.ignore_patterns(".git", ".venv", ".build", ".state", ".pytest_cache", "__pycache__", "benchmarks", "tests"),
     )
-    COLLECTION, RUNNER = dest, dest / "roles" / "jobs" / "files" / "systemd-s3-backup"
+    COLLECTION, RUNNER_DIR = dest, dest / "roles" / "jobs" / "files" / "runner"
     os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(root)
     digest = hashlib.sha256()
     for path in sorted(p for p in dest.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(dest)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def runner_argv(python, *args):
+    """The runner under test as a program: its package run by ``python`` (with runner_env's PYTHONPATH)."""
+    return [python, "-m", "systemd_s3_backup", *map(str, args)]
+
+
+def runner_version():
+    return re.search(r'^VERSION = "([^"]+)"', (RUNNER_DIR / "systemd_s3_backup" / "contract.py").read_text(), re.M).group(1)
 
 
 def log(message):
@@ -83,17 +100,9 @@ def median(values):
 
 
 def clean_env(extra=None):
-    """The machine's own AWS settings never leak in; the venv and the working-tree collection do."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        AWS_CONFIG_FILE="/dev/null",
-        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_DEFAULT_REGION=REGION,
-        PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}",
-    )
-    env.update(extra or {})
-    return env
+    """The machine's own AWS settings never leak in (harness.servers.isolated_env); the venv and the
+    working-tree collection do."""
+    return servers.isolated_env({"AWS_DEFAULT_REGION": REGION, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}", **(extra or {})})
 
 
 # ---------------------------------------------------------------------------------------------- moto
@@ -101,12 +110,7 @@ def clean_env(extra=None):
 
 def stop_process(proc, log):
     """Ends a server the harness started (SIGTERM, SIGKILL after 10 s) and closes its log."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    servers.stop_process(proc)
     log.close()
 
 
@@ -117,49 +121,21 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def free_port():
-    """A free 127.0.0.1 port, never 5000 (scripts/demo.sh's)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port != 5000:
-            return port
-
-
-class Moto:
-    """A moto server on 127.0.0.1 (no IAM enforcement: it takes any key). ``requests()`` counts the
-    HTTP requests it served, from its access log, as tests/conftest.py's MotoServer does."""
+class Moto(servers.Server):
+    """The local AWS endpoint of the tests (harness.servers.Server) plain and without audit: moto's
+    server with nothing in front, as ``moto_server`` runs it, in a child process of its own (whose CPU
+    ``cpu_seconds(moto.proc.pid)`` measures); it takes any key. ``requests()`` counts the HTTP
+    requests it served, from its access log; logs in .build/bench/logs/moto-NAME/."""
 
     def __init__(self, name, record=False):
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.log_path = WORK / "logs" / f"moto-{name}.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "w")
+        directory = WORK / "logs" / f"moto-{name}"
         # moto's recorder keeps every request with its body: only for servers that see small ones.
-        self.recording = self.log_path.with_suffix(".recording") if record else None
-        env = clean_env({"MOTO_RECORDER_FILEPATH": str(self.recording)} if record else {})
-        self.proc = subprocess.Popen(
-            [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1)
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto did not start; see {self.log_path}") from None
-                time.sleep(0.2)
-
-    def requests(self):
-        self._log.flush()
-        # Werkzeug colours 4xx/5xx lines, so match the protocol alone.
-        return sum(1 for line in self.log_path.read_text(errors="replace").splitlines() if " HTTP/1." in line)
+        self.recording = directory / "recording.jsonl" if record else None
+        env = {"AWS_DEFAULT_REGION": REGION}
+        if record:
+            env["MOTO_RECORDER_FILEPATH"] = str(self.recording)
+        super().__init__(directory, audit=False, env=env, python=VENV_BIN / "python", timeout=30)
+        self.start()
 
     def reset(self):
         """Forgets every bucket, object, user and topic (frees the memory of big objects too)."""
@@ -179,20 +155,6 @@ class Moto:
             name = api_call_name(entry)
             calls[name] = calls.get(name, 0) + 1
         return calls
-
-    def client(self, service):
-        import boto3  # the venv's, for the harness itself
-
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-
-    def stop(self):
-        stop_process(self.proc, self._log)
 
 
 def api_call_name(entry):

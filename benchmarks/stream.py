@@ -59,7 +59,7 @@ def runner_argv(python, name, label, endpoint, credentials, command, compression
     path = lib.WORK / "configs" / f"{name}-{label}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(config, indent=2))
-    return [python, str(lib.RUNNER), "run", str(path)], config["prefix"]
+    return lib.runner_argv(python, "run", path), config["prefix"]
 
 
 def runner_env(credentials, extra=None):
@@ -71,6 +71,7 @@ def runner_env(credentials, extra=None):
             "AWS_SHARED_CREDENTIALS_FILE": str(credentials),
             "RUNTIME_DIRECTORY": str(state / "run"),
             "STATE_DIRECTORY": str(state / "lib"),
+            "PYTHONPATH": str(lib.RUNNER_DIR),
             **(extra or {}),
         }
     )

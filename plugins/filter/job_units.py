@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.systemd_s3.backup.plugins.module_utils import jobs
+from ansible_collections.systemd_s3.backup.plugins.module_utils import contract, jobs
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
 
 DOCUMENTATION = r"""
@@ -98,6 +98,15 @@ def job_units(job_list, access=None, host=None, defaults=None, config_dir="/etc/
         raise AnsibleFilterError(str(e)) from e
 
 
+def archive_dir_problem(path):
+    """Why ``path`` (an archive_dir, or where its symlink leads) cannot be one, or ''."""
+    try:
+        contract.dedicated_directory(path)
+    except contract.FieldError as e:
+        return e.problem
+    return ""
+
+
 class FilterModule:
     def filters(self):
-        return {"job_units": job_units}
+        return {"job_units": job_units, "archive_dir_problem": archive_dir_problem}

@@ -17,31 +17,33 @@ import datetime
 import json
 import re
 
-from ansible_collections.systemd_s3.backup.plugins.module_utils.bucket_config import COLD_STORAGE_CLASSES
+from ansible_collections.systemd_s3.backup.plugins.module_utils import contract
+from ansible_collections.systemd_s3.backup.plugins.module_utils.contract import COLD_STORAGE_CLASSES
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
 from ansible_collections.systemd_s3.backup.plugins.module_utils.policies import normalize_prefix
 from ansible_collections.systemd_s3.backup.plugins.module_utils.policies import validate_bucket_name
 
 UTC = datetime.timezone.utc
-RUN_TIMESTAMP = "%Y%m%dT%H%M%SZ"  # the runner's run folder names, and duplicity's file name times
-ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # the manifest's started/finished, and this module's output
-MANIFEST = "manifest.json"
-SYNC_DATA = "data"
-DUPLICITY = "duplicity"
+# The bucket layout and the manifest are the contract's (docs/format.md).
+RUN_TIMESTAMP = contract.RUN_FOLDER_FORMAT  # the runner's run folder names, and duplicity's file name times
+ISO_FORMAT = contract.ISO_FORMAT  # the manifest's started/finished, and this module's output
+MANIFEST = contract.MANIFEST_NAME
+SYNC_DATA = contract.SYNC_FOLDER
+DUPLICITY = contract.DUPLICITY_FOLDER
 LATEST = "latest"
 # How far a time a host wrote (a run folder's name, its manifest's started/finished, a duplicity set's
 # name) may lie after S3's LastModified of the backup's manifest, or after now, before the backup is
 # refused: the clock skew allowed between a host, S3 and the control node. NTP keeps clocks within a
 # second; 15 minutes is generous for a host without it, and far less than any useful forgery needs.
 CLOCK_SKEW_TOLERANCE = datetime.timedelta(minutes=15)
-# A backup is cold when an object of it is in one of COLD_STORAGE_CLASSES (bucket_config's, whose
-# lifecycle puts them there). INTELLIGENT_TIERING's optional archive tiers are cold too, but a listing
+# A backup is cold when an object of it is in one of COLD_STORAGE_CLASSES (where bucket_config's
+# lifecycle puts data objects). INTELLIGENT_TIERING's optional archive tiers are cold too, but a listing
 # does not show them (only HeadObject's x-amz-archive-status does).
 DEFAULT_STORAGE_CLASS = "STANDARD"  # what a listing without StorageClass means
 # What selection and checks need to know of a backup, left out of the module's output.
 INTERNAL_FIELDS = ("manifest_read", "manifest_storage_class", "newest_object")
 
-_RUN_FOLDER = re.compile(r"\d{8}T\d{6}Z")
+_RUN_FOLDER = contract.RUN_FOLDER
 # duplicity's file_naming: full/inc volumes and manifests, full/new signatures, then optional
 # suffixes (.gpg, .gz, ...). Times are duplicity's default UTC form, like the runner's.
 _DUPLICITY_NAME = re.compile(
@@ -437,9 +439,9 @@ def apply_manifest(backup, body, listed_files, now):
     Returns a list of warnings (unreadable manifest, objects missing from the bucket)."""
     where = backup["manifest_key"]
     try:
-        manifest = json.loads(body)
+        manifest = contract.read_manifest(json.loads(body))
         objects = [{"key": str(o["key"]), "size": int(o["size"]), "sha256": o.get("sha256")} for o in manifest["objects"]]
-    except (ValueError, TypeError, KeyError, AttributeError) as error:
+    except (ValueError, TypeError, KeyError, AttributeError) as error:  # contract.ManifestError is a ValueError
         return [f"{where}: unreadable manifest ({error}); only the listing is reported for this run"]
     warnings = []
     finished = parse_iso(manifest.get("finished"))

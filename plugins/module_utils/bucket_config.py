@@ -13,8 +13,9 @@ from __future__ import annotations
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
-from ansible_collections.systemd_s3.backup.plugins.module_utils.policies import DATA_TAG_KEY
-from ansible_collections.systemd_s3.backup.plugins.module_utils.policies import DATA_TAG_VALUE
+from ansible_collections.systemd_s3.backup.plugins.module_utils.contract import COLD_STORAGE_CLASSES
+from ansible_collections.systemd_s3.backup.plugins.module_utils.contract import DATA_TAG_KEY
+from ansible_collections.systemd_s3.backup.plugins.module_utils.contract import DATA_TAG_VALUE
 from ansible_collections.systemd_s3.backup.plugins.module_utils.policies import validate_bucket_name
 
 try:
@@ -30,10 +31,8 @@ STORAGE_CLASSES = ("STANDARD_IA", "INTELLIGENT_TIERING", "ONEZONE_IA", "GLACIER_
 INFREQUENT_ACCESS_CLASSES = ("STANDARD_IA", "ONEZONE_IA")
 INFREQUENT_ACCESS_MINIMUM_DAYS = 30
 
-# Classes GetObject cannot read until RestoreObject has thawed the object (InvalidObjectState).
-# Transitions to them go into a second rule that only moves data objects (the runner tags them),
-# so manifests and duplicity's manifests and signatures stay readable at once.
-COLD_STORAGE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
+# Transitions to the cold classes (contract.COLD_STORAGE_CLASSES) go into a second rule that only
+# moves data objects (the runner tags them), so manifests and duplicity's metadata stay readable at once.
 COLD_RULE_SUFFIX = "-cold"
 
 DEFAULT_TRANSITIONS = [{"days": 32, "storage_class": "STANDARD_IA"}, {"days": 64, "storage_class": "GLACIER"}]

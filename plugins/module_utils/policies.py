@@ -14,6 +14,7 @@ import json
 import re
 from urllib.parse import unquote
 
+from ansible_collections.systemd_s3.backup.plugins.module_utils import contract
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import normalize_cidrs
 
@@ -27,8 +28,7 @@ POLICY_VERSION = "2012-10-17"
 # The object tag the runner puts on every data object (stream objects, archive files, duplicity
 # volumes) when it uploads them; manifests, duplicity manifests and signatures never carry it. The
 # bucket's cold lifecycle rule filters on it, so only data goes where GetObject needs a restore first.
-DATA_TAG_KEY = "systemd-s3-backup"
-DATA_TAG_VALUE = "data"
+DATA_TAG_KEY, DATA_TAG_VALUE = contract.DATA_TAG_KEY, contract.DATA_TAG_VALUE
 
 # What each permission set adds on the objects under the principal's prefix. Sets combine: a
 # principal gets the union of its sets. (backup also gets DATA_TAGGING_ACTIONS, under conditions.)
@@ -78,10 +78,7 @@ DENIED_ACTIONS = sorted(
     ]
 )
 
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4_LIKE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
-_PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9!_.()'=@,+-]+$")
-_TOPIC_ARN = re.compile(r"^arn:(aws[a-z-]*):sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
 _PRINCIPAL_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::\d{12}:(root|(user|role)/[\w+=,.@/-]+)$")
 _KMS_KEY_ARN = re.compile(r"^arn:(aws[a-z-]*):kms:([a-z0-9-]+):(\d{12}):key/([A-Za-z0-9-]{1,128})$")
 _VPCE_ID = re.compile(r"^vpce-[0-9a-f]{8,17}$")
@@ -116,7 +113,7 @@ def validate_bucket_name(name, field="bucket"):
         "Use 3-63 characters: lowercase letters, digits, hyphens and dots, starting and ending with a letter "
         "or digit, e.g. 'acme-backups'"
     )
-    if not isinstance(name, str) or not _BUCKET_NAME.fullmatch(name):
+    if not isinstance(name, str) or not contract.BUCKET_NAME.fullmatch(name):
         raise InputError(field, f"{name!r} is not a valid S3 bucket name", fix)
     if ".." in name or ".-" in name or "-." in name:
         raise InputError(field, f"{name!r} has adjacent dots or a dot next to a hyphen", fix)
@@ -134,16 +131,10 @@ def validate_bucket_name(name, field="bucket"):
 def normalize_prefix(prefix, field="prefix"):
     """A key prefix as 'a/b' (no leading or trailing slash). Wildcards and '..' are refused:
     in a policy they would widen access beyond the prefix."""
-    text = (prefix or "").strip("/")
-    fix = "Use slash-separated segments of letters, digits and !_.()'=@,+- such as 'backups/web1'"
-    if not text:
-        raise InputError(field, "must not be empty: an empty prefix would grant access to the whole bucket", fix)
-    for segment in text.split("/"):
-        if segment in ("", ".", "..") or not _PREFIX_SEGMENT.fullmatch(segment):
-            raise InputError(field, f"{prefix!r} has an unsafe segment {segment!r}", fix)
-    if len(text) > 900:
-        raise InputError(field, "is longer than 900 characters", "Use a shorter prefix")
-    return text
+    try:
+        return contract.prefix(prefix or "")
+    except contract.FieldError as error:
+        raise InputError(field, error.problem, error.fix) from None
 
 
 def _as_list(value):
@@ -163,7 +154,7 @@ def normalize_permissions(permissions, field="permissions"):
 
 def validate_topic_arns(arns, field="sns_topic_arns"):
     for arn in arns or []:
-        if not isinstance(arn, str) or not _TOPIC_ARN.fullmatch(arn):
+        if not isinstance(arn, str) or not contract.TOPIC_ARN.fullmatch(arn):
             raise InputError(field, f"{arn!r} is not an SNS topic ARN", "Use arn:aws:sns:REGION:ACCOUNT:TOPIC")
     return sorted(set(arns or []))
 
@@ -258,12 +249,9 @@ def validate_vpc_ids(values, field="source_vpc"):
 
 def validate_duplicity_jobs(names, field="duplicity_jobs"):
     """Names of the principal's duplicity jobs, by the runner's job name rule."""
-    # Imported here: jobs imports backups, which imports this module.
-    from ansible_collections.systemd_s3.backup.plugins.module_utils.jobs import JOB_NAME  # pylint: disable=import-outside-toplevel
-
     jobs = _as_list(names)
     for name in jobs:
-        if not isinstance(name, str) or not JOB_NAME.fullmatch(name):
+        if not isinstance(name, str) or not contract.JOB_NAME.fullmatch(name):
             raise InputError(
                 field,
                 f"{name!r} is not a valid job name",
@@ -383,9 +371,9 @@ def access_policy(
             # A run folder's name is a UTC time (????????T??????Z), so an archive's own nested
             # manifest.json files keep their tag.
             "Resource": [
-                f"{bucket_arn}/{prefix}/*/????????T??????Z/manifest.json",
-                f"{bucket_arn}/{prefix}/*/duplicity/duplicity-*.manifest*",
-                f"{bucket_arn}/{prefix}/*/duplicity/duplicity-*sigtar*",
+                f"{bucket_arn}/{prefix}/*/????????T??????Z/{contract.MANIFEST_NAME}",
+                f"{bucket_arn}/{prefix}/*/{contract.DUPLICITY_FOLDER}/duplicity-*.manifest*",
+                f"{bucket_arn}/{prefix}/*/{contract.DUPLICITY_FOLDER}/duplicity-*sigtar*",
             ],
         },
     ]
@@ -433,7 +421,7 @@ def ec2_trust_policy(partition="aws"):
 def topic_policy(topic_arn, publisher_arns=None):
     """Topic policy: the owning account manages the topic; when publishers are named, they and
     only they may publish (an explicit deny covers everyone else, even account admins)."""
-    match = _TOPIC_ARN.fullmatch(topic_arn or "")
+    match = contract.TOPIC_ARN.fullmatch(topic_arn or "")
     if not match:
         raise InputError("topic_arn", f"{topic_arn!r} is not an SNS topic ARN", "Use arn:aws:sns:REGION:ACCOUNT:TOPIC")
     partition = match.group(1)

@@ -1,4 +1,4 @@
-"""The on-host runner roles/jobs/files/systemd-s3-backup, run as its units run it, against moto.
+"""The on-host runner (the package roles/jobs/files/runner/systemd_s3_backup), run as its units run it, against moto.
 
 systemctl and journalctl are fakes (runner_fixtures/bin) that keep unit state in files and log every call,
 so the tests can check what was stopped and started, and in which order. RUNNER_PYTHON picks the
@@ -32,7 +32,8 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
-RUNNER = REPO / "roles" / "jobs" / "files" / "systemd-s3-backup"
+# The runner package's parent: on sys.path here, PYTHONPATH of the runner's processes.
+RUNNER_DIR = REPO / "roles" / "jobs" / "files" / "runner"
 FIXTURES = Path(__file__).parent / "runner_fixtures"
 RUNNER_PYTHON = os.environ.get("RUNNER_PYTHON", sys.executable)
 # Distinctive keys, so that finding them in the runner's output cannot be a coincidence.
@@ -45,15 +46,15 @@ IDLE = "idle.service"
 MIB = 1024 * 1024
 
 
-def load_runner():
-    """The runner as a module, for the pieces that are best tested directly."""
-    loader = importlib.machinery.SourceFileLoader("systemd_s3_backup_runner", str(RUNNER))
-    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
-    loader.exec_module(module)
-    return module
+sys.path.insert(0, str(RUNNER_DIR))
+from systemd_s3_backup import config as runner_config  # noqa: E402  pylint: disable=wrong-import-position
+from systemd_s3_backup import contract, download, journal, proc, s3 as runner_s3, thaw  # noqa: E402  pylint: disable=wrong-import-position
+from systemd_s3_backup.methods import duplicity as duplicity_method, stream as stream_method  # noqa: E402  pylint: disable=wrong-import-position
 
 
-runner = load_runner()
+def runner_argv(*args):
+    """The runner as a program: the package run by RUNNER_PYTHON, as the host's launcher runs it."""
+    return [RUNNER_PYTHON, "-m", "systemd_s3_backup", *map(str, args)]
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +129,7 @@ class Host:
             RUNTIME_DIRECTORY=str(self.runtime),
             STATE_DIRECTORY=str(self.state),
             AWS_EC2_METADATA_DISABLED="true",
+            PYTHONPATH=str(RUNNER_DIR),
         )
         env.update(extra or {})
         return env
@@ -135,7 +137,7 @@ class Host:
     def start(self, *args, path_first=(), env=None, output=subprocess.PIPE):
         """The runner as systemd starts it: stderr into the same stream as stdout, stdin empty."""
         return subprocess.Popen(
-            [RUNNER_PYTHON, str(RUNNER), *map(str, args)],
+            runner_argv(*args),
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -260,7 +262,7 @@ def test_stream_stores_the_compressed_dump_and_a_manifest(host):
         "host": "db1",
         "method": "stream",
         "compression": "zstd",
-        "runner_version": runner.VERSION,
+        "runner_version": contract.VERSION,
     }
     assert manifest["started"] <= manifest["finished"]
     assert host.unfinished_uploads() == []
@@ -342,7 +344,7 @@ def test_parts_in_flight_are_bounded_by_max_concurrency():
             self.completed = [p["PartNumber"] for p in MultipartUpload["Parts"]]
 
     s3, data = SlowS3(), os.urandom(95)
-    upload = runner.MultipartUpload(s3, "bucket", "key", part_size=10, concurrency=3, job="pg")
+    upload = runner_s3.MultipartUpload(s3, "bucket", "key", part_size=10, concurrency=3, job="pg")
     upload.upload_from(io.BytesIO(data))
     upload.complete()
     assert s3.most == 3
@@ -413,10 +415,10 @@ def test_passphrase_job_without_its_credential_exits_78_before_stopping_anything
 
 
 def test_missing_encryptor_is_a_config_error(host, monkeypatch):
-    config = runner.load_config(host.config(compression="none", encryption={"method": "age", "recipients": ["age1" + "q" * 58]}))
-    monkeypatch.setattr(runner.shutil, "which", lambda _name: None)
-    with pytest.raises(runner.ConfigError, match="needs the age command \\(Debian package age\\)"):
-        runner.check_tools(config)
+    config = runner_config.load_config(host.config(compression="none", encryption={"method": "age", "recipients": ["age1fu3xc0ehmeg87t6y0pk3r6mtgfqf5z3l8rq4m0zv75rn47ymcefqm7u4r4"]}))
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    with pytest.raises(journal.ConfigError, match="needs the age command \\(Debian package age\\)"):
+        stream_method.check(config)
 
 
 def test_failed_dump_commits_nothing_and_forwards_its_status(host):
@@ -497,7 +499,7 @@ def test_an_abort_that_fails_is_retried_by_the_next_run(host, monkeypatch):
 
     left_open = host.s3.create_multipart_upload(Bucket=host.bucket, Key=f"{host.prefix}/pg/20261122T020000Z/dump.sql.zst")
     monkeypatch.setenv("STATE_DIRECTORY", str(host.state))
-    upload = runner.MultipartUpload.__new__(runner.MultipartUpload)
+    upload = runner_s3.MultipartUpload.__new__(runner_s3.MultipartUpload)
     upload.s3, upload.bucket, upload.key, upload.job = Unreachable(), host.bucket, left_open["Key"], "pg"
     upload.upload_id, upload.pool = left_open["UploadId"], ThreadPoolExecutor(1)
     upload.abort()
@@ -556,7 +558,7 @@ def test_rejected_credentials_exit_77_and_environment_keys_are_ignored(tmp_path,
     ids=["AccessDenied", "SignatureDoesNotMatch", "InvalidClientTokenId", "NoSuchBucket", "EndpointConnectionError", "OSError"],
 )
 def test_exit_status_for_errors(error, status):
-    assert runner.exit_status_for(error) == status
+    assert journal.exit_status_for(error) == status
 
 
 def test_upload_file_failure_maps_through_boto3s_wrapper():
@@ -566,7 +568,7 @@ def test_upload_file_failure_maps_through_boto3s_wrapper():
         except ClientError as error:
             raise S3UploadFailedError("Failed to upload a to b/c") from error
     except S3UploadFailedError as wrapped:
-        assert runner.exit_status_for(wrapped) == 77
+        assert journal.exit_status_for(wrapped) == 77
 
 
 @pytest.mark.parametrize(
@@ -893,7 +895,7 @@ def test_alert_without_topic_or_systemd_tools_only_logs(host, tmp_path):
     empty = tmp_path / "empty-path"
     empty.mkdir()
     process = subprocess.run(
-        [RUNNER_PYTHON, str(RUNNER), "alert", str(host.config())],
+        runner_argv("alert", host.config()),
         capture_output=True,
         text=True,
         env={**host.env(), "PATH": str(empty)},
@@ -930,8 +932,8 @@ def test_verify_unit(host):
 
 def test_version_is_the_collections(host):
     galaxy = (REPO / "galaxy.yml").read_text()
-    assert f"\nversion: {runner.VERSION}\n" in galaxy
-    assert host.run("--version") == (0, f"systemd-s3-backup {runner.VERSION}\n")
+    assert f"\nversion: {contract.VERSION}\n" in galaxy
+    assert host.run("--version") == (0, f"systemd-s3-backup {contract.VERSION}\n")
 
 
 # ---------------------------------------------------------------------------------------------- restore
@@ -1232,8 +1234,8 @@ def test_restore_uses_the_restore_credentials_only(tmp_path, moto_enforcing, uni
 def test_archive_paths_may_not_leave_the_target_directory(tmp_path):
     manifest = {"objects": [{"key": "hosts/db1/app/20260101T000000Z/../../../../etc/cron.d/evil", "size": 1, "sha256": "0" * 64}]}
     args = argparse.Namespace(to_file=None, to_dir=str(tmp_path))
-    with pytest.raises(runner.DataError, match="would be restored outside"):
-        runner.restore_paths(manifest, "hosts/db1/app/20260101T000000Z", args)
+    with pytest.raises(journal.DataError, match="would be restored outside"):
+        download.restore_paths(manifest, "hosts/db1/app/20260101T000000Z", args)
 
 
 @pytest.mark.parametrize(
@@ -1251,7 +1253,7 @@ def test_archive_paths_may_not_leave_the_target_directory(tmp_path):
     ],
 )
 def test_failing_stage(statuses, checks_input, cause):
-    assert runner.failing_stage(statuses, checks_input) == cause
+    assert proc.failing_stage(statuses, checks_input) == cause
 
 
 # ---------------------------------------------------------------------------------------------- large streams
@@ -1260,7 +1262,7 @@ def test_failing_stage(statuses, checks_input, cause):
 def test_part_sizes_take_any_stream_up_to_5_tib_without_knowing_its_size():
     """16 MiB parts for the first 1,000 parts (15.6 GiB), then growing: S3's 5 TiB object limit fits
     in S3's 10,000 parts with no part over S3's 5 GiB."""
-    sizes = [runner.part_size_for(number, 16 * MIB, runner.S3_MAX_PARTS) for number in range(1, runner.S3_MAX_PARTS + 1)]
+    sizes = [runner_s3.part_size_for(number, 16 * MIB, runner_s3.S3_MAX_PARTS) for number in range(1, runner_s3.S3_MAX_PARTS + 1)]
     assert set(sizes[:1000]) == {16 * MIB}
     assert max(sizes) <= 5 * 1024 * MIB
     assert sum(sizes) >= 5 * 1024**4
@@ -1293,7 +1295,7 @@ def test_parts_in_flight_stay_within_the_first_parts_budget_as_parts_grow(monkey
             return {"ETag": f'"{PartNumber}"'}
 
     s3 = CountingS3()
-    upload = runner.MultipartUpload(s3, "bucket", "key", part_size=10, concurrency=4, job="pg")
+    upload = runner_s3.MultipartUpload(s3, "bucket", "key", part_size=10, concurrency=4, job="pg")
     upload.upload_from(io.BytesIO(os.urandom(10 + 20 + 40 + 80 + 160)))
     upload.pool.shutdown(wait=True)
     assert [future.result()["PartNumber"] for future in upload.parts] == [1, 2, 3, 4, 5]
@@ -1417,7 +1419,7 @@ def test_duplicity_chain_volumes_are_those_a_restore_at_a_time_reads():
         "duplicity-full-signatures.20260101T000000Z.sigtar.gpg",
     ]
     keys = [folder + name for name in names]
-    chain = runner.duplicity_chain_volumes
+    chain = duplicity_method.duplicity_chain_volumes
     assert chain(keys, folder, "2026-01-10T00:00:00Z") == [folder + name for name in names[:2] + names[3:4]]
     assert chain(keys, folder, "2026-01-31T00:00:00Z") == [folder + name for name in names[:2] + names[3:5]]
     assert chain(keys, folder, None) == [folder + names[5]]
@@ -1426,7 +1428,7 @@ def test_duplicity_chain_volumes_are_those_a_restore_at_a_time_reads():
 
 
 def test_new_restore_key_is_retried_until_iam_accepts_it(monkeypatch):
-    monkeypatch.setattr(runner.time, "sleep", lambda _seconds: None)
+    monkeypatch.setattr(runner_s3.time, "sleep", lambda _seconds: None)
     answers = iter([ClientError({"Error": {"Code": "InvalidAccessKeyId"}}, "GetObject")] * 2 + ["manifest"])
 
     def call():
@@ -1435,17 +1437,17 @@ def test_new_restore_key_is_retried_until_iam_accepts_it(monkeypatch):
             raise answer
         return answer
 
-    assert runner.wait_for_new_key(call, 60) == "manifest"
+    assert runner_s3.wait_for_new_key(call, 60) == "manifest"
 
     def refused():
         raise ClientError({"Error": {"Code": "InvalidAccessKeyId"}}, "GetObject")
 
     with pytest.raises(ClientError):
-        runner.wait_for_new_key(refused, 0)
+        runner_s3.wait_for_new_key(refused, 0)
 
 
 def test_restore_secrets_are_kept_in_run():
-    with runner.secret_scratch() as scratch:
+    with thaw.secret_scratch() as scratch:
         assert scratch.startswith("/run/systemd-s3-backup/restore-")
         assert os.stat(scratch).st_mode & 0o777 == 0o700
 
@@ -1475,10 +1477,8 @@ def test_a_sync_of_the_hosts_key_directory_itself_is_refused(host):
     assert "systemctl stop" not in " ".join(host.events())  # refused before anything was stopped
 
 
-def test_the_runner_tags_and_thaws_what_the_bucket_module_freezes():
-    """The runner cannot import the collection on a host, so its data tag and cold classes are copies:
-    they must stay those of the policies (the tagging grant) and the bucket's cold lifecycle rule."""
-    from ansible_collections.systemd_s3.backup.plugins.module_utils import bucket_config, policies  # pylint: disable=import-outside-toplevel
+def test_the_runner_imports_the_collections_contract_itself():
+    """One home: the runner's contract is the collection's file (a symlink in the tree, copied to hosts)."""
+    from ansible_collections.systemd_s3.backup.plugins.module_utils import contract as collection_contract  # pylint: disable=import-outside-toplevel
 
-    assert runner.DATA_TAG == f"{policies.DATA_TAG_KEY}={policies.DATA_TAG_VALUE}"
-    assert set(runner.COLD_STORAGE_CLASSES) == set(bucket_config.COLD_STORAGE_CLASSES)
+    assert Path(contract.__file__).resolve() == Path(collection_contract.__file__).resolve()
