@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The ``stale_jobs`` filter: every backup job of the inventory held against the age of its newest
-complete backup, for the verify playbook. Ages are counted here, per job, as each job may allow
+complete backup, for the freshness playbook. Ages are counted here, per job, as each job may allow
 another age while backups_info takes one max_age."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ description:
     RV(_value[].ok) while it has any.
   - Jobs are checked as the C(systemd_s3.backup.jobs) role checks them, so a bad C(max_age) fails naming the host,
     the job and the field.
-  - Used by the C(systemd_s3.backup.verify) playbook.
+  - Used by the C(systemd_s3.backup.freshness) playbook.
 options:
   _input:
     description: The C(jobs) list that C(systemd_s3.backup.backups_info) returned.

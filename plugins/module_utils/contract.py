@@ -801,14 +801,14 @@ def job_defaults(method):
 
 
 def argument_spec_options():
-    """jobs_list's options in roles/jobs/meta/argument_specs.yml, with the defaults that hold for every method."""
+    """jobs_list's options in roles/jobs/meta/argument_specs.yml. A default is shown where it is the
+    same for every method that takes the field (schedule's differs per method: its doc says so)."""
+    overridden = {name for defaults in METHOD_DEFAULTS.values() for name in defaults}
     options = {}
     for name, field in JOB_FIELDS.items():
         spec = copy.deepcopy(field["spec"])
-        if set(field["methods"]) == set(ALL) and field.get("default") is not None and name not in ("schedule",):
-            spec = dict(spec, default=copy.deepcopy(field["default"]))
-        elif field.get("default") is not None and name in ("compression",):
-            spec = dict(spec, default=field["default"])
+        if field.get("default") is not None and name not in overridden:
+            spec["default"] = copy.deepcopy(field["default"])
         options[name] = spec
     return options
 

@@ -777,6 +777,7 @@ def test_sync_uploads_the_directory_except_the_excludes(host):
     assert f"{host.prefix}/pg/data/a.txt" in host.keys()
     assert not any("skip.tmp" in key for key in host.keys())
     assert "upload: " in output  # aws's own lines reach the journal
+    assert f"backup complete: 1 file(s) uploaded, 1 bytes, to s3://{host.bucket}/{host.prefix}/pg/data/" in output
     manifest = host.manifest()[1]
     assert (manifest["method"], manifest["objects"], manifest["source"]) == ("sync", [], str(source))
     assert_app_stopped_and_started(host)
@@ -809,7 +810,7 @@ def test_service_that_does_not_start_again_exits_75_and_stays_recorded(host):
 
     # ExecStopPost= tries again.
     (host.systemd / "fail-start").unlink()
-    status, output = host.run("restore-services", host.tmp / "job.json")
+    status, output = host.run("start-services", host.tmp / "job.json")
     assert status == 0, output
     assert host.is_active(APP) and not host.record.exists()
 
@@ -844,16 +845,18 @@ def test_run_also_starts_what_an_earlier_run_left_stopped(host):
     assert_app_stopped_and_started(host)
 
 
-def test_restore_services_starts_what_a_killed_run_left_stopped(host):
+@pytest.mark.parametrize("subcommand", ["start-services", "restore-services"])  # its name before 0.2.0
+def test_start_services_starts_what_a_killed_run_left_stopped(host, subcommand):
     config = host.config()
-    status, output = host.run("restore-services", config)
+    status, output = host.run(subcommand, config)
     assert (status, host.events()) == (0, []), output
     assert "no service left stopped" in output
+    assert ("'restore-services' is now 'start-services'" in output) == (subcommand == "restore-services")
 
     (host.systemd / "active" / APP).unlink()
     host.runtime.mkdir()
     host.record.write_text(f"{APP}\n")
-    status, output = host.run("restore-services", config)
+    status, output = host.run(subcommand, config)
     assert status == 0, output
     assert host.events() == [f"systemctl start {APP}"]
     assert host.is_active(APP) and not host.record.exists()
@@ -919,15 +922,16 @@ def test_alert_tolerates_a_config_that_broke_the_run(host):
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
-def test_verify_unit(host):
+@pytest.mark.parametrize("subcommand", ["check-unit", "verify-unit"])  # its name before 0.2.0
+def test_check_unit(host, subcommand):
     good = host.tmp / "tmpXYZ"
     good.write_text("[Unit]\nDescription=backup\n[Service]\nType=oneshot\nExecStart=/bin/true\n")
-    assert host.run("verify-unit", good, "s3-backup-pg.service")[0] == 0
+    assert host.run(subcommand, good, "s3-backup-pg.service")[0] == 0
     bad = host.tmp / "tmpABC"
     bad.write_text("[Service]\nType=oneshot\nExecStart=relative/true\n")
-    status, output = host.run("verify-unit", bad, "s3-backup-pg.service")
+    status, output = host.run(subcommand, bad, "s3-backup-pg.service")
     assert status != 0 and "relative/true" in output
-    assert host.run("verify-unit", good, "../escape.service")[0] == 2
+    assert host.run(subcommand, good, "../escape.service")[0] == 2
 
 
 def test_version_is_the_collections(host):

@@ -176,7 +176,7 @@ def render(results, date, wall_seconds=None):
         "- **Alerts during an outage**: an alert goes out over the same endpoint and with the same key as the\n"
         "  backup. The alert unit tries again every 15s, at most 100 times an hour (faults 11 to 14 show a retry\n"
         "  delivering it once the endpoint or the key is back); a longer outage loses the alert, and only the\n"
-        "  `systemd_s3.backup.verify` playbook (no fresh backup) reports the job.\n"
+        "  `systemd_s3.backup.freshness` playbook (no fresh backup) reports the job.\n"
     )
     out.append(
         "- **moto and alerts**: moto checks `sns:Publish` against the resource `*`, so the collection's topic-scoped\n"

@@ -37,7 +37,7 @@ def unclean_stop(unit):
 
 
 class StoppedServices:
-    """The services a run stopped. Kept in a record file too, so that restore-services (ExecStopPost=)
+    """The services a run stopped. Kept in a record file too, so that start-services (ExecStopPost=)
     starts them again when run is killed before it could. Only services that were active are stopped."""
 
     def __init__(self, job):

@@ -40,10 +40,11 @@ def backup(run):
 
     def count(line):
         if line.startswith(UPLOADED) and " to s3://" in line:
-            path = line[len(UPLOADED):].rsplit(" to s3://", 1)[0]
+            # aws prints the path relative to its working directory: sync_dir.
+            path = os.path.join(config["sync_dir"], line[len(UPLOADED):].rsplit(" to s3://", 1)[0])
             uploaded.append(os.path.getsize(path) if os.path.isfile(path) else 0)
 
-    run_checked(argv, "aws s3 sync", on_line=count)
+    run_checked(argv, "aws s3 sync", cwd=config["sync_dir"], on_line=count)
     return Outcome([], f"{len(uploaded)} file(s) uploaded, {sum(uploaded)} bytes, to {sync_data_url(config)}")
 
 

@@ -1,4 +1,4 @@
-"""playbooks/verify.yml against a moto server: a fleet's inventory, a bucket laid out as the runner
+"""playbooks/freshness.yml (and its old name, playbooks/verify.yml) against a moto server: a fleet's inventory, a bucket laid out as the runner
 stores backups (run folders committed by their manifest.json), and the playbook's verdict.
 
 Ages count from S3's LastModified: the bucket is test_backups_info's ``History`` (moto in this process),
@@ -17,7 +17,7 @@ from test_backups_info import History
 
 pytestmark = pytest.mark.integration
 
-PLAYBOOK = REPO / "playbooks" / "verify.yml"
+PLAYBOOK = REPO / "playbooks" / "freshness.yml"
 UTC = datetime.timezone.utc
 # Set at the start of each test (autouse fixture below): ages are measured against the clock, and a
 # whole-session constant would drift by however long the tests before took.
@@ -114,7 +114,7 @@ def _report(run_playbook, fleet, **kwargs):
     for play in output["plays"]:
         for task in play["tasks"]:
             if task["task"]["name"].startswith("Hold each job's newest backup"):
-                report = task["hosts"]["localhost"]["ansible_facts"]["verify_report"]
+                report = task["hosts"]["localhost"]["ansible_facts"]["freshness_report"]
                 return proc.returncode, {(entry["host"], entry["job"]): entry for entry in report}
     raise AssertionError(proc.stdout[-3000:] + proc.stderr)
 
@@ -184,11 +184,19 @@ def test_a_jobs_own_max_age_overrides_verify_max_age(fleet, run_playbook):
     assert report["db1", "files"]["stale"] and report["db1", "files"]["max_age_seconds"] == 86400
 
 
-def test_bad_verify_max_age_is_a_clear_error(fleet, run_playbook):
-    rc, text = _verify(run_playbook, fleet, extra_vars={"verify_max_age": "soon"})
+@pytest.mark.parametrize("variable", ["freshness_max_age", "verify_max_age"])  # its name before 0.2.0
+def test_bad_freshness_max_age_is_a_clear_error(fleet, run_playbook, variable):
+    rc, text = _verify(run_playbook, fleet, extra_vars={variable: "soon"})
     assert rc != 0
     assert "default_max_age: 'soon' is not a duration" in text
-    assert "verify_max_age" in text
+    assert "freshness_max_age" in text
+
+
+def test_the_old_name_verify_still_runs_the_freshness_check(fleet, run_playbook):
+    proc, _output = run_playbook(REPO / "playbooks" / "verify.yml", inventory=fleet.inventory, env=fleet.env, json_output=False)
+    assert "systemd_s3.backup.verify is now systemd_s3.backup.freshness" in proc.stdout
+    fresh_rc, _text = _verify(run_playbook, fleet)
+    assert proc.returncode == fresh_rc
 
 
 def test_inventory_without_jobs_is_not_a_pass(tmp_path, history, unique, run_playbook):
@@ -196,7 +204,7 @@ def test_inventory_without_jobs_is_not_a_pass(tmp_path, history, unique, run_pla
     before = history.requests()
     rc, text = _verify(run_playbook, empty)
     assert rc != 0
-    assert "Nothing to verify" in text
+    assert "Nothing to check" in text
     assert history.requests() == before
 
 
