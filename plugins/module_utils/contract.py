@@ -61,7 +61,7 @@ CREDENTIALS_PATH = CONFIG_DIR + "/aws-credentials"
 RUNNER_PATH = "/usr/local/sbin/systemd-s3-backup"  # the launcher the units call
 LIBRARY_DIR = "/usr/local/lib/systemd-s3-backup"  # <VERSION>/systemd_s3_backup/: the runner package
 STATE_ROOT = "/var/lib/s3-backup"  # StateDirectory=s3-backup/<job>: lock, last success, duplicity cache
-RUNTIME_ROOT = "/run/s3-backup"  # RuntimeDirectory=s3-backup/<job>: the job's GPG home
+RUNTIME_ROOT = "/run/s3-backup"  # RuntimeDirectory=s3-backup/<unit name without prefix>: the run's GPG home
 SECRET_SCRATCH = "/run/systemd-s3-backup"  # restores: GPG homes and keys in memory, never on disk
 # systemd credentials (LoadCredential=) the units pass to the runner.
 AWS_CREDENTIAL = "aws"
@@ -252,7 +252,7 @@ OBJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9!_.()'=@,+-]+")
 PREFIX_MAX_LENGTH = 900
-REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+|[a-z0-9-]+")
+REGION = re.compile(r"[a-z0-9-]+")  # as the SDKs accept them (eu-west-1, us-gov-west-1, ...)
 TOPIC_ARN = re.compile(r"arn:(aws[a-z-]*):sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}")
 ENDPOINT_URL = re.compile(r"https?://[^\s/]+(/\S*)?")
 # duplicity's time intervals (man duplicity, TIME FORMATS): 1M, 2W, 1Y6M, 30D.

@@ -148,7 +148,8 @@ def test_the_roles_host_paths_and_version_are_the_contracts():
 
 def test_the_format_document_names_every_config_and_manifest_field():
     text = (REPO / "docs" / "format.md").read_text()
-    manifest = contract.new_manifest(control_node_config(GOOD_JOBS["sync"]), contract.utc_now(), contract.utc_now(), [])
+    config = contract.runner_config(control_node_config(GOOD_JOBS["sync"]))  # with defaults, as the runner has it
+    manifest = contract.new_manifest(config, contract.utc_now(), contract.utc_now(), [])
     for name in list(contract.RUNNER_FIELDS) + list(manifest) + [str(contract.MANIFEST_VERSION)]:
         assert f"`{name}`" in text or name.isdigit() and name in text, name
 

@@ -7,7 +7,7 @@ import time
 
 from botocore import exceptions as aws_errors
 
-from .contract import COLD_STORAGE_CLASSES, EX_CONFIG, EX_TEMPFAIL
+from .contract import COLD_STORAGE_CLASSES, EX_CONFIG, EX_TEMPFAIL, SECRET_SCRATCH
 from .journal import Failure, INFO, log
 from .s3 import wait_for_new_key
 
@@ -30,7 +30,7 @@ THAW_TIERS = ("Expedited", "Standard", "Bulk")
 def secret_scratch():
     """A private temporary directory in /run (memory, gone at reboot) for what a restore decrypts with:
     GPG homes with the operator's secret key, gpg's agent sockets."""
-    root = os.environ.get("SYSTEMD_S3_BACKUP_RUNTIME_DIR", "/run/systemd-s3-backup")
+    root = os.environ.get("SYSTEMD_S3_BACKUP_RUNTIME_DIR", SECRET_SCRATCH)
     os.makedirs(root, mode=0o700, exist_ok=True)
     return tempfile.TemporaryDirectory(prefix="restore-", dir=root)
 
