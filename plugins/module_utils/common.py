@@ -1,28 +1,11 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What every module of this collection shares: input errors that name the field and the fix,
-AWS clients that retry on throttling, and diff/result helpers."""
+"""What every module and filter of this collection shares: input errors that name the field and
+the fix, and diff/result helpers. How the modules call AWS is in aws.py."""
 
 from __future__ import annotations
 
 import ipaddress
-
-try:
-    from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
-except ImportError:  # pragma: no cover - amazon.aws is a declared dependency
-    AWSRetry = None
-
-# Throttling and eventual-consistency codes worth a retry on top of AWSRetry's defaults
-# (it already retries RequestLimitExceeded, Throttling, ThrottlingException, 5xx ...).
-EXTRA_RETRY_CODES = [
-    "SlowDown",
-    "OperationAborted",  # S3: conflicting conditional operation on the same bucket
-    "NoSuchEntity",  # IAM: a just-created user/role not yet visible to a follow-up call
-]
-
-
-# What S3 answers (HeadBucket gives only the status) for a bucket that does not exist.
-BUCKET_NOT_FOUND_CODES = ("404", "NoSuchBucket", "NotFound")
 
 
 class InputError(ValueError):
@@ -33,39 +16,12 @@ class InputError(ValueError):
         super().__init__(f"{field}: {problem}. {fix}")
 
 
-def aws_client(module, service, retry_missing_entity=False):
-    """A boto3 client whose calls made with ``aws_retry=True`` back off on throttling.
-
-    ``retry_missing_entity`` also retries IAM's NoSuchEntity, for calls made right after
-    creating the entity (IAM is eventually consistent)."""
-    codes = list(EXTRA_RETRY_CODES)
-    if not retry_missing_entity:
-        codes.remove("NoSuchEntity")
-    return module.client(
-        service,
-        retry_decorator=AWSRetry.jittered_backoff(retries=10, delay=1, max_delay=30, catch_extra_error_codes=codes),
-    )
-
-
 def validate_or_fail(module, validator, *args, **kwargs):
     """Run ``validator``; turn an InputError into a clean module failure before any API call."""
     try:
         return validator(*args, **kwargs)
     except InputError as e:
         module.fail_json(msg=str(e), field=e.field)
-
-
-def error_code(exception):
-    """The AWS error code of a botocore ClientError, or '' for anything else."""
-    response = getattr(exception, "response", None) or {}
-    return response.get("Error", {}).get("Code", "")
-
-
-def is_not_implemented(exception):
-    """True when an S3-compatible store says it does not implement a (sub)resource."""
-    response = getattr(exception, "response", None) or {}
-    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return error_code(exception) in ("NotImplemented", "MethodNotAllowed", "XNotImplemented") or status == 501
 
 
 def normalize_cidrs(field, values):

@@ -368,20 +368,17 @@ import json
 import os
 import tempfile
 
-try:
-    import botocore
-except ImportError:
-    pass  # AnsibleAWSModule reports the missing dependency
-
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
 from ansible_collections.systemd_s3.backup.plugins.module_utils import policies
+from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import AWSCallError
+from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import aws_client
+from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import call
+from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import paginate
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
-from ansible_collections.systemd_s3.backup.plugins.module_utils.common import aws_client
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import diff
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import validate_or_fail
 
@@ -390,15 +387,8 @@ IAM_MAX_ACCESS_KEYS = 2
 # Shown in the diff for a key that check mode would create.
 NEW_KEY_PLACEHOLDER = "(new access key)"
 USER_ONLY_OPTIONS = ("credentials_path", "rotate_access_key", "access_key_max_age_days", "retire_previous_access_keys")
-
-
-class ApiError(Exception):
-    """An AWS error, with what the module was doing when it happened."""
-
-    def __init__(self, action, error):
-        super().__init__(action)
-        self.action = action
-        self.error = error
+# What IAM answers about a user, role, policy or instance profile that does not exist.
+NO_SUCH_ENTITY = ("NoSuchEntity",)
 
 
 def validate(params, region):
@@ -510,8 +500,30 @@ def key_to_make_room(keys, held_key_id):
     return min(keys, key=lambda k: (k["AccessKeyId"] == held_key_id and k["Status"] == "Active", k["Status"] == "Active", k["CreateDate"]))
 
 
+class PrincipalRequests:
+    """IAM's requests about one user or one role, by what they do: IAM has a get_user and a get_role,
+    an attach_user_policy and an attach_role_policy ... ``iam`` is the client they are made with."""
+
+    def __init__(self, iam, kind, name):
+        user = kind == "user"
+        self.iam = iam
+        self.name_param = {"UserName": name} if user else {"RoleName": name}
+        self.get = iam.get_user if user else iam.get_role
+        self.create = iam.create_user if user else iam.create_role
+        self.delete = iam.delete_user if user else iam.delete_role
+        self.tag = iam.tag_user if user else iam.tag_role
+        self.untag = iam.untag_user if user else iam.untag_role
+        self.attach_policy = iam.attach_user_policy if user else iam.attach_role_policy
+        self.detach_policy = iam.detach_user_policy if user else iam.detach_role_policy
+        self.delete_inline_policy = iam.delete_user_policy if user else iam.delete_role_policy
+        # Listings, by the names of botocore's paginators.
+        self.attached_policies_listing = "list_attached_user_policies" if user else "list_attached_role_policies"
+        self.inline_policies_listing = "list_user_policies" if user else "list_role_policies"
+
+
 class BackupPrincipal:
-    """One IAM user or role, its policy, and its access key or instance profile."""
+    """One IAM user or role, its policy, and its access key or instance profile. A failed AWS
+    request raises AWSCallError, naming what was being done and the principal."""
 
     def __init__(self, module, wanted_policy):
         self.module = module
@@ -525,82 +537,63 @@ class BackupPrincipal:
         self.check_mode = module.check_mode
         self.iam = aws_client(module, "iam")
         # For requests about an entity this run has just created: IAM may not show it yet.
-        self.iam_after_create = aws_client(module, "iam", retry_missing_entity=True)
+        self.iam_after_create = aws_client(module, "iam", not_yet_visible=NO_SUCH_ENTITY)
+        # Made with iam_after_create once this run has created the principal.
+        self.principal = PrincipalRequests(self.iam, self.kind, self.name)
         self.created = False
         self.changed = False
 
     # --- API plumbing -------------------------------------------------------------------------
 
-    def _call(self, action, method, client=None, **kwargs):
-        try:
-            return getattr(client or self.iam, method)(aws_retry=True, **kwargs)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            raise ApiError(action, e) from e
+    def _call(self, operation, method, missing=(), **params):
+        """One request (``method`` of a client); ``missing`` error codes give None."""
+        return call(f"{operation} (name={self.name}, kind={self.kind})", method, missing=missing, **params)
 
-    def _get(self, action, method, **kwargs):
-        """Like _call, but None when the entity does not exist."""
-        try:
-            return getattr(self.iam, method)(aws_retry=True, **kwargs)
-        except is_boto3_error_code("NoSuchEntity"):
-            return None
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:  # pylint: disable=duplicate-except
-            raise ApiError(action, e) from e
+    def _list(self, operation, client, listing, result_key, **params):
+        """Every item of an IAM listing (botocore's paginator ``listing``)."""
+        return paginate(f"{operation} (name={self.name}, kind={self.kind})", client, listing, result_key, **params)
 
-    def _list(self, action, method, result_key, call=None, **kwargs):
-        """Every page of an IAM list call (they all page with Marker/IsTruncated)."""
-        items, marker = [], {}
-        while True:
-            page = (call or self._call)(action, method, **kwargs, **marker)
-            items += page.get(result_key, [])
-            if not page.get("IsTruncated"):
-                return items
-            marker = {"Marker": page["Marker"]}
+    def _principal_call(self, operation, method, missing=(), **params):
+        """A request about this user or role (a method of self.principal, or of its client), which names it."""
+        return self._call(operation, method, missing=missing, **self.principal.name_param, **params)
 
-    def _principal_call(self, action, method_pattern, **kwargs):
-        """A call on this user or role: 'attach_{kind}_policy' -> attach_user_policy(UserName=...)."""
-        client = self.iam_after_create if self.created else self.iam
-        name_key = "UserName" if self.kind == "user" else "RoleName"
-        return self._call(action, method_pattern.format(kind=self.kind), client=client, **{name_key: self.name}, **kwargs)
+    def _principal_list(self, operation, listing, result_key):
+        return self._list(operation, self.principal.iam, listing, result_key, **self.principal.name_param)
 
-    def _change(self, action, method_pattern, **kwargs):
+    def _change(self, operation, method, **params):
         """A principal change: skipped in check mode, always reported."""
         self.changed = True
         if not self.check_mode:
-            return self._principal_call(action, method_pattern, **kwargs)
+            return self._principal_call(operation, method, **params)
         return None
 
     # --- reading ------------------------------------------------------------------------------
 
     def read(self):
         """The principal and what the module manages on it, or None when it does not exist."""
-        entity = self._get(f"get {self.kind} {self.name}", f"get_{self.kind}", **{f"{self.kind.capitalize()}Name": self.name})
+        entity = self._principal_call(f"get {self.kind} {self.name}", self.principal.get, missing=NO_SUCH_ENTITY)
         if entity is None:
             return None
         state = {
             "entity": entity["User" if self.kind == "user" else "Role"],
-            "attached": self._principal_list("list attached policies", "list_attached_{kind}_policies", "AttachedPolicies"),
+            "attached": self._principal_list("list attached policies", self.principal.attached_policies_listing, "AttachedPolicies"),
             "inline": [],
             "keys": [],
         }
         if self.params["purge_other_policies"] or self.params["state"] == "absent":
-            state["inline"] = self._principal_list("list inline policies", "list_{kind}_policies", "PolicyNames")
+            state["inline"] = self._principal_list("list inline policies", self.principal.inline_policies_listing, "PolicyNames")
         if self.kind == "user":
             keys = self._principal_list("list access keys", "list_access_keys", "AccessKeyMetadata")
             state["keys"] = sorted(keys, key=lambda k: k["CreateDate"])
         return state
 
-    def _principal_list(self, action, method_pattern, result_key):
-        return self._list(action, method_pattern, result_key, call=self._principal_call)
-
     def read_policy(self, arn):
         """Our managed policy and its default document, or (None, None) when it does not exist."""
-        policy = self._get("get the backup policy", "get_policy", PolicyArn=arn)
+        policy = self._call("get the backup policy", self.iam.get_policy, missing=NO_SUCH_ENTITY, PolicyArn=arn)
         if policy is None:
             return None, None
         policy = policy["Policy"]
-        version = self._call(
-            "get the backup policy's default version", "get_policy_version", PolicyArn=arn, VersionId=policy["DefaultVersionId"]
-        )
+        version = self._call("get the backup policy's default version", self.iam.get_policy_version, PolicyArn=arn, VersionId=policy["DefaultVersionId"])
         return policy, version["PolicyVersion"]["Document"]
 
     def policy_arn(self, state, principal_arn):
@@ -613,7 +606,7 @@ class BackupPrincipal:
         return f"arn:{partition}:iam::{account}:policy{self.path}{self.policy_name}"
 
     def read_instance_profile(self):
-        profile = self._get("get the instance profile", "get_instance_profile", InstanceProfileName=self.name)
+        profile = self._call("get the instance profile", self.iam.get_instance_profile, missing=NO_SUCH_ENTITY, InstanceProfileName=self.name)
         return profile["InstanceProfile"] if profile else None
 
     # --- present ------------------------------------------------------------------------------
@@ -677,14 +670,15 @@ class BackupPrincipal:
             if self.kind == "role":
                 create_args["AssumeRolePolicyDocument"] = json.dumps(policies.ec2_trust_policy(self.partition))
                 create_args["Description"] = "systemd_s3.backup: writes this host's backups"
-            entity = self._principal_call(f"create {self.kind} {self.name}", "create_{kind}", **create_args)
+            entity = self._principal_call(f"create {self.kind} {self.name}", self.principal.create, **create_args)
             self.created = True
+            self.principal = PrincipalRequests(self.iam_after_create, self.kind, self.name)
             return entity["User" if self.kind == "user" else "Role"]
 
         entity = state["entity"]
         if entity["Path"] != self.path:
             if self.kind == "user":
-                self._change("move the user to another path", "update_{kind}", NewPath=self.path)
+                self._change("move the user to another path", self.principal.iam.update_user, NewPath=self.path)
                 account_part = entity["Arn"].split(":user/")[0]
                 entity = dict(entity, Path=self.path, Arn=f"{account_part}:user{self.path}{self.name}")
             else:
@@ -696,19 +690,19 @@ class BackupPrincipal:
             current = boto3_tag_list_to_ansible_dict(entity.get("Tags", []))
             to_set, to_unset = compare_aws_tags(current, self.params["tags"], self.params["purge_tags"])
             if to_unset:
-                self._change("remove tags", "untag_{kind}", TagKeys=to_unset)
+                self._change("remove tags", self.principal.untag, TagKeys=to_unset)
             if to_set:
-                self._change("set tags", "tag_{kind}", Tags=ansible_dict_to_boto3_tag_list(to_set))
+                self._change("set tags", self.principal.tag, Tags=ansible_dict_to_boto3_tag_list(to_set))
         if self.kind == "role":
             trust = policies.ec2_trust_policy(self.partition)
             if policies.policies_differ(entity.get("AssumeRolePolicyDocument"), trust):
-                self._change("update the trust policy", "update_assume_role_policy", PolicyDocument=json.dumps(trust))
+                self._change("update the trust policy", self.principal.iam.update_assume_role_policy, PolicyDocument=json.dumps(trust))
         return entity
 
     def predicted_arn(self):
         """The ARN a principal would get, for check mode: later tasks (e.g. a topic policy naming
         the publishers) can then be checked too."""
-        identity = self._call("look up the AWS account", "get_caller_identity", client=aws_client(self.module, "sts"))
+        identity = self._call("look up the AWS account", aws_client(self.module, "sts").get_caller_identity)
         partition = identity["Arn"].split(":")[1]
         return f"arn:{partition}:iam::{identity['Account']}:{self.kind}{self.path}{self.name}"
 
@@ -735,7 +729,7 @@ class BackupPrincipal:
         if current is None:
             created = self._call(
                 "create the backup policy",
-                "create_policy",
+                self.iam.create_policy,
                 PolicyName=self.policy_name,
                 Path=self.path,
                 PolicyDocument=wanted,
@@ -745,17 +739,17 @@ class BackupPrincipal:
             return result
         self.make_room_for_a_version(arn)
         version = self._call(
-            "create a new version of the backup policy", "create_policy_version", PolicyArn=arn, PolicyDocument=wanted, SetAsDefault=True
+            "create a new version of the backup policy", self.iam.create_policy_version, PolicyArn=arn, PolicyDocument=wanted, SetAsDefault=True
         )
         result["default_version"] = version["PolicyVersion"]["VersionId"]
         return result
 
     def make_room_for_a_version(self, arn):
-        versions = self._list("list the backup policy's versions", "list_policy_versions", "Versions", PolicyArn=arn)
+        versions = self._list("list the backup policy's versions", self.iam, "list_policy_versions", "Versions", PolicyArn=arn)
         if len(versions) < IAM_MAX_POLICY_VERSIONS:
             return
         oldest = min((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: (v["CreateDate"], int(v["VersionId"].lstrip("v"))))
-        self._call("delete the oldest policy version", "delete_policy_version", PolicyArn=arn, VersionId=oldest["VersionId"])
+        self._call("delete the oldest policy version", self.iam.delete_policy_version, PolicyArn=arn, VersionId=oldest["VersionId"])
 
     def kept_attachments(self, state, policy_arn):
         """Managed policies other than ours that stay attached."""
@@ -766,12 +760,12 @@ class BackupPrincipal:
     def ensure_attachments(self, state, policy_arn):
         attached = {a["PolicyArn"] for a in state["attached"]} if state else set()
         if policy_arn not in attached:
-            self._change("attach the backup policy", "attach_{kind}_policy", PolicyArn=policy_arn)
+            self._change("attach the backup policy", self.principal.attach_policy, PolicyArn=policy_arn)
         if state and self.params["purge_other_policies"]:
             for other in sorted(attached - {policy_arn}):
-                self._change(f"detach {other}", "detach_{kind}_policy", PolicyArn=other)
+                self._change(f"detach {other}", self.principal.detach_policy, PolicyArn=other)
             for inline in state["inline"]:
-                self._change(f"delete inline policy {inline}", "delete_{kind}_policy", PolicyName=inline)
+                self._change(f"delete inline policy {inline}", self.principal.delete_inline_policy, PolicyName=inline)
 
     def ensure_access_key(self, state, after):
         """Creates a key when needed, never deleting the one a host may still use (only to make room
@@ -802,7 +796,9 @@ class BackupPrincipal:
                 room = key_to_make_room(kept, held_key_id)
                 kept.remove(room)
                 if not self.check_mode:
-                    self._principal_call("delete an access key to make room for a new one", "delete_access_key", AccessKeyId=room["AccessKeyId"])
+                    self._principal_call(
+                        "delete an access key to make room for a new one", self.principal.iam.delete_access_key, AccessKeyId=room["AccessKeyId"]
+                    )
             current = None if self.check_mode else self.create_access_key(reason, credentials_path, result)
         if current is not None and current not in kept:
             kept.append(current)
@@ -812,7 +808,7 @@ class BackupPrincipal:
             if retired:
                 self.changed = True
             for key in [] if self.check_mode else retired:
-                self._principal_call("delete a previous access key", "delete_access_key", AccessKeyId=key["AccessKeyId"])
+                self._principal_call("delete a previous access key", self.principal.iam.delete_access_key, AccessKeyId=key["AccessKeyId"])
         result["access_key_id"] = current["AccessKeyId"] if current else None
         result["create_date"] = current["CreateDate"].isoformat() if current else None
         result["previous_access_key_ids"] = [k["AccessKeyId"] for k in kept if k is not current]
@@ -821,13 +817,13 @@ class BackupPrincipal:
 
     def create_access_key(self, reason, credentials_path, result):
         """A new key, written to ``credentials_path`` or returned in ``result``; its metadata."""
-        key = self._principal_call(f"create an access key ({reason})", "create_access_key")["AccessKey"]
+        key = self._principal_call(f"create an access key ({reason})", self.principal.iam.create_access_key)["AccessKey"]
         if credentials_path:
             try:
                 write_credentials(credentials_path, key)
             except OSError as e:
                 # A key nobody holds is useless: remove it, keep the old ones.
-                self._principal_call("delete the unwritten access key", "delete_access_key", AccessKeyId=key["AccessKeyId"])
+                self._principal_call("delete the unwritten access key", self.principal.iam.delete_access_key, AccessKeyId=key["AccessKeyId"])
                 self.module.fail_json(msg=f"credentials_path: cannot write {credentials_path}: {e}. Fix the path or its permissions")
         else:
             result["secret_access_key"] = key["SecretAccessKey"]
@@ -838,9 +834,8 @@ class BackupPrincipal:
         if profile is None:
             self.changed = True
             if not self.check_mode:
-                profile = self._call(
-                    "create the instance profile", "create_instance_profile", InstanceProfileName=self.name, Path=self.path
-                )["InstanceProfile"]
+                created = self._call("create the instance profile", self.iam.create_instance_profile, InstanceProfileName=self.name, Path=self.path)
+                profile = created["InstanceProfile"]
                 just_created = True
         roles = [r["RoleName"] for r in (profile or {}).get("Roles", [])]
         if roles != [self.name]:
@@ -850,8 +845,7 @@ class BackupPrincipal:
                 self.empty_instance_profile(roles)
                 self._call(
                     "add the role to the instance profile",
-                    "add_role_to_instance_profile",
-                    client=self.iam_after_create if just_created else self.iam,
+                    (self.iam_after_create if just_created else self.iam).add_role_to_instance_profile,
                     InstanceProfileName=self.name,
                     RoleName=self.name,
                 )
@@ -862,7 +856,7 @@ class BackupPrincipal:
 
     def empty_instance_profile(self, roles):
         for role in roles:
-            self._call("remove a role from the instance profile", "remove_role_from_instance_profile", InstanceProfileName=self.name, RoleName=role)
+            self._call("remove a role from the instance profile", self.iam.remove_role_from_instance_profile, InstanceProfileName=self.name, RoleName=role)
 
     # --- absent -------------------------------------------------------------------------------
 
@@ -875,18 +869,18 @@ class BackupPrincipal:
             self.changed = True
             if not self.check_mode:
                 self.empty_instance_profile([r["RoleName"] for r in profile.get("Roles", [])])
-                self._call("delete the instance profile", "delete_instance_profile", InstanceProfileName=self.name)
+                self._call("delete the instance profile", self.iam.delete_instance_profile, InstanceProfileName=self.name)
         if state is not None:
             # IAM deletes a principal only once nothing is attached to it any more.
             for attached in state["attached"]:
-                self._change(f"detach {attached['PolicyArn']}", "detach_{kind}_policy", PolicyArn=attached["PolicyArn"])
+                self._change(f"detach {attached['PolicyArn']}", self.principal.detach_policy, PolicyArn=attached["PolicyArn"])
             for inline in state["inline"]:
-                self._change(f"delete inline policy {inline}", "delete_{kind}_policy", PolicyName=inline)
+                self._change(f"delete inline policy {inline}", self.principal.delete_inline_policy, PolicyName=inline)
             for key in state["keys"]:
-                self._change("delete an access key", "delete_access_key", AccessKeyId=key["AccessKeyId"])
+                self._change("delete an access key", self.principal.iam.delete_access_key, AccessKeyId=key["AccessKeyId"])
             if policy is not None:
                 self.delete_policy(policy, attached_here=any(a["PolicyArn"] == policy["Arn"] for a in state["attached"]))
-            self._change(f"delete {self.kind} {self.name}", "delete_{kind}")
+            self._change(f"delete {self.kind} {self.name}", self.principal.delete)
         return {}, diff(before, {})
 
     def delete_policy(self, policy, attached_here):
@@ -896,10 +890,10 @@ class BackupPrincipal:
         self.changed = True
         if self.check_mode:
             return
-        for version in self._list("list the backup policy's versions", "list_policy_versions", "Versions", PolicyArn=policy["Arn"]):
+        for version in self._list("list the backup policy's versions", self.iam, "list_policy_versions", "Versions", PolicyArn=policy["Arn"]):
             if not version["IsDefaultVersion"]:
-                self._call("delete a policy version", "delete_policy_version", PolicyArn=policy["Arn"], VersionId=version["VersionId"])
-        self._call("delete the backup policy", "delete_policy", PolicyArn=policy["Arn"])
+                self._call("delete a policy version", self.iam.delete_policy_version, PolicyArn=policy["Arn"], VersionId=version["VersionId"])
+        self._call("delete the backup policy", self.iam.delete_policy, PolicyArn=policy["Arn"])
 
 
 def main():
@@ -941,8 +935,8 @@ def main():
             result, changes = principal.ensure_present()
         else:
             result, changes = principal.ensure_absent()
-    except ApiError as e:
-        module.fail_json_aws(e.error, msg=f"Failed to {e.action} (name={module.params['name']}, kind={module.params['kind']})")
+    except AWSCallError as e:
+        module.fail_json_aws_error(e)
     module.exit_json(changed=principal.changed, diff=changes, **result)
 
 

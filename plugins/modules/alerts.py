@@ -167,44 +167,36 @@ topic:
 import json
 import time
 
-try:
-    from botocore.exceptions import BotoCoreError
-    from botocore.exceptions import ClientError
-except ImportError:
-    BotoCoreError = ClientError = None  # AnsibleAWSModule reports the missing botocore
-
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.systemd_s3.backup.plugins.module_utils import subscriptions as subs
-from ansible_collections.systemd_s3.backup.plugins.module_utils.common import aws_client
+from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import AWSCallError
+from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import aws_client
+from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import call
+from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import paginate
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import diff
-from ansible_collections.systemd_s3.backup.plugins.module_utils.common import error_code
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import validate_or_fail
 from ansible_collections.systemd_s3.backup.plugins.module_utils.policies import policies_differ
 from ansible_collections.systemd_s3.backup.plugins.module_utils.policies import topic_policy
 from ansible_collections.systemd_s3.backup.plugins.module_utils.policies import validate_principal_arns
 
-AWS_ERRORS = (BotoCoreError, ClientError) if ClientError else ()
-
 # How SNS refuses a policy that names a principal IAM has not yet made visible to it.
 PRINCIPAL_NOT_FOUND_MARKERS = ("PrincipalNotFound", "Policy Error")
 # Waits between attempts while it does: about 60 s in all, then the error stands.
 NEW_PRINCIPAL_DELAYS = (2, 4, 8, 15, 15, 15)
+# What SNS answers about a topic or subscription that is not there.
+NOT_FOUND = ("NotFound",)
 
 
-def refused_for_new_principal(error):
-    return error_code(error) == "InvalidParameter" and any(marker in str(error) for marker in PRINCIPAL_NOT_FOUND_MARKERS)
-
-
-def retry_new_principals(module, call, sleep=time.sleep):
-    """``call()``, retried while SNS does not yet see a principal the policy names (IAM is eventually
-    consistent: a user or role created a moment ago by the access module)."""
+def retry_new_principals(module, request, sleep=time.sleep):
+    """``request()``, retried while SNS does not yet see a principal the policy names (IAM is eventually
+    consistent: a user or role created a moment ago by the access module). Other errors are raised as they are."""
     for attempt, delay in enumerate(NEW_PRINCIPAL_DELAYS + (None,)):
         try:
-            return call()
-        except ClientError as e:
-            if delay is None or not refused_for_new_principal(e):
+            return request()
+        except is_boto3_error_code("InvalidParameter") as e:
+            if delay is None or not any(marker in str(e) for marker in PRINCIPAL_NOT_FOUND_MARKERS):
                 raise
             if attempt == 0:
                 module.warn(
@@ -216,6 +208,8 @@ def retry_new_principals(module, call, sleep=time.sleep):
 
 
 class AlertTopic:
+    """The topic's SNS requests; a failed one raises AWSCallError."""
+
     def __init__(self, module, sns, arn):
         self.module = module
         self.sns = sns
@@ -223,26 +217,20 @@ class AlertTopic:
 
     def attributes(self):
         """The topic's attributes, or None when it does not exist."""
-        try:
-            return self.sns.get_topic_attributes(TopicArn=self.arn, aws_retry=True)["Attributes"]
-        except is_boto3_error_code("NotFound"):
-            return None
-        except AWS_ERRORS as e:  # pylint: disable=duplicate-except
-            self.module.fail_json_aws(e, msg=f"Could not read SNS topic {self.arn}")
+        response = call(f"read SNS topic {self.arn}", self.sns.get_topic_attributes, missing=NOT_FOUND, TopicArn=self.arn)
+        return response["Attributes"] if response else None
 
     def subscriptions(self):
-        listed = []
-        kwargs = {"TopicArn": self.arn}
-        try:
-            while True:
-                page = self.sns.list_subscriptions_by_topic(aws_retry=True, **kwargs)
-                listed += page.get("Subscriptions", [])
-                if not page.get("NextToken"):
-                    break
-                kwargs["NextToken"] = page["NextToken"]
-        except AWS_ERRORS as e:
-            self.module.fail_json_aws(e, msg=f"Could not list the subscriptions of SNS topic {self.arn}")
+        listed = paginate(f"list the subscriptions of SNS topic {self.arn}", self.sns, "list_subscriptions_by_topic", "Subscriptions", TopicArn=self.arn)
         return subs.current_subscriptions(listed)
+
+    def _retrying_new_principals(self, method):
+        """``method`` retried while SNS does not see a new principal of the policy yet."""
+
+        def request(**params):
+            return retry_new_principals(self.module, lambda: method(**params))
+
+        return request
 
     def create(self, name, display_name, policy):
         attributes = {}
@@ -250,41 +238,38 @@ class AlertTopic:
             attributes["DisplayName"] = display_name
         if policy is not None:
             attributes["Policy"] = json.dumps(policy)
-        try:
-            retry_new_principals(self.module, lambda: self.sns.create_topic(Name=name, Attributes=attributes, aws_retry=True))
-        except AWS_ERRORS as e:
-            self.module.fail_json_aws(e, msg=f"Could not create SNS topic {name}")
+        call(f"create SNS topic {name}", self._retrying_new_principals(self.sns.create_topic), Name=name, Attributes=attributes)
 
     def set_attribute(self, attribute, value):
-        try:
-            retry_new_principals(
-                self.module, lambda: self.sns.set_topic_attributes(TopicArn=self.arn, AttributeName=attribute, AttributeValue=value, aws_retry=True)
-            )
-        except AWS_ERRORS as e:
-            self.module.fail_json_aws(e, msg=f"Could not set {attribute} of SNS topic {self.arn}")
+        call(
+            f"set {attribute} of SNS topic {self.arn}",
+            self._retrying_new_principals(self.sns.set_topic_attributes),
+            TopicArn=self.arn,
+            AttributeName=attribute,
+            AttributeValue=value,
+        )
 
     def subscribe(self, wanted):
-        try:
-            response = self.sns.subscribe(TopicArn=self.arn, Protocol=wanted["protocol"], Endpoint=wanted["endpoint"], aws_retry=True)
-        except AWS_ERRORS as e:
-            self.module.fail_json_aws(e, msg=f"Could not subscribe {wanted['protocol']} {wanted['endpoint']} to SNS topic {self.arn}")
+        response = call(
+            f"subscribe {wanted['protocol']} {wanted['endpoint']} to SNS topic {self.arn}",
+            self.sns.subscribe,
+            TopicArn=self.arn,
+            Protocol=wanted["protocol"],
+            Endpoint=wanted["endpoint"],
+        )
         return subs.subscribed(wanted["protocol"], wanted["endpoint"], response.get("SubscriptionArn"))
 
     def unsubscribe(self, current):
-        try:
-            self.sns.unsubscribe(SubscriptionArn=current["subscription_arn"], aws_retry=True)
-        except is_boto3_error_code("NotFound"):
-            pass  # already gone: that is what we wanted
-        except AWS_ERRORS as e:  # pylint: disable=duplicate-except
-            self.module.fail_json_aws(e, msg=f"Could not unsubscribe {current['protocol']} {current['endpoint']} from SNS topic {self.arn}")
+        # Already gone (NotFound) is what we wanted.
+        call(
+            f"unsubscribe {current['protocol']} {current['endpoint']} from SNS topic {self.arn}",
+            self.sns.unsubscribe,
+            missing=NOT_FOUND,
+            SubscriptionArn=current["subscription_arn"],
+        )
 
     def delete(self):
-        try:
-            self.sns.delete_topic(TopicArn=self.arn, aws_retry=True)
-        except is_boto3_error_code("NotFound"):
-            pass
-        except AWS_ERRORS as e:  # pylint: disable=duplicate-except
-            self.module.fail_json_aws(e, msg=f"Could not delete SNS topic {self.arn}")
+        call(f"delete SNS topic {self.arn}", self.sns.delete_topic, missing=NOT_FOUND, TopicArn=self.arn)
 
 
 def parse_policy(text):
@@ -297,11 +282,7 @@ def state_view(display_name, policy, subscriptions):
 
 
 def caller_topic_arn(module, name):
-    sts = aws_client(module, "sts")
-    try:
-        identity = sts.get_caller_identity(aws_retry=True)
-    except AWS_ERRORS as e:
-        module.fail_json_aws(e, msg="Could not find the AWS account (sts:GetCallerIdentity)")
+    identity = call("find the AWS account (sts:GetCallerIdentity)", aws_client(module, "sts").get_caller_identity)
     partition = identity["Arn"].split(":")[1]
     return subs.topic_arn(partition, module.region, identity["Account"], name)
 
@@ -409,10 +390,13 @@ def main():
     if params["publishers"] is not None:
         publishers = validate_or_fail(module, validate_principal_arns, params["publishers"])
 
-    topic = AlertTopic(module, aws_client(module, "sns"), caller_topic_arn(module, params["name"]))
-    if params["state"] == "absent":
-        ensure_absent(module, topic)
-    ensure_present(module, topic, wanted_subscriptions, publishers)
+    try:
+        topic = AlertTopic(module, aws_client(module, "sns"), caller_topic_arn(module, params["name"]))
+        if params["state"] == "absent":
+            ensure_absent(module, topic)
+        ensure_present(module, topic, wanted_subscriptions, publishers)
+    except AWSCallError as e:
+        module.fail_json_aws_error(e)
 
 
 if __name__ == "__main__":

@@ -361,22 +361,17 @@ import datetime
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.systemd_s3.backup.plugins.module_utils import backups as bk
-from ansible_collections.systemd_s3.backup.plugins.module_utils.common import BUCKET_NOT_FOUND_CODES
-from ansible_collections.systemd_s3.backup.plugins.module_utils.common import aws_client
-from ansible_collections.systemd_s3.backup.plugins.module_utils.common import error_code
+from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import BUCKET_NOT_FOUND_CODES
+from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import AWSCallError
+from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import aws_client
+from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import call
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import validate_or_fail
-
-try:
-    from botocore.exceptions import BotoCoreError
-    from botocore.exceptions import ClientError
-except ImportError:
-    pass  # handled by AnsibleAWSModule
 
 COLD = "cold"  # Store.read's answer for an object GetObject refuses until it is thawed
 
 
 class Store:
-    """The bucket's read calls, retried on throttling."""
+    """The bucket's read requests, retried on throttling; a failed one raises AWSCallError."""
 
     def __init__(self, module, client, bucket):
         self.module = module
@@ -384,17 +379,22 @@ class Store:
         self.bucket = bucket
 
     def objects(self, prefix, listing_prefix):
-        """Every object under listing_prefix, one page at a time, jumping over sync data/ trees."""
+        """Every object under listing_prefix, one page at a time, jumping over sync data/ trees.
+
+        Not botocore's paginator: a jump starts the listing again after the tree (StartAfter), which
+        saves a request for each page of the tree's objects, and each page is retried on its own."""
         request = {}
         while True:
             try:
-                page = self.client.list_objects_v2(aws_retry=True, Bucket=self.bucket, Prefix=listing_prefix, **request)
-            except (BotoCoreError, ClientError) as e:
-                if error_code(e) in BUCKET_NOT_FOUND_CODES:
+                page = call(
+                    f"list bucket {self.bucket} under {listing_prefix}", self.client.list_objects_v2, Bucket=self.bucket, Prefix=listing_prefix, **request
+                )
+            except AWSCallError as e:
+                if e.code in BUCKET_NOT_FOUND_CODES:
                     self.module.fail_json(
-                        msg=f"bucket: {self.bucket} does not exist. Check the bucket name, and the region and endpoint_url", error_code=error_code(e)
+                        msg=f"bucket: {self.bucket} does not exist. Check the bucket name, and the region and endpoint_url", error_code=e.code
                     )
-                self.module.fail_json_aws(e, msg=f"ListObjectsV2 failed on bucket {self.bucket} under {listing_prefix}")
+                raise
             contents = page.get("Contents") or []
             yield from contents
             if not page.get("IsTruncated"):
@@ -405,15 +405,20 @@ class Store:
     def read(self, key):
         """An object's body; None (with a warning) when it is gone since it was listed; COLD when
         GetObject refuses it until it is thawed (an archive tier the listing could not show)."""
+
+        def body(**params):
+            # Read within the request: a download cut short fails as the request does.
+            return self.client.get_object(**params)["Body"].read()
+
         try:
-            return self.client.get_object(aws_retry=True, Bucket=self.bucket, Key=key)["Body"].read()
-        except (BotoCoreError, ClientError) as e:
-            if error_code(e) in ("NoSuchKey", "404"):
+            return call(f"read s3://{self.bucket}/{key}", body, Bucket=self.bucket, Key=key)
+        except AWSCallError as e:
+            if e.code in ("NoSuchKey", "404"):
                 self.module.warn(f"{key} was deleted after it was listed")
                 return None
-            if error_code(e) == "InvalidObjectState":
+            if e.code == "InvalidObjectState":
                 return COLD
-            self.module.fail_json_aws(e, msg=f"GetObject failed on s3://{self.bucket}/{key}")
+            raise
 
 
 def read_manifest(module, store, backup, listing, now):
@@ -473,19 +478,8 @@ def public(value):
     return bk.public_backup(value) if value else None
 
 
-def main():
-    argument_spec = dict(
-        bucket=dict(type="str", required=True),
-        prefix=dict(type="str", default="hosts"),
-        hosts=dict(type="list", elements="str"),
-        jobs=dict(type="list", elements="str"),
-        max_age=dict(type="str"),
-        at=dict(type="str"),
-        include_manifests=dict(type="bool", default=True),
-    )
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
-    options = validate_or_fail(module, bk.validate, module.params)
-
+def report(module, options):
+    """The module's result: every job's backups under the prefixes asked for."""
     store = Store(module, aws_client(module, "s3"), options["bucket"])
     prefix = options["prefix"]
     hosts_given = options["hosts"] is not None
@@ -511,13 +505,31 @@ def main():
         if "selected" in entry:
             entry["selected"] = public(entry["selected"])
     all_backups.sort(key=lambda backup: (backup["host"], backup["job"], backup["time"]))
-    module.exit_json(
-        changed=False,
-        backups=[public(backup) for backup in all_backups],
-        suspicious=[public(backup) for backup in all_suspicious],
-        jobs=entries,
-        hosts_not_found=[host for host in options["hosts"] or [] if host not in found_hosts],
+    return {
+        "backups": [public(backup) for backup in all_backups],
+        "suspicious": [public(backup) for backup in all_suspicious],
+        "jobs": entries,
+        "hosts_not_found": [host for host in options["hosts"] or [] if host not in found_hosts],
+    }
+
+
+def main():
+    argument_spec = dict(
+        bucket=dict(type="str", required=True),
+        prefix=dict(type="str", default="hosts"),
+        hosts=dict(type="list", elements="str"),
+        jobs=dict(type="list", elements="str"),
+        max_age=dict(type="str"),
+        at=dict(type="str"),
+        include_manifests=dict(type="bool", default=True),
     )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    options = validate_or_fail(module, bk.validate, module.params)
+
+    try:
+        module.exit_json(changed=False, **report(module, options))
+    except AWSCallError as e:
+        module.fail_json_aws_error(e)
 
 
 if __name__ == "__main__":

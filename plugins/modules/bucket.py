@@ -378,86 +378,74 @@ bucket:
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.systemd_s3.backup.plugins.module_utils import bucket_config
 from ansible_collections.systemd_s3.backup.plugins.module_utils import policies
-from ansible_collections.systemd_s3.backup.plugins.module_utils.common import BUCKET_NOT_FOUND_CODES
-from ansible_collections.systemd_s3.backup.plugins.module_utils.common import aws_client
+from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import BUCKET_NOT_FOUND_CODES
+from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import AWSCallError
+from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import aws_client
+from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import call
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import diff
-from ansible_collections.systemd_s3.backup.plugins.module_utils.common import error_code
-from ansible_collections.systemd_s3.backup.plugins.module_utils.common import is_not_implemented
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import validate_or_fail
 
-try:
-    from botocore.exceptions import BotoCoreError
-    from botocore.exceptions import ClientError
-except ImportError:
-    pass  # handled by AnsibleAWSModule
-
-# S3 is briefly eventually consistent after CreateBucket: a follow-up call can get NoSuchBucket.
-RETRY_NEW_BUCKET = AWSRetry.jittered_backoff(retries=6, delay=1, max_delay=10, catch_extra_error_codes=["NoSuchBucket"])
+# How S3 refuses a bucket these credentials may not use (HeadBucket gives only the status).
+FORBIDDEN_CODES = ("403", "AccessDenied", "Forbidden")
 
 
 class Bucket:
-    """One bucket's S3 calls: retried on throttling, and on NoSuchBucket once just created."""
+    """One bucket's S3 requests (``self.s3``'s methods), retried on throttling, and on NoSuchBucket
+    once just created; a failed one raises AWSCallError."""
 
-    def __init__(self, module, client, name):
+    def __init__(self, module, name):
         self.module = module
-        self.client = client
         self.name = name
-        self.just_created = False
+        self.s3 = aws_client(module, "s3")
 
-    def call(self, operation, **kwargs):
-        method = getattr(self.client, operation)
-        if self.just_created:
-            method = RETRY_NEW_BUCKET(method)
-        return method(aws_retry=True, Bucket=self.name, **kwargs)
-
-    def fail(self, error, operation, setting=None):
-        if setting and is_not_implemented(error):
-            self.module.fail_json(msg=bucket_config.unsupported_message(setting), error_code=error_code(error))
-        self.module.fail_json_aws(error, msg=f"{operation} failed on bucket {self.name}")
-
-    def read(self, operation, setting, **kwargs):
-        """A Get call's answer, or None when the setting was never configured."""
+    def request(self, operation, method, setting=None, missing=(), **params):
+        """``method`` on this bucket. A store that does not implement ``setting`` is refused with how to
+        switch the setting off; an error code in ``missing`` gives None."""
         try:
-            return self.call(operation, **kwargs)
-        except (BotoCoreError, ClientError) as e:
-            if error_code(e) in bucket_config.NOT_SET_CODES.get(setting, ()):
-                return None
-            self.fail(e, operation, setting)
+            return call(f"{operation} of bucket {self.name}", method, missing=missing, Bucket=self.name, **params)
+        except AWSCallError as e:
+            if setting and e.not_implemented:
+                self.refuse_unsupported(setting, e)
+            raise
 
-    def write(self, operation, setting=None, **kwargs):
-        try:
-            return self.call(operation, **kwargs)
-        except (BotoCoreError, ClientError) as e:
-            self.fail(e, operation, setting)
+    def refuse_unsupported(self, setting, error):
+        self.module.fail_json(msg=bucket_config.unsupported_message(setting), error_code=error.code)
+
+    def read(self, operation, method, setting):
+        """A Get request's answer, or None when the setting was never configured."""
+        return self.request(operation, method, setting, missing=bucket_config.NOT_SET_CODES.get(setting, ()))
 
     def region(self):
         """The bucket's region, or None when it does not exist."""
         try:
-            response = self.call("head_bucket")
-        except (BotoCoreError, ClientError) as e:
-            if error_code(e) in BUCKET_NOT_FOUND_CODES:
-                return None
-            if error_code(e) in ("403", "AccessDenied", "Forbidden"):
+            response = self.request("read the region", self.s3.head_bucket, missing=BUCKET_NOT_FOUND_CODES)
+        except AWSCallError as e:
+            if e.code in FORBIDDEN_CODES:
                 self.module.fail_json(
                     msg=f"name: bucket {self.name} exists but these credentials may not use it; it may belong to another "
                     "account (bucket names are global). Choose another name, or use credentials of the bucket's owner",
                 )
-            self.fail(e, "HeadBucket")
+            raise
+        if response is None:
+            return None
         headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
         return response.get("BucketRegion") or headers.get("x-amz-bucket-region") or self.module.region
 
     def create(self, object_lock):
+        params = bucket_config.create_bucket_params(self.name, self.module.region, object_lock)
         try:
-            self.client.create_bucket(aws_retry=True, **bucket_config.create_bucket_params(self.name, self.module.region, object_lock))
-        except (BotoCoreError, ClientError) as e:
-            if error_code(e) == "BucketAlreadyExists":
+            call(f"create bucket {self.name}", self.s3.create_bucket, **params)
+        except AWSCallError as e:
+            if e.code == "BucketAlreadyExists":
                 self.module.fail_json(msg=f"name: bucket {self.name} already belongs to another AWS account (names are global). Choose another name")
-            self.fail(e, "CreateBucket", "object_lock" if object_lock else None)
-        self.just_created = True
+            if object_lock and e.not_implemented:
+                self.refuse_unsupported("object_lock", e)
+            raise
+        # S3 is briefly eventually consistent after CreateBucket: a follow-up request can get NoSuchBucket.
+        self.s3 = aws_client(self.module, "s3", not_yet_visible=["NoSuchBucket"])
 
 
 # ---------------------------------------------------------------- reading the managed settings
@@ -468,12 +456,12 @@ def read_current(bucket, wanted):
     lifecycle configuration (needed to write back the rules the module does not own)."""
     current = {}
     if "public_access_block" in wanted:
-        response = bucket.read("get_public_access_block", "public_access_block") or {}
+        response = bucket.read("read the public access block", bucket.s3.get_public_access_block, "public_access_block") or {}
         current["public_access_block"] = bucket_config.public_access_block_view(response.get("PublicAccessBlockConfiguration"))
     if "versioning" in wanted:
-        current["versioning"] = bucket_config.versioning_view(bucket.read("get_bucket_versioning", "versioning"))
+        current["versioning"] = bucket_config.versioning_view(bucket.read("read the versioning", bucket.s3.get_bucket_versioning, "versioning"))
     if "encryption" in wanted:
-        response = bucket.read("get_bucket_encryption", "encryption") or {}
+        response = bucket.read("read the default encryption", bucket.s3.get_bucket_encryption, "encryption") or {}
         current["encryption"] = bucket_config.encryption_view(response.get("ServerSideEncryptionConfiguration"))
     lifecycle = read_lifecycle(bucket, wanted["lifecycle_rule"] or wanted["lifecycle_cold_rule"])
     rule_id = bucket.module.params["lifecycle_rule_id"]
@@ -481,10 +469,10 @@ def read_current(bucket, wanted):
     cold_rule = bucket_config.find_rule(lifecycle["Rules"], bucket_config.cold_rule_id(rule_id))
     current["lifecycle_cold_rule"] = bucket_config.lifecycle_rule_view(cold_rule)
     if "tags" in wanted:
-        response = bucket.read("get_bucket_tagging", "tags") or {}
+        response = bucket.read("read the tags", bucket.s3.get_bucket_tagging, "tags") or {}
         current["tags"] = bucket_config.tags_view(response.get("TagSet"))
     if "object_lock" in wanted:
-        response = bucket.read("get_object_lock_configuration", "object_lock") or {}
+        response = bucket.read("read the object lock configuration", bucket.s3.get_object_lock_configuration, "object_lock") or {}
         current["object_lock"] = bucket_config.object_lock_view(response.get("ObjectLockConfiguration"))
     return current, lifecycle
 
@@ -493,11 +481,17 @@ def read_lifecycle(bucket, wanted_rule):
     """The lifecycle configuration as {Rules, [TransitionDefaultMinimumObjectSize]}. A store
     without lifecycle support is only an error when the module has a rule to write."""
     try:
-        response = bucket.call("get_bucket_lifecycle_configuration")
-    except (BotoCoreError, ClientError) as e:
-        if error_code(e) in bucket_config.NOT_SET_CODES["lifecycle_rule"] or (wanted_rule is None and is_not_implemented(e)):
-            return {"Rules": []}
-        bucket.fail(e, "GetBucketLifecycleConfiguration", "lifecycle_rule")
+        response = bucket.request(
+            "read the lifecycle configuration", bucket.s3.get_bucket_lifecycle_configuration, missing=bucket_config.NOT_SET_CODES["lifecycle_rule"]
+        )
+    except AWSCallError as e:
+        if not e.not_implemented:
+            raise
+        if wanted_rule is not None:
+            bucket.refuse_unsupported("lifecycle_rule", e)
+        response = None
+    if response is None:
+        return {"Rules": []}
     lifecycle = {"Rules": response.get("Rules") or []}
     if response.get("TransitionDefaultMinimumObjectSize"):
         lifecycle["TransitionDefaultMinimumObjectSize"] = response["TransitionDefaultMinimumObjectSize"]
@@ -509,18 +503,22 @@ def read_lifecycle(bucket, wanted_rule):
 
 def write_setting(bucket, setting, value, lifecycle, current):
     if setting == "public_access_block":
-        bucket.write("put_public_access_block", setting, PublicAccessBlockConfiguration=bucket_config.public_access_block_api())
+        bucket.request(
+            "set the public access block", bucket.s3.put_public_access_block, setting, PublicAccessBlockConfiguration=bucket_config.public_access_block_api()
+        )
     elif setting == "versioning":
-        bucket.write("put_bucket_versioning", setting, VersioningConfiguration={"Status": "Enabled"})
+        bucket.request("enable the versioning", bucket.s3.put_bucket_versioning, setting, VersioningConfiguration={"Status": "Enabled"})
     elif setting == "encryption":
-        bucket.write("put_bucket_encryption", setting, ServerSideEncryptionConfiguration=bucket_config.encryption_api(value))
+        bucket.request(
+            "set the default encryption", bucket.s3.put_bucket_encryption, setting, ServerSideEncryptionConfiguration=bucket_config.encryption_api(value)
+        )
     elif setting in bucket_config.LIFECYCLE_SETTINGS:
         write_lifecycle(bucket, lifecycle)
     elif setting == "tags":
         if value:
-            bucket.write("put_bucket_tagging", setting, Tagging=bucket_config.tags_api(value))
+            bucket.request("set the tags", bucket.s3.put_bucket_tagging, setting, Tagging=bucket_config.tags_api(value))
         else:
-            bucket.write("delete_bucket_tagging", setting)
+            bucket.request("remove the tags", bucket.s3.delete_bucket_tagging, setting)
     elif setting == "object_lock":
         write_object_lock(bucket, value, already_enabled=current["object_lock"].get("enabled"))
 
@@ -529,21 +527,28 @@ def write_lifecycle(bucket, lifecycle):
     rules = bucket_config.merge_lifecycle_rules(lifecycle["Rules"], bucket_config.lifecycle_rules(bucket.module.params))
     if not rules:
         # S3 refuses an empty rule list: no rules at all means no lifecycle configuration.
-        bucket.write("delete_bucket_lifecycle", "lifecycle_rule")
+        bucket.request("delete the lifecycle configuration", bucket.s3.delete_bucket_lifecycle, "lifecycle_rule")
         return
     extra = {key: value for key, value in lifecycle.items() if key != "Rules"}
-    bucket.write("put_bucket_lifecycle_configuration", "lifecycle_rule", LifecycleConfiguration={"Rules": rules}, **extra)
+    bucket.request(
+        "write the lifecycle configuration", bucket.s3.put_bucket_lifecycle_configuration, "lifecycle_rule", LifecycleConfiguration={"Rules": rules}, **extra
+    )
 
 
 def write_object_lock(bucket, value, already_enabled):
     try:
-        bucket.call("put_object_lock_configuration", ObjectLockConfiguration=bucket_config.object_lock_api(value))
-    except (BotoCoreError, ClientError) as e:
+        bucket.request(
+            "set the object lock configuration",
+            bucket.s3.put_object_lock_configuration,
+            "object_lock" if already_enabled else None,
+            ObjectLockConfiguration=bucket_config.object_lock_api(value),
+        )
+    except AWSCallError as e:
         if already_enabled:
-            bucket.fail(e, "PutObjectLockConfiguration", "object_lock")
+            raise
         bucket.module.fail_json(
             msg=f"object_lock: bucket {bucket.name} was created without object lock and the store refused to enable it "
-            f"({error_code(e) or type(e).__name__}: {e}). Object lock must be enabled when a bucket is created: "
+            f"({e.code or type(e.exception).__name__}: {e.exception}). Object lock must be enabled when a bucket is created: "
             "create a new bucket with object_lock set, or omit object_lock",
         )
 
@@ -554,13 +559,16 @@ def kms_key_arn(module, kms_key_id):
     if not kms_key_id or policies.is_kms_key_arn(kms_key_id):
         return kms_key_id or None
     try:
-        return aws_client(module, "kms").describe_key(aws_retry=True, KeyId=kms_key_id)["KeyMetadata"]["Arn"]
-    except (BotoCoreError, ClientError) as e:
-        if error_code(e) == "NotFoundException":
-            module.fail_json(msg=f"kms_key_id: no KMS key {kms_key_id} in region {module.region}. Use the key's ID, ARN or alias in the bucket's region")
-        module.fail_json_aws(
-            e, msg=f"kms_key_id: could not resolve {kms_key_id} to its ARN (kms:DescribeKey). Allow kms:DescribeKey on the key, or give its ARN"
+        response = call(
+            f"resolve kms_key_id {kms_key_id} to its ARN (kms:DescribeKey); allow kms:DescribeKey on the key, or give its ARN",
+            aws_client(module, "kms").describe_key,
+            KeyId=kms_key_id,
         )
+    except AWSCallError as e:
+        if e.code == "NotFoundException":
+            module.fail_json(msg=f"kms_key_id: no KMS key {kms_key_id} in region {module.region}. Use the key's ID, ARN or alias in the bucket's region")
+        raise
+    return response["KeyMetadata"]["Arn"]
 
 
 # ---------------------------------------------------------------- states
@@ -602,10 +610,7 @@ def ensure_present(module, bucket, region):
 def ensure_absent(module, bucket, region):
     if region is None:
         module.exit_json(changed=False)
-    try:
-        listing = bucket.call("list_object_versions", MaxKeys=1)
-    except (BotoCoreError, ClientError) as e:
-        bucket.fail(e, "ListObjectVersions")
+    listing = bucket.request("list the object versions", bucket.s3.list_object_versions, MaxKeys=1)
     refusal = (
         f"refusing to delete bucket {bucket.name}: it still holds object versions or delete markers (backups). "
         "This module never deletes backups; empty the bucket yourself if you really mean to destroy them, then run again"
@@ -614,11 +619,11 @@ def ensure_absent(module, bucket, region):
         module.fail_json(msg=refusal)
     if not module.check_mode:
         try:
-            bucket.call("delete_bucket")
-        except (BotoCoreError, ClientError) as e:
-            if error_code(e) == "BucketNotEmpty":
+            call(f"delete bucket {bucket.name}", bucket.s3.delete_bucket, Bucket=bucket.name)
+        except AWSCallError as e:
+            if e.code == "BucketNotEmpty":
                 module.fail_json(msg=refusal)
-            bucket.fail(e, "DeleteBucket")
+            raise
     result = {"changed": True}
     if module._diff:
         result["diff"] = diff({"state": "present"}, {"state": "absent"})
@@ -658,11 +663,14 @@ def main():
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     validate_or_fail(module, bucket_config.validate, module.params)
 
-    bucket = Bucket(module, aws_client(module, "s3"), module.params["name"])
-    region = bucket.region()
-    if module.params["state"] == "absent":
-        ensure_absent(module, bucket, region)
-    ensure_present(module, bucket, region)
+    try:
+        bucket = Bucket(module, module.params["name"])
+        region = bucket.region()
+        if module.params["state"] == "absent":
+            ensure_absent(module, bucket, region)
+        ensure_present(module, bucket, region)
+    except AWSCallError as e:
+        module.fail_json_aws_error(e)
 
 
 if __name__ == "__main__":
