@@ -1,5 +1,5 @@
 """Writes jobs_list's options in roles/jobs/meta/argument_specs.yml from the contract's job fields
-(plugins/module_utils/contract.py), their one home. tests/unit/test_contract.py fails until this ran
+(plugins/module_utils/contract.py), their one home. tests/unit/plugins/module_utils/test_contract.py fails until this ran
 after a change there:  python scripts/argument_specs.py"""
 
 import importlib.util

@@ -384,9 +384,8 @@ def endpoint_url(value):
 
 
 def duplicity_interval(value):
-    return matching(
-        one_line(str(value), "a duplicity time interval"), DUPLICITY_INTERVAL, "a duplicity time interval", "Use a number and s, m, h, D, W, M or Y, e.g. 1M or 6M"
-    )
+    fix = "Use a number and s, m, h, D, W, M or Y, e.g. 1M or 6M"
+    return matching(one_line(str(value), "a duplicity time interval"), DUPLICITY_INTERVAL, "a duplicity time interval", fix)
 
 
 def part_size_mb(value):

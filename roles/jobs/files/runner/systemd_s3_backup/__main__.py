@@ -130,6 +130,5 @@ def main(argv=None):
         return EX_SOFTWARE
 
 
-
 if __name__ == "__main__":
     sys.exit(main())

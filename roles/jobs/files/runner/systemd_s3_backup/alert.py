@@ -93,4 +93,3 @@ def journal_tail(unit, invocation):
     if shown.returncode:
         return f"(journalctl failed with exit status {shown.returncode}: no log lines)"
     return shown.stdout.rstrip() or "(no log lines found)"
-

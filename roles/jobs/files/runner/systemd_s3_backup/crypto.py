@@ -71,7 +71,6 @@ def check_passphrase_credential(config):
     os.makedirs(gnupg_home(config["job"]), mode=0o700, exist_ok=True)
 
 
-
 def check_stream_tools(config, compressor=None):
     """Fails before anything is stopped when the compressor or encryptor is not installed, or a
     passphrase job got no passphrase."""

@@ -208,4 +208,3 @@ def restore_paths(manifest, run_prefix, args):
             raise DataError(f"object {entry['key']} would be restored outside {directory}")
         paths.append(path)
     return paths
-

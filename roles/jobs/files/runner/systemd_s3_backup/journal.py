@@ -70,6 +70,8 @@ class Terminated(BaseException):
     def __init__(self, signum):
         self.signum = signum
         super().__init__(f"received {signal_name(signum)}")
+
+
 # What ends a run with a known exit status; anything else is a bug in this runner.
 RUN_ERRORS = (Failure, aws_errors.BotoCoreError, aws_errors.ClientError, S3UploadFailedError, OSError)
 
@@ -138,4 +140,3 @@ class DataError(Failure):
 
     def __init__(self, message):
         super().__init__(EX_DATAERR, message)
-

@@ -163,4 +163,3 @@ def failing_stage(statuses, checks_input=False):
     if not causes:
         return None
     return causes[0] if checks_input else causes[-1]
-

@@ -287,4 +287,3 @@ def wait_for_new_key(call, wait):
                 raise
             log(WARNING, f"the restore key is new and not yet accepted ({code}): IAM takes seconds to make it usable; retrying")
             time.sleep(2)
-

@@ -100,4 +100,3 @@ def command_start_services(args):
     log(WARNING, f"run did not start {' '.join(services.units)} again (killed or timed out?): starting them now")
     services.start()
     return EX_TEMPFAIL if services.units else 0
-

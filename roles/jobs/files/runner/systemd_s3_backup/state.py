@@ -74,4 +74,3 @@ def last_success(job):
         return f"{manifest['finished']} ({manifest['manifest']})"
     except (OSError, ValueError, KeyError, TypeError):
         return "none recorded on this host"
-

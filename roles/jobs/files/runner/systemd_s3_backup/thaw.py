@@ -123,4 +123,3 @@ class Thaw:
                     del pending[key]
             log(INFO, f"thawing: {len(pending)} object(s) left, {int(time.monotonic() - started)} s waited")
         log(INFO, "every object this restore reads is thawed")
-

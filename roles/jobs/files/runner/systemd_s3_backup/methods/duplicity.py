@@ -336,4 +336,3 @@ def duplicity_chain_volumes(keys, folder, at):
             return chain
         chain += incrementals[end][max(following)]
         end = max(following)
-

@@ -30,7 +30,7 @@ import pytest
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = next(parent for parent in Path(__file__).resolve().parents if (parent / "galaxy.yml").is_file())
 REGION = "us-east-1"
 # The runner package's parent: on sys.path here, PYTHONPATH of the runner's processes.
 RUNNER_DIR = REPO / "roles" / "jobs" / "files" / "runner"
@@ -415,7 +415,8 @@ def test_passphrase_job_without_its_credential_exits_78_before_stopping_anything
 
 
 def test_missing_encryptor_is_a_config_error(host, monkeypatch):
-    config = runner_config.load_config(host.config(compression="none", encryption={"method": "age", "recipients": ["age1fu3xc0ehmeg87t6y0pk3r6mtgfqf5z3l8rq4m0zv75rn47ymcefqm7u4r4"]}))
+    recipient = "age1fu3xc0ehmeg87t6y0pk3r6mtgfqf5z3l8rq4m0zv75rn47ymcefqm7u4r4"
+    config = runner_config.load_config(host.config(compression="none", encryption={"method": "age", "recipients": [recipient]}))
     monkeypatch.setattr(shutil, "which", lambda _name: None)
     with pytest.raises(journal.ConfigError, match="needs the age command \\(Debian package age\\)"):
         stream_method.check(config)

@@ -13,7 +13,7 @@ import re
 import pytest
 
 from conftest import REPO
-from test_backups_info import History
+from harness.history import History
 
 pytestmark = pytest.mark.integration
 

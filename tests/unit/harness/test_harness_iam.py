@@ -12,7 +12,7 @@ import pytest
 from harness import iam, permissions_doc
 from harness.iam import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY, HttpRequest, authorize, evaluate
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = next(parent for parent in Path(__file__).resolve().parents if (parent / "galaxy.yml").is_file())
 BUCKET = "arn:aws:s3:::amzn-backups"
 
 

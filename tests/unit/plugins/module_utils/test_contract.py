@@ -14,7 +14,7 @@ import yaml
 from ansible_collections.systemd_s3.backup.plugins.module_utils import contract, jobs
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = next(parent for parent in Path(__file__).resolve().parents if (parent / "galaxy.yml").is_file())
 sys.path.insert(0, str(REPO / "roles" / "jobs" / "files" / "runner"))
 from systemd_s3_backup import config as runner_config  # noqa: E402  pylint: disable=wrong-import-position
 from systemd_s3_backup import journal  # noqa: E402  pylint: disable=wrong-import-position
