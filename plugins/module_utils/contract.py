@@ -489,19 +489,19 @@ def encryption(value, method):
     if kind == "passphrase" and set(value) == {"method"}:
         return {"method": "passphrase"}
     raise FieldError(
-        'must be {"method": "age", "recipients": [...]}, {"method": "gpg", "public_keys": [...]} or {"method": "passphrase"}',
-        "The passphrase itself comes from a systemd credential, never from the config",
+        problem='must be {"method": "age", "recipients": [...]}, {"method": "gpg", "public_keys": [...]} or {"method": "passphrase"}',
+        fix="The passphrase itself comes from a systemd credential, never from the config",
     )
 
 
 def scripts(value):
     """duplicity jobs: [{"name": directory name, "script": bash script}, ...], names unique."""
     if not isinstance(value, list):
-        raise FieldError("must be a list", 'List {"name": ..., "script": ...} entries')
+        raise FieldError(problem="must be a list", fix='List {"name": ..., "script": ...} entries')
     names = set()
     for entry in value:
         if not isinstance(entry, dict) or set(entry) != {"name", "script"}:
-            raise FieldError('must list {"name": ..., "script": ...} entries', "Give each script a name")
+            raise FieldError(problem='must list {"name": ..., "script": ...} entries', fix="Give each script a name")
         if not isinstance(entry["name"], str) or not OBJECT_NAME.fullmatch(entry["name"]) or entry["name"] in names:
             raise FieldError(f"names {entry['name']!r}, which is not a unique safe directory name", "Name each script with letters, digits, '.', '_' and '-'")
         names.add(entry["name"])

@@ -11,8 +11,6 @@ import argparse
 import functools
 import gzip
 import hashlib
-import importlib.machinery
-import importlib.util
 import io
 import json
 import os

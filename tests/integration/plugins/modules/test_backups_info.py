@@ -14,11 +14,9 @@ import configparser
 import datetime
 import hashlib
 import json
-import threading
 import uuid
 from urllib.parse import unquote
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from harness.history import History

@@ -85,7 +85,7 @@ def test_what_the_control_node_ships_the_runner_accepts(tmp_path, method):
     assert runner_verdict(tmp_path, control_node_config(GOOD_JOBS[method])) is None
 
 
-@pytest.mark.parametrize("method, field, job_value, runner_value", BAD_VALUES, ids=[f"{m}.{f}={v!r:.30}" for m, f, v, _ in BAD_VALUES])
+@pytest.mark.parametrize("method, field, job_value, runner_value", BAD_VALUES, ids=[f"{case[0]}.{case[1]}={case[2]!r:.30}" for case in BAD_VALUES])
 def test_what_the_runner_refuses_the_control_node_refuses_first(tmp_path, method, field, job_value, runner_value):
     job = dict(GOOD_JOBS[method], **{field: job_value})
     with pytest.raises(InputError) as refused:

@@ -119,7 +119,7 @@ def duplicity_argv(*arguments):
         first = handle.readline().decode(errors="replace")
     interpreter = first[2:].split()[0] if first.startswith("#!") and "python" in first else sys.executable
     # The package's directory reaches it as PYTHONPATH (duplicity_encryption's environment).
-    return [interpreter, "-m", __package__.split(".")[0], "duplicity", "--", *arguments]
+    return [interpreter, "-m", __package__.split(".", maxsplit=1)[0], "duplicity", "--", *arguments]
 
 
 def duplicity_common_args(config, cache, work):
@@ -287,7 +287,7 @@ def restore(job):
     folder = f"{contract.duplicity_prefix(config['prefix'], config['job'])}/"
     job.thaw.objects_under(folder, lambda keys: duplicity_restore_reads(keys, folder, args.time))
     with secret_scratch() as scratch:
-        env, _ = duplicity_encryption(config, scratch, secret_key=args.identity, passphrase_file=args.passphrase_file)
+        env = duplicity_encryption(config, scratch, secret_key=args.identity, passphrase_file=args.passphrase_file)[0]
         common = duplicity_common_args(config, os.path.join(scratch, "cache"), scratch)
         staging = tempfile.mkdtemp(prefix=".restore-", dir=parent)
         try:
