@@ -91,22 +91,21 @@ _value:
 """
 
 
-def job_units(job_list, access=None, host=None, defaults=None, config_dir="/etc/systemd-s3-backup"):
+def job_units(job_list, access=None, host=None, defaults=None, config_dir=contract.CONFIG_DIR):
     try:
         return jobs.job_units(job_list, access or {}, host, defaults, config_dir)
     except InputError as e:
         raise AnsibleFilterError(str(e)) from e
 
 
-def archive_dir_problem(path):
-    """Why ``path`` (an archive_dir, or where its symlink leads) cannot be one, or ''."""
-    try:
-        contract.dedicated_directory(path)
-    except contract.FieldError as e:
-        return e.problem
-    return ""
+def host_inspection(units):
+    return jobs.host_inspection(units)
+
+
+def host_problems(units, facts, config_dir=contract.CONFIG_DIR):
+    return jobs.host_problems(units, facts, config_dir)
 
 
 class FilterModule:
     def filters(self):
-        return {"job_units": job_units, "archive_dir_problem": archive_dir_problem}
+        return {"job_units": job_units, "host_inspection": host_inspection, "host_problems": host_problems}

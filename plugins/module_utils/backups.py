@@ -44,14 +44,7 @@ DEFAULT_STORAGE_CLASS = "STANDARD"  # what a listing without StorageClass means
 INTERNAL_FIELDS = ("manifest_read", "manifest_storage_class", "newest_object")
 
 _RUN_FOLDER = contract.RUN_FOLDER
-# duplicity's file_naming: full/inc volumes and manifests, full/new signatures, then optional
-# suffixes (.gpg, .gz, ...). Times are duplicity's default UTC form, like the runner's.
-_DUPLICITY_NAME = re.compile(
-    r"duplicity-(?P<kind>full|inc|full-signatures|new-signatures)"
-    r"\.(?P<first>\d{8}T\d{6}Z)(?:\.to\.(?P<second>\d{8}T\d{6}Z))?"
-    r"\.(?:vol(?P<volume>\d+)\.difftar|(?P<manifest>manifest)|(?P<signatures>sigtar))(?:\.[A-Za-z0-9]+)*",
-    re.IGNORECASE,
-)
+_DUPLICITY_NAME = contract.DUPLICITY_NAME
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
 _DURATION_UNITS = {
     unit: seconds

@@ -101,6 +101,7 @@ def library_path(version=VERSION):
 # <prefix>/<job>/duplicity/duplicity-*                      a duplicity job's chains
 RUN_FOLDER_FORMAT = "%Y%m%dT%H%M%SZ"
 RUN_FOLDER = re.compile(r"\d{8}T\d{6}Z")
+RUN_FOLDER_GLOB = "????????T??????Z"  # the same, as an IAM resource pattern
 MANIFEST_NAME = "manifest.json"
 SYNC_FOLDER = "data"
 DUPLICITY_FOLDER = "duplicity"
@@ -114,10 +115,20 @@ DATA_TAG = f"{DATA_TAG_KEY}={DATA_TAG_VALUE}"
 COLD_STORAGE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
 # Times in manifests and in this collection's output.
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-# duplicity's volume names (file_naming): the set's kind and times, as the runner's restore reads them.
-DUPLICITY_VOLUME = re.compile(
-    r"duplicity-(?P<kind>full|inc)\.(?P<first>\d{8}T\d{6}Z)(?:\.to\.(?P<second>\d{8}T\d{6}Z))?\.vol\d+\.difftar(?:\.[a-z]+)*"
+# duplicity's file names (its file_naming): full/inc volumes and manifests, full/new signatures, the
+# set's times (duplicity's default UTC form, like the run folders'), then optional suffixes (.gpg, .gz).
+DUPLICITY_NAME = re.compile(
+    r"duplicity-(?P<kind>full|inc|full-signatures|new-signatures)"
+    r"\.(?P<first>\d{8}T\d{6}Z)(?:\.to\.(?P<second>\d{8}T\d{6}Z))?"
+    r"\.(?:vol(?P<volume>\d+)\.difftar|(?P<manifest>manifest)|(?P<signatures>sigtar))(?:\.[A-Za-z0-9]+)*",
+    re.IGNORECASE,
 )
+
+
+def duplicity_volume(name):
+    """The DUPLICITY_NAME match of a volume's name (its data), else None."""
+    match = DUPLICITY_NAME.fullmatch(name)
+    return match if match and match.group("volume") else None
 
 
 def job_prefix(prefix, job):
@@ -191,18 +202,17 @@ def read_manifest(raw):
     if not isinstance(raw, dict):
         raise ManifestError("is not a JSON object")
     version = raw.get("manifest_version", 1)
-    if version not in MANIFEST_VERSIONS:
+    if isinstance(version, bool) or not isinstance(version, int) or version not in MANIFEST_VERSIONS:
         raise ManifestError(
             f"has manifest_version {version!r}, which this collection ({VERSION}) does not know: it was written by a newer runner; upgrade the collection"
         )
     missing = [name for name in MANIFEST_REQUIRED if name not in raw]
     if missing:
         raise ManifestError(f"lacks {', '.join(missing)}")
-    if not isinstance(raw["objects"], list):
-        raise ManifestError("objects is not a list")
-    for entry in raw["objects"]:
-        if not isinstance(entry, dict) or any(name not in entry for name in OBJECT_REQUIRED):
-            raise ManifestError(f"lists an object without {', '.join(OBJECT_REQUIRED)}")
+    if not isinstance(raw["objects"], list) or not all(
+        isinstance(entry, dict) and all(name in entry for name in OBJECT_REQUIRED) for entry in raw["objects"]
+    ):
+        raise ManifestError(f"does not list its objects with {', '.join(OBJECT_REQUIRED[:-1])} and {OBJECT_REQUIRED[-1]}")
     manifest = dict(raw, manifest_version=MANIFEST_VERSION)
     manifest.setdefault("compression", "none")
     manifest.setdefault("encryption", None)
@@ -230,7 +240,10 @@ ENCRYPTION_SUFFIXES = {"age": ".age", "passphrase": ".gpg"}
 # Which encryption each method can do: the runner's own streams with age or gpg's symmetric mode,
 # duplicity with GPG public keys or a passphrase.
 ENCRYPTIONS_BY_METHOD = {"stream": ("age", "passphrase"), "archive": ("age", "passphrase"), "duplicity": ("gpg", "passphrase")}
-# Debian packages of the encryptors the runner calls.
+# The operator's option of each method's public-key encryption (jobs_list[].encryption).
+PUBLIC_KEY_OPTIONS = {"stream": "age_recipients", "archive": "age_recipients", "duplicity": "gpg_public_keys"}
+# Debian packages the runner needs for a method, and for each encryption.
+METHOD_PACKAGES = {"stream": [], "archive": [], "sync": ["awscli"], "duplicity": ["duplicity"]}
 ENCRYPTION_PACKAGES = {"age": "age", "passphrase": "gpg", "gpg": "gpg"}
 IO_CLASSES = ("best-effort", "idle", "realtime")
 DUPLICITY_ACTIONS = ("incremental", "full")
@@ -241,7 +254,8 @@ MAX_CONCURRENCY = 32
 # Everything in archive_dir is uploaded and then deleted, so it must be a dedicated directory.
 PROTECTED_DIRECTORIES = frozenset(
     ("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var")
-    + (CONFIG_DIR, STATE_ROOT, "/var/lib", "/var/log", "/usr/local", "/etc/systemd")
+    + (CONFIG_DIR, STATE_ROOT, "/etc/systemd", "/usr/local", "/mnt", "/media")
+    + ("/var/backups", "/var/cache", "/var/lib", "/var/log", "/var/mail", "/var/opt", "/var/spool", "/var/tmp", "/var/www")
 )
 
 JOB_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
@@ -253,7 +267,8 @@ BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9!_.()'=@,+-]+")
 PREFIX_MAX_LENGTH = 900
 REGION = re.compile(r"[a-z0-9-]+")  # as the SDKs accept them (eu-west-1, us-gov-west-1, ...)
-TOPIC_ARN = re.compile(r"arn:(aws[a-z-]*):sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}")
+TOPIC_NAME = re.compile(r"[A-Za-z0-9_-]{1,256}")
+TOPIC_ARN = re.compile(rf"arn:(aws[a-z-]*):sns:[a-z0-9-]+:\d{{12}}:{TOPIC_NAME.pattern}")
 ENDPOINT_URL = re.compile(r"https?://[^\s/]+(/\S*)?")
 # duplicity's time intervals (man duplicity, TIME FORMATS): 1M, 2W, 1Y6M, 30D.
 DUPLICITY_INTERVAL = re.compile(r"(\d+[smhDWMY])+")
@@ -311,7 +326,8 @@ def absolute_path(value):
     path = one_line(value, "an absolute path")
     if not path.startswith("/") or ".." in path.split("/") or path.rstrip("/") == "":
         raise FieldError(f"{value!r} is not an absolute path below /", "Use a path like /var/backups/app")
-    return posixpath.normpath(path)
+    # normpath keeps a leading "//" (POSIX leaves its meaning open); Linux reads it as "/".
+    return posixpath.normpath("/" + path.lstrip("/"))
 
 
 def dedicated_directory(value):
@@ -401,12 +417,7 @@ def compression_level(compression, level):
     if compression not in COMPRESSION_LEVELS:
         return None
     default, lowest, highest = COMPRESSION_LEVELS[compression]
-    if level is None:
-        return default
-    try:
-        return integer(level, lowest, highest)
-    except FieldError:
-        raise FieldError(f"{level!r} is not a level of {compression}", f"Use {lowest} to {highest} for {compression}") from None
+    return default if level is None else integer(level, lowest, highest)
 
 
 def _bech32_checksum_ok(value):
@@ -509,7 +520,7 @@ def scripts(value):
             text(entry["script"])
         except FieldError:
             raise FieldError(
-                f"script {entry['name']} is empty", "Write the commands that put this part of the backup into the current directory"
+                "must be a non-empty shell script", "Write the commands that put this part of the backup into the current directory", at=entry["name"]
             ) from None
     return value
 

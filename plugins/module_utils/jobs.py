@@ -19,11 +19,9 @@ from ansible_collections.systemd_s3.backup.plugins.module_utils.common import In
 METHODS = contract.METHODS
 UNIT_PREFIX = contract.UNIT_PREFIX
 FULL_SUFFIX = contract.FULL_SUFFIX
-JOB_NAME = contract.JOB_NAME
 # A systemd time span such as 30min, 1h 30min, 6h, infinity.
 _TIMESPAN = re.compile(r"(infinity|\d+(\.\d+)?\s*(us|ms|s|sec|m|min|h|hr|d|w|M|y)?(\s+\d+(\.\d+)?\s*(us|ms|s|sec|m|min|h|hr|d|w|M|y)?)*)")
-# The public-key option of each method's encryption: age for the runner's own streams, GPG for duplicity.
-PUBLIC_KEY_OPTIONS = {"stream": "age_recipients", "archive": "age_recipients", "duplicity": "gpg_public_keys"}
+PUBLIC_KEY_OPTIONS = contract.PUBLIC_KEY_OPTIONS
 _PUBLIC_KEY_EXAMPLES = {
     "age_recipients": "{age_recipients: [age1...]}",
     "gpg_public_keys": "{gpg_public_keys: [\"{{ lookup('file', 'backup-key.asc') }}\"]}",
@@ -128,17 +126,7 @@ def _duplicity_fields(job, out, field, access):
             raise InputError(
                 field("scripts"), "must be a non-empty mapping of name to shell script", "Write e.g. scripts: {repos: 'git clone --mirror /srv/git/app.git'}"
             )
-        out["scripts"] = []
-        for name, script in scripts.items():
-            if not isinstance(name, str) or not contract.OBJECT_NAME.fullmatch(name):
-                raise InputError(field("scripts"), f"{name!r} is not a safe directory name", "Name each script with letters, digits, '.', '_' and '-'")
-            if not isinstance(script, str) or not script.strip() or "\0" in script:
-                raise InputError(
-                    field(f"scripts.{name}"),
-                    "must be a non-empty shell script",
-                    "Write the commands that put this part of the backup into the current directory",
-                )
-            out["scripts"].append({"name": name, "script": script})
+        out["scripts"] = _checked(field("scripts"), contract.scripts, [{"name": name, "script": script} for name, script in scripts.items()])
     out["excludes"] = [_one_line(field("excludes"), e, "an exclude pattern") for e in _string_list(field("excludes"), out["excludes"])]
     if job.get("full_if_older_than") is not None:
         if job.get("full_schedule"):
@@ -199,13 +187,7 @@ def normalize_job(index, job, access=None):
     ``access`` (the aws role's hand-over) tells which permissions the host's principal has, if known."""
     if not isinstance(job, dict):
         raise InputError(f"jobs[#{index}]", "must be a mapping", "Give each job as a dict with name and method")
-    name = job.get("name")
-    if not isinstance(name, str) or not JOB_NAME.fullmatch(name):
-        raise InputError(
-            _field(index, job, "name"),
-            f"{name!r} is not a valid job name",
-            "Use 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit (it becomes a unit name)",
-        )
+    name = _checked(_field(index, job, "name"), contract.job_name, job.get("name"))
     method = job.get("method")
     if method not in METHODS:
         raise InputError(_field(index, job, "method"), f"{method!r} is not a backup method", f"Choose one of {', '.join(METHODS)}")
@@ -244,7 +226,7 @@ def normalize_job(index, job, access=None):
     if "description" in out:
         out["description"] = _one_line(field("description"), out["description"], "one line of text")
     if "max_age" in out:
-        # Read by the verify playbook (freshness), checked here so a typo fails at deploy time.
+        # Read by the freshness playbook, checked here so a typo fails at deploy time.
         out["max_age"] = _one_line(field("max_age"), str(out["max_age"]), "a time span")
         parse_duration(out["max_age"], field("max_age"))
 
@@ -258,9 +240,9 @@ def normalize_job(index, job, access=None):
         if out["compression"] == "none":
             out["compression_level"] = None
         else:
-            default_level, low, high = contract.COMPRESSION_LEVELS[out["compression"]]
-            level = default_level if out["compression_level"] is None else out["compression_level"]
-            out["compression_level"] = _int(field("compression_level"), level, contract.integer, low, high)
+            level = out["compression_level"]
+            level = int(level) if isinstance(level, str) and level.strip().isdigit() else level
+            out["compression_level"] = _checked(field("compression_level"), contract.compression_level, out["compression"], level)
         out["object_name"] = _checked(field("object_name"), contract.object_name, job.get("object_name", name))
     if method in PUBLIC_KEY_OPTIONS:
         out["encryption"] = _encryption(field("encryption"), out["encryption"], method)
@@ -406,7 +388,7 @@ def job_units(jobs, access, host, defaults=None, config_dir=contract.CONFIG_DIR)
             writable.insert(0, job["archive_dir"])
         encryption = job.get("encryption")
         _refuse_secret_source(job, config_dir)
-        packages = {"sync": ["awscli"], "duplicity": ["duplicity"]}.get(job["method"], [])
+        packages = list(contract.METHOD_PACKAGES[job["method"]])
         if encryption:
             packages.append(contract.ENCRYPTION_PACKAGES[encryption["method"]])
             job = dict(job, encryption=public_encryption(encryption))
@@ -444,3 +426,67 @@ def job_units(jobs, access, host, defaults=None, config_dir=contract.CONFIG_DIR)
                 )
             )
     return result
+
+
+def host_inspection(units):
+    """What the jobs role asks the host (files/inspect_host.py) before it changes anything there: the
+    users jobs run as, the directories they use, and whether each job's config is there already."""
+    users = sorted({unit["config"]["run_as"] for unit in units if unit["config"].get("run_as")})
+    paths = [unit["config"][field] for unit in units for field in HOST_DIRECTORIES if unit["config"].get(field)]
+    return {"users": users, "paths": sorted(set(paths) | {unit["config_path"] for unit in units})}
+
+
+# The directories a job names on the host, checked there before deployment (host_problems).
+HOST_DIRECTORIES = ("archive_dir", "sync_dir", "source_dir")
+
+
+def host_problems(units, facts, config_dir=contract.CONFIG_DIR):
+    """What the host's facts (inspect_host.py's answer to host_inspection) say against the jobs, each a
+    message naming the job, the field and the fix: what the runner would refuse at run time, or what
+    would make it delete what is not the job's own."""
+    problems = []
+    for unit in units:
+        config = unit["config"]
+        label = f"jobs[{config['job']}]"
+        if config.get("run_as") and not facts["users"].get(config["run_as"], True):
+            problems.append(f"{label}.run_as: {config['run_as']} is not a user on this host. Create the user first (the application's package usually does), or fix run_as")
+        for field in HOST_DIRECTORIES:
+            path = config.get(field)
+            if not path:
+                continue
+            fact = facts["paths"].get(path) or {"real": path, "exists": False}
+            where = path if fact["real"] == path else f"{path} (which leads to {fact['real']})"
+            if field == "archive_dir":
+                problem = _archive_dir_problem(config, fact, facts["paths"].get(unit["config_path"], {}).get("exists"))
+            elif not fact["exists"] or not fact.get("isdir"):
+                problem = "is not a directory on this host. Create it first, or fix the path"
+            elif fact["real"].rstrip("/") == config_dir.rstrip("/"):
+                problem = "is where the host keeps its AWS key and passphrases: it is never backed up. Back up another directory"
+            else:
+                problem = None
+            if problem:
+                problems.append(f"{label}.{field}: {where} {problem}")
+    return sorted(set(problems))
+
+
+def _archive_dir_problem(config, fact, deployed):
+    """Everything in archive_dir is uploaded, then deleted after every run, as root: it must be a
+    directory of the job's own. A missing one is created by the role."""
+    try:
+        contract.dedicated_directory(fact["real"])
+    except contract.FieldError as error:
+        return f"{error.problem}. Use a directory of the job's own"
+    owner = config.get("run_as") or "root"
+    if not fact["exists"]:
+        return None
+    if not fact["isdir"]:
+        return "exists and is not a directory. Use a new path (the role creates it)"
+    if fact["owner"] != owner:
+        return f"belongs to {fact['owner']}, but the command runs as {owner} and writes there. Use a new path (the role creates it), or make it {owner}'s"
+    if not fact["empty"] and not deployed:
+        return (
+            "is not empty, and this job has not used it yet: everything in it would be deleted after the first run."
+            " Use a new path (the role creates it), or empty it first"
+        )
+    return None
+

@@ -371,7 +371,7 @@ def access_policy(
             # A run folder's name is a UTC time (????????T??????Z), so an archive's own nested
             # manifest.json files keep their tag.
             "Resource": [
-                f"{bucket_arn}/{prefix}/*/????????T??????Z/{contract.MANIFEST_NAME}",
+                f"{bucket_arn}/{prefix}/*/{contract.RUN_FOLDER_GLOB}/{contract.MANIFEST_NAME}",
                 f"{bucket_arn}/{prefix}/*/{contract.DUPLICITY_FOLDER}/duplicity-*.manifest*",
                 f"{bucket_arn}/{prefix}/*/{contract.DUPLICITY_FOLDER}/duplicity-*sigtar*",
             ],

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from ansible_collections.systemd_s3.backup.plugins.module_utils import contract
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
 
 PROTOCOLS = ("email", "sms", "https", "sqs")
@@ -17,7 +18,7 @@ PENDING = "PendingConfirmation"
 # A pending subscription someone asked to delete; AWS drops it by itself, so it is no longer there.
 DELETED = "Deleted"
 
-_TOPIC_NAME = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_TOPIC_NAME = contract.TOPIC_NAME
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _E164 = re.compile(r"^\+\d{8,15}$")
 # Punctuation people write in phone numbers; SNS stores the bare E.164 form.
@@ -34,7 +35,7 @@ _FIXES = {
 
 
 def validate_topic_name(name, field="name"):
-    if not isinstance(name, str) or not _TOPIC_NAME.match(name):
+    if not isinstance(name, str) or not _TOPIC_NAME.fullmatch(name):
         raise InputError(
             field,
             f"{name!r} is not a valid SNS topic name",

@@ -54,6 +54,8 @@ PLAIN_CREDENTIALS = {"access_key": "testing", "secret_key": "testing"}
 LOG, AUDIT, ADMIN, ENV_FILE = "endpoint.log", "audit.jsonl", "admin.ini", "endpoint.env"
 # What points botocore and the AWS CLI away from the machine's own configuration, keys and instance role.
 AWS_ISOLATION = {"AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_EC2_METADATA_DISABLED": "true"}
+# A machine's proxy must never see requests meant for the local endpoint.
+PROXY_BYPASS = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 # Names unset even when not exported here, in case a shell exports them later.
 _ALWAYS_UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
@@ -67,6 +69,7 @@ def isolated_env(extra=None, base=None):
     credentials and instance metadata; then ``extra`` (which may set AWS_ variables of its own)."""
     env = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith("AWS_")}
     env.update(AWS_ISOLATION)
+    env.update(PROXY_BYPASS)
     env.update(extra or {})
     return env
 
@@ -74,7 +77,7 @@ def isolated_env(extra=None, base=None):
 def shell_env(base=None):
     """isolated_env() as shell commands for ``eval``: unset every AWS_ variable, export the isolation."""
     names = sorted({k for k in (os.environ if base is None else base) if k.startswith("AWS_")} | set(_ALWAYS_UNSET))
-    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in AWS_ISOLATION.items())
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in {**AWS_ISOLATION, **PROXY_BYPASS}.items())
     return f"unset {' '.join(names)}\nexport {exports}\n"
 
 
@@ -96,8 +99,9 @@ def port_answers(port, timeout=1.0):
 
 def http_answers(url, timeout=2.0):
     """Whether an HTTP server answers at url (any status counts: it answered)."""
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
     try:
-        with urllib.request.urlopen(f"{url}/moto-api/config", timeout=timeout):
+        with direct.open(f"{url}/moto-api/config", timeout=timeout):
             return True
     except urllib.error.HTTPError:
         return True

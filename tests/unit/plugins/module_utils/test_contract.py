@@ -5,6 +5,7 @@ verdict, and the files derived from the contract (argument_specs.yml, the role's
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -55,6 +56,8 @@ BAD_VALUES = [
     ("archive", "archive_dir", "/var", "/var"),
     ("archive", "archive_dir", "var/backups", "var/backups"),
     ("archive", "archive_dir", "/var/backups/../../etc", "/var/backups/../../etc"),
+    ("archive", "archive_dir", "//etc", "//etc"),
+    ("archive", "archive_dir", "/var/backups", "/var/backups"),
     ("sync", "sync_dir", "relative", "relative"),
     ("sync", "excludes", ["a\nb"], ["a\nb"]),
     ("duplicity", "retention", {"keep_full": 0}, {"keep_full": 0}),
@@ -121,6 +124,39 @@ def test_a_symlink_to_a_system_directory_is_refused_where_it_leads(tmp_path):
     assert runner_verdict(tmp_path, config) == "archive_dir"
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a directory to another user")
+def test_an_existing_archive_dir_of_another_user_is_refused_also_through_a_symlink(tmp_path):
+    theirs = tmp_path / "mysql"
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)  # nobody's: the job's command runs as root
+    link = tmp_path / "dump"
+    link.symlink_to(theirs)
+    for path in (theirs, link):
+        assert runner_verdict(tmp_path, dict(control_node_config(GOOD_JOBS["archive"]), archive_dir=str(path))) == "archive_dir"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    assert runner_verdict(tmp_path, dict(control_node_config(GOOD_JOBS["archive"]), archive_dir=str(mine))) is None
+
+
+def test_the_launcher_runs_the_installed_package(tmp_path):
+    """roles/jobs/templates/systemd-s3-backup.j2 as the role renders it, against a copy of the package
+    laid out as the role installs it: isolated mode, no help from PYTHONPATH."""
+    import jinja2  # pylint: disable=import-outside-toplevel
+    import shutil  # pylint: disable=import-outside-toplevel
+    import subprocess  # pylint: disable=import-outside-toplevel
+
+    home = tmp_path / "lib" / contract.VERSION
+    shutil.copytree(REPO / "roles" / "jobs" / "files" / "runner" / "systemd_s3_backup", home / "systemd_s3_backup", ignore=shutil.ignore_patterns("__pycache__"))
+    template = jinja2.Template((REPO / "roles" / "jobs" / "templates" / "systemd-s3-backup.j2").read_text())
+    launcher = tmp_path / "systemd-s3-backup"
+    launcher.write_text(template.render(ansible_managed="test", jobs_runner_version=contract.VERSION, jobs_runner_home=str(home)) + "\n")
+    launcher.chmod(0o755)
+    shebang = launcher.read_text().splitlines()[0].split()
+    ran = subprocess.run([sys.executable, *shebang[1:], str(launcher), "--version"], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, check=False)
+    assert (ran.returncode, ran.stdout) == (0, f"systemd-s3-backup {contract.VERSION}\n"), ran.stderr
+    assert shebang == ["#!/usr/bin/python3", "-I"]
+
+
 def test_the_role_argument_specs_are_the_contracts_job_fields():
     committed = yaml.safe_load((REPO / "roles" / "jobs" / "meta" / "argument_specs.yml").read_text())
     assert committed["argument_specs"]["main"]["options"]["jobs_list"]["options"] == contract.argument_spec_options(), (
@@ -144,6 +180,8 @@ def test_the_roles_host_paths_and_version_are_the_contracts():
     assert str(role_vars["jobs_runner_version"]) == contract.VERSION
     assert yaml.safe_load((REPO / "galaxy.yml").read_text())["version"] == contract.VERSION
     assert contract.CREDENTIALS_PATH == f"{contract.CONFIG_DIR}/aws-credentials"
+    restore_vars = yaml.safe_load((REPO / "roles" / "restore" / "vars" / "main.yml").read_text())
+    assert (restore_vars["restore_runner"], restore_vars["restore_config_dir"]) == (contract.RUNNER_PATH, contract.CONFIG_DIR)
 
 
 def test_the_format_document_names_every_config_and_manifest_field():

@@ -292,3 +292,63 @@ def test_duplicity_jobs_need_the_read_back_grant_when_the_aws_role_says_what_the
     assert jobs.job_units([job], dict(ACCESS, permissions=["backup"], duplicity_jobs=["records"]), "db1")
     assert jobs.job_units([job], dict(ACCESS, permissions=["backup", "restore"], duplicity_jobs=[]), "db1")
     assert jobs.job_units([job], ACCESS, "db1")  # an older hand-over that does not say: the runner finds out
+
+
+# ---------------------------------------------------------------------------------------------- the host's facts
+
+HOST_ARCHIVE = {"name": "app", "method": "archive", "command": "dump", "archive_dir": "/var/backups/app", "run_as": "app"}
+HOST_SYNC = {"name": "files", "method": "sync", "sync_dir": "/srv/files"}
+
+
+def test_the_host_is_asked_about_users_directories_and_configs():
+    units = jobs.job_units([HOST_ARCHIVE, HOST_SYNC], ACCESS, "db1")
+    assert jobs.host_inspection(units) == {
+        "users": ["app"],
+        "paths": sorted(["/var/backups/app", "/srv/files", "/etc/systemd-s3-backup/jobs/app.json", "/etc/systemd-s3-backup/jobs/files.json"]),
+    }
+
+
+def problems(job, facts):
+    return jobs.host_problems(jobs.job_units([job], ACCESS, "db1"), facts)
+
+
+def test_a_missing_archive_dir_is_fine_the_role_creates_it():
+    assert problems(HOST_ARCHIVE, {"users": {"app": True}, "paths": {"/var/backups/app": {"real": "/var/backups/app", "exists": False}}}) == []
+
+
+@pytest.mark.parametrize(
+    "facts, fragment",
+    [
+        ({"owner": "mysql"}, "belongs to mysql, but the command runs as app"),
+        ({"isdir": False}, "exists and is not a directory"),
+        ({"empty": False}, "is not empty, and this job has not used it yet"),
+        ({"real": "/etc"}, "(which leads to /etc) is /etc, a system directory"),
+    ],
+)
+def test_an_archive_dir_that_is_not_the_jobs_own_is_refused(facts, fragment):
+    answer = {"users": {"app": True}, "paths": {"/var/backups/app": dict({"real": "/var/backups/app", "exists": True, "isdir": True, "owner": "app", "empty": True}, **facts)}}
+    found = problems(HOST_ARCHIVE, answer)
+    assert len(found) == 1 and found[0].startswith("jobs[app].archive_dir: /var/backups/app") and fragment in found[0], found
+
+
+def test_a_used_archive_dir_may_hold_files_of_an_interrupted_run():
+    answer = {
+        "users": {"app": True},
+        "paths": {
+            "/var/backups/app": {"real": "/var/backups/app", "exists": True, "isdir": True, "owner": "app", "empty": False},
+            "/etc/systemd-s3-backup/jobs/app.json": {"real": "/etc/systemd-s3-backup/jobs/app.json", "exists": True},
+        },
+    }
+    assert problems(HOST_ARCHIVE, answer) == []
+
+
+def test_a_missing_user_and_sync_dir_are_named_with_the_fix():
+    answer = {"users": {"app": False}, "paths": {"/var/backups/app": {"real": "/var/backups/app", "exists": False}}}
+    assert problems(HOST_ARCHIVE, answer) == ["jobs[app].run_as: app is not a user on this host. Create the user first (the application's package usually does), or fix run_as"]
+    answer = {"users": {}, "paths": {"/srv/files": {"real": "/srv/files", "exists": False}}}
+    assert problems(HOST_SYNC, answer) == ["jobs[files].sync_dir: /srv/files is not a directory on this host. Create it first, or fix the path"]
+
+
+def test_a_sync_dir_that_leads_to_the_key_directory_is_refused():
+    answer = {"users": {}, "paths": {"/srv/files": {"real": "/etc/systemd-s3-backup", "exists": True, "isdir": True, "owner": "root", "empty": False}}}
+    assert "is where the host keeps its AWS key" in problems(HOST_SYNC, answer)[0]

@@ -21,7 +21,6 @@ runs it.
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import tempfile
 import traceback
 
 from .alert import command_alert
+from . import contract
 from .contract import EX_SOFTWARE, VERSION
 from .journal import ERR, RUN_ERRORS, WARNING, Terminated, exit_status_for, log
 from .methods.duplicity import command_duplicity
@@ -52,7 +52,7 @@ def command_check_unit(args):
 
 
 def unit_file_name(value):
-    if not re.fullmatch(r"[A-Za-z0-9:_.@\\-]+\.(service|timer)", value):
+    if not contract.UNIT_NAME.fullmatch(value) or not value.endswith((".service", ".timer")):
         raise argparse.ArgumentTypeError(f"{value!r} is not a unit file name such as s3-backup-pg.service")
     return value
 

@@ -27,29 +27,53 @@ def load_config(path, fields=None):
     try:
         config = contract.runner_config(read_json(path), fields)
     except contract.ConfigFieldError as error:
-        raise ConfigError(error.field, error.problem) from None
+        raise ConfigError(error.field, f"{error.problem}. {error.fix}" if error.fix else error.problem) from None
     config["config_path"] = os.path.abspath(path)  # where the secrets are (secret_directories)
     if config.get("run_as"):
         config["run_as"] = existing_user(config["run_as"], "run_as")
     if config.get("archive_dir"):
-        config["archive_dir"] = dedicated_directory(config["archive_dir"])
+        config["archive_dir"] = host_archive_dir(config["archive_dir"], config.get("run_as"))
     return config
 
 
-def existing_user(name, field):
+def user_problem(name):
+    """Why ``name`` cannot run a job's commands here, or None."""
     try:
-        return pwd.getpwnam(name).pw_name
+        pwd.getpwnam(name)
     except KeyError:
-        raise ConfigError(field, f"names user {name!r}, who does not exist on this host") from None
+        return f"names user {name!r}, who does not exist on this host"
+    return None
 
 
-def dedicated_directory(path):
-    """archive_dir, also where a symlink leads: everything in it gets deleted."""
+def existing_user(name, field):
+    problem = user_problem(name)
+    if problem:
+        raise ConfigError(field, problem)
+    return name
+
+
+def host_archive_dir(path, run_as=None):
+    """archive_dir as the host has it: where a symlink leads is no system directory either, and an
+    existing directory belongs to the user that writes there (root when run_as is unset): everything
+    in it is uploaded and then deleted after every run, as root."""
+    real = os.path.realpath(path)
     try:
-        contract.dedicated_directory(os.path.realpath(path))
-        return contract.dedicated_directory(path)
+        contract.dedicated_directory(real)
+        contract.dedicated_directory(path)
     except contract.FieldError as error:
-        raise ConfigError("archive_dir", f"{error.problem} (it leads to {os.path.realpath(path)})" if os.path.islink(path) else error.problem) from None
+        raise ConfigError("archive_dir", f"{error.problem} (it leads to {real})" if real != path else error.problem) from None
+    try:
+        owner = os.stat(real).st_uid
+    except FileNotFoundError:
+        return path  # the jobs role creates it; the command may too
+    expected = pwd.getpwnam(run_as).pw_uid if run_as else 0
+    if owner != expected:
+        raise ConfigError(
+            "archive_dir",
+            f"names {path}{f' (which leads to {real})' if real != path else ''}, owned by uid {owner}, not by {run_as or 'root'},"
+            " who writes there: it is not this job's own directory, and everything in it would be deleted",
+        )
+    return path
 
 
 def secret_directories(config):

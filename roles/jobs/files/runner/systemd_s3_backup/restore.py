@@ -3,16 +3,15 @@ read and checked first, the method's restore, nothing presented as restored that
 
 import json
 import os
-import re
 import shutil
 
 from botocore import exceptions as aws_errors
 
 from . import contract
-from .config import existing_user, load_config
+from .config import load_config, user_problem
 from .crypto import DECOMPRESSORS, gpg_argv
-from .journal import INFO, ConfigError, DataError, Failure, log, signals
-from .methods import METHODS, Restore
+from .journal import INFO, DataError, Failure, log, signals
+from .methods import METHODS, RestoreRequest
 from .s3 import aws_client, use_credentials_file, wait_for_new_key
 from .thaw import Thaw, secret_scratch
 
@@ -27,24 +26,22 @@ def command_restore(args):
             raise Failure(contract.EX_CONFIG, f"{option} names {path}, which is not a file")
     if args.run_as and not args.to_command:
         raise Failure(contract.EX_CONFIG, "--run-as goes with --to-command only")
-    try:
-        run_as = existing_user(args.run_as, "--run-as") if args.run_as else None
-    except ConfigError as error:
-        raise Failure(contract.EX_CONFIG, f"--run-as {str(error).split(' ', 3)[-1]}") from None
+    if args.run_as and user_problem(args.run_as):
+        raise Failure(contract.EX_CONFIG, f"--run-as {user_problem(args.run_as)}")
     use_credentials_file(args.credentials)
     s3 = aws_client(config, "s3")
     log(INFO, f"restore s3://{config['bucket']}/{run_prefix}/ of {config['host']} (runner {contract.VERSION})")
     thaw = Thaw(s3, config["bucket"], args)
-    if run_prefix.rsplit("/", 1)[-1] == contract.DUPLICITY_FOLDER:
-        summary = METHODS["duplicity"].restore(Restore(config, s3, args, thaw, run_prefix, None))
-        log(INFO, f"restore complete: {summary}")
+    own_folder = next((method for method in METHODS.values() if method.FOLDER == run_prefix.rsplit("/", 1)[-1]), None)
+    if own_folder:  # a method that commits its own backups there (duplicity): no manifest of ours
+        log(INFO, f"restore complete: {own_folder.restore(RestoreRequest(config, s3, args, thaw, run_prefix, None))}")
         return 0
     manifest = wait_for_new_key(lambda: read_run_manifest(s3, config["bucket"], run_prefix, thaw), args.new_key_wait)
     method = METHODS[manifest["method"]]
     check_restore_target(method, args)
     with secret_scratch() as scratch:
         decoders = restore_decoders(manifest, args, scratch)  # exit 78 here, before any download
-        summary = method.restore(Restore(config, s3, args, thaw, run_prefix, manifest, scratch, decoders, run_as))
+        summary = method.restore(RestoreRequest(config, s3, args, thaw, run_prefix, manifest, scratch, decoders, args.run_as))
     finished = manifest.get("finished", "(time unknown)")
     summary = summary or f"{len(manifest['objects'])} object(s) of the {manifest['method']} backup finished {finished}"
     log(INFO, f"restore complete: {summary}")
@@ -56,7 +53,7 @@ def restore_run_prefix(config, value):
     own = contract.job_prefix(config["prefix"], config["job"])
     run_prefix = value.strip("/")
     folder = run_prefix[len(own) + 1:] if run_prefix.startswith(own + "/") else ""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", folder):
+    if not contract.OBJECT_NAME.fullmatch(folder):
         raise Failure(contract.EX_CONFIG, f"--run-prefix {value!r} is not a run folder of this job (one folder under {own}/)")
     return run_prefix
 
@@ -82,35 +79,31 @@ def read_run_manifest(s3, bucket, run_prefix, thaw=None):
     problem = manifest_problem(raw, run_prefix)
     if problem:
         raise DataError(f"s3://{bucket}/{key} {problem}")
-    return contract.read_manifest(raw)
+    return contract.read_manifest(raw)  # checked just now
 
 
 def manifest_problem(raw, run_prefix):
-    """What makes the manifest unusable for a restore, or None."""
-    if not isinstance(raw, dict) or raw.get("method") not in METHODS or raw["method"] == "duplicity":
-        return "names no method this runner knows"
-    version = raw.get("manifest_version", 1)
-    if version not in contract.MANIFEST_VERSIONS:
-        return f"has manifest_version {version!r}, which this runner ({contract.VERSION}) does not know: upgrade the collection"
-    if raw.get("compression", "none") not in contract.COMPRESSION_SUFFIXES:
-        return f"names compression {raw.get('compression')!r}, which this runner does not know"
-    encryption = raw.get("encryption")
-    if encryption is not None and (not isinstance(encryption, dict) or encryption.get("method") not in contract.ENCRYPTION_SUFFIXES):
-        return "names an encryption this runner does not know"
-    objects = raw.get("objects")
-    entry_fields = {"key": str, "size": int, "sha256": str}
-    if not isinstance(objects, list) or not all(
-        isinstance(o, dict) and all(isinstance(o.get(f), t) for f, t in entry_fields.items()) for o in objects
-    ):
-        return "does not list its objects with key, size and sha256"
-    if any(not o["key"].startswith(run_prefix + "/") for o in objects):
-        return "lists objects outside its run folder"
-    if raw["method"] == "stream" and len(objects) != 1:
-        return f"of a stream backup lists {len(objects)} objects instead of one"
+    """What makes the manifest unusable for a restore, or None: the contract's reading first (a newer
+    version says so), then what a restore needs of it."""
     try:
-        contract.read_manifest(raw)
+        manifest = contract.read_manifest(raw)
     except contract.ManifestError as error:
         return str(error)
+    method = METHODS.get(manifest.get("method"))
+    if not method or method.FOLDER:
+        return "names no method this runner knows"
+    if manifest["compression"] not in contract.COMPRESSION_SUFFIXES:
+        return f"names compression {manifest['compression']!r}, which this runner does not know"
+    encryption = manifest["encryption"]
+    if encryption is not None and (not isinstance(encryption, dict) or encryption.get("method") not in contract.ENCRYPTION_SUFFIXES):
+        return "names an encryption this runner does not know"
+    entry_fields = {"key": str, "size": int, "sha256": str}
+    if not all(all(isinstance(o.get(f), t) for f, t in entry_fields.items()) for o in manifest["objects"]):
+        return "does not list its objects with key, size and sha256"
+    if any(not o["key"].startswith(run_prefix + "/") for o in manifest["objects"]):
+        return "lists objects outside its run folder"
+    if manifest["method"] == "stream" and len(manifest["objects"]) != 1:
+        return f"of a stream backup lists {len(manifest['objects'])} objects instead of one"
     return None
 
 

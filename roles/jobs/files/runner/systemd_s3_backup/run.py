@@ -26,8 +26,7 @@ def command_run(args):
     s3 = aws_client(config, "s3", connections=config["max_concurrency"] + 2)
     started = contract.utc_now()
     run_prefix = method.prefix(config, started)
-    what = f"duplicity {config['duplicity_action']} backup" if config["method"] == "duplicity" else f"{config['method']} backup"
-    log(INFO, f"{what} of {config['host']} to s3://{config['bucket']}/{run_prefix}/ (runner {contract.VERSION})")
+    log(INFO, f"{method.describe(config)} of {config['host']} to s3://{config['bucket']}/{run_prefix}/ (runner {contract.VERSION})")
     # Not the manifest's key: the data tag is denied there (policies: DenyTaggingMetadata), and this
     # upload is never completed anyway.
     check_bucket_access(s3, config["bucket"], f"{run_prefix}/{contract.ACCESS_CHECK_NAME}")

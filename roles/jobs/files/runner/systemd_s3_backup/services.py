@@ -7,7 +7,7 @@ import re
 import subprocess
 
 from .config import load_config
-from .contract import EX_TEMPFAIL, START_SERVICES_FIELDS
+from .contract import EX_TEMPFAIL, RUNTIME_ROOT, START_SERVICES_FIELDS
 from .journal import ERR, INFO, WARNING, Failure, describe_status, log, signal_name, signals
 from .proc import systemctl
 from .state import write_atomically
@@ -43,7 +43,7 @@ class StoppedServices:
     def __init__(self, job):
         # A run by hand (no RUNTIME_DIRECTORY) keeps a record of its own: the unit's ExecStopPost= reads the
         # unit's, and must not start again what a run by hand, which waited for the job lock, just stopped.
-        directory = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or os.path.join("/run", "s3-backup", f"{job}.by-hand")
+        directory = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or os.path.join(RUNTIME_ROOT, f"{job}.by-hand")
         self.record = os.path.join(directory, "stopped-services")
         try:
             with open(self.record, encoding="utf-8") as handle:

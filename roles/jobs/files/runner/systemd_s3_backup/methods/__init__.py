@@ -2,15 +2,19 @@
 adding a module (and its fields to the contract, which the control node checks):
 
     NAME              the job's ``method``
+    FOLDER            None: each run is a folder <prefix>/<job>/<run>/ committed by its manifest; else
+                      the fixed folder under the job where the method commits its own backups (duplicity)
     RESTORE_TARGETS   restore options it takes (``to_command``, ``to_file``, ``to_dir``)
-    check(config)     before anything is stopped: the programs and directories it needs (raises ConfigError)
+    check(config)     before anything is stopped: the programs, directories and credentials it needs
+                      (raises ConfigError); may add what it worked out to config (secret_excludes)
+    describe(config)  what a run does, for its first journal line ("stream backup")
     prefix(config, started)
                       where the run stores its objects
     backup(run)       the backup, while run.services are stopped (it may start them early);
                       returns an Outcome. Unless Outcome.record is set (the method commits its own
-                      backup, as duplicity does), the runner then writes the run's manifest.
-    restore(restore)  the backup of restore.run_prefix (restore.manifest, None for methods that
-                      commit their own) into the target of restore.args; returns a summary line
+                      backup), the runner then writes the run's manifest.
+    restore(request)  the backup of request.run_prefix (request.manifest; None with a FOLDER) into
+                      the target of request.args; returns a summary line, or None for the usual one
 """
 
 import dataclasses
@@ -37,7 +41,7 @@ class Outcome:
 
 
 @dataclasses.dataclass
-class Restore:
+class RestoreRequest:
     config: dict
     s3: typing.Any
     args: typing.Any  # the restore command's arguments

@@ -7,7 +7,7 @@ import os
 from boto3.s3.transfer import TransferConfig
 
 from .. import contract
-from ..config import dedicated_directory
+from ..config import host_archive_dir
 from ..crypto import check_stream_tools, encryptor_argv, stored_name
 from ..download import restore_files, restore_paths
 from ..journal import ERR, INFO, WARNING, ConfigError, Failure, describe_status, log, signals
@@ -16,11 +16,16 @@ from ..s3 import MIB, upload_file, upload_pipeline
 from . import Outcome
 
 NAME = "archive"
+FOLDER = None
 RESTORE_TARGETS = ("to_dir",)
 
 
 def check(config):
     check_stream_tools(config)
+
+
+def describe(config):
+    return f"{config['method']} backup"
 
 
 def prefix(config, started):
@@ -51,7 +56,7 @@ def backup(run):
         return Outcome(objects, f"{len(objects)} object(s), {sum(entry['size'] for entry in objects)} bytes")
     finally:
         with signals.shielded():
-            empty_directory(directory)
+            empty_directory(directory, config["run_as"])
 
 
 def files_under(directory):
@@ -76,10 +81,10 @@ def upload_encrypted(config, s3, path, key, encryptor):
         return upload_pipeline(config, s3, key, lambda pipeline: pipeline.add("encrypt", encryptor, stdin=plaintext))
 
 
-def empty_directory(directory):
+def empty_directory(directory, run_as):
     """Deletes everything under directory, never directory itself, never through a symlink."""
     try:
-        directory = dedicated_directory(directory)
+        directory = host_archive_dir(directory, run_as)
     except ConfigError as error:
         log(ERR, f"refusing to empty archive_dir: {error}")
         return
@@ -98,6 +103,6 @@ def empty_directory(directory):
     log(INFO, f"removed {removed} file(s) from {directory}")
 
 
-def restore(job):
-    job.thaw.objects_under(f"{job.run_prefix}/")
-    restore_files(job.s3, job.config["bucket"], job.manifest, job.decoders, restore_paths(job.manifest, job.run_prefix, job.args))
+def restore(request):
+    request.thaw.objects_under(f"{request.run_prefix}/")
+    restore_files(request.s3, request.config["bucket"], request.manifest, request.decoders, restore_paths(request.manifest, request.run_prefix, request.args))

@@ -25,9 +25,11 @@ from . import Outcome
 from .sync import move_into
 
 NAME = "duplicity"
+FOLDER = contract.DUPLICITY_FOLDER
 RESTORE_TARGETS = ("to_dir",)
-# Where the runner package is, for duplicity's interpreter (duplicity_argv).
+# Where the runner package is, for duplicity's interpreter (duplicity_argv), and how it runs it there.
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RUN_PACKAGE = "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); runpy.run_module('systemd_s3_backup', run_name='__main__')"
 
 
 def check(config):
@@ -41,6 +43,10 @@ def check(config):
     if config["source_dir"]:
         existing_directory(config, "source_dir")
     config["secret_excludes"] = secret_excludes(config, "source_dir")
+
+
+def describe(config):
+    return f"duplicity {config['duplicity_action']} backup"
 
 
 def prefix(config, _started):
@@ -118,8 +124,9 @@ def duplicity_argv(*arguments):
     with open(program, "rb") as handle:
         first = handle.readline().decode(errors="replace")
     interpreter = first[2:].split()[0] if first.startswith("#!") and "python" in first else sys.executable
-    # The package's directory reaches it as PYTHONPATH (duplicity_encryption's environment).
-    return [interpreter, "-m", __package__.split(".", maxsplit=1)[0], "duplicity", "--", *arguments]
+    # Isolated (-I): neither the working directory nor the environment adds to its import path; the
+    # package's directory is given, as the launcher gives it.
+    return [interpreter, "-I", "-c", RUN_PACKAGE, PACKAGE_PARENT, "duplicity", "--", *arguments]
 
 
 def duplicity_common_args(config, cache, work):
@@ -137,7 +144,7 @@ def duplicity_encryption(config, work, secret_key=None, passphrase_file=None):
     home = os.path.join(work, "gnupg")
     os.makedirs(home, mode=0o700, exist_ok=True)
     # Without a passphrase, an empty one: duplicity would otherwise prompt, and there is no terminal.
-    env = {"GNUPGHOME": home, "PASSPHRASE": "", "PYTHONPATH": PACKAGE_PARENT}
+    env = {"GNUPGHOME": home, "PASSPHRASE": ""}
     passphrase_file = passphrase_file or (passphrase_credential(config) if encryption and encryption["method"] == "passphrase" else None)
     if passphrase_file:
         with open(passphrase_file, encoding="utf-8") as handle:
@@ -272,20 +279,20 @@ def command_duplicity(args):
     return 0
 
 
-def restore(job):
+def restore(request):
     """duplicity restore of the job's chains as they were at --time (default: the newest set), with the
     restore's keys and the operator's secret key or passphrase, into a new directory beside --to-dir
     that replaces it (or its entries of the same names) only once duplicity succeeded. The volumes of
     the chain it reads are thawed first where the lifecycle moved them to cold storage; the secret key
     is imported into a GPG home in /run (memory), never on disk."""
-    config, args = job.config, job.args
+    config, args = request.config, request.args
     if not args.to_dir:
         raise Failure(contract.EX_CONFIG, "this is a duplicity backup: restore it with --to-dir")
     target = os.path.abspath(args.to_dir)
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     folder = f"{contract.duplicity_prefix(config['prefix'], config['job'])}/"
-    job.thaw.objects_under(folder, lambda keys: duplicity_restore_reads(keys, folder, args.time))
+    request.thaw.objects_under(folder, lambda keys: duplicity_restore_reads(keys, folder, args.time))
     with secret_scratch() as scratch:
         env = duplicity_encryption(config, scratch, secret_key=args.identity, passphrase_file=args.passphrase_file)[0]
         common = duplicity_common_args(config, os.path.join(scratch, "cache"), scratch)
@@ -303,7 +310,7 @@ def duplicity_restore_reads(keys, folder, at):
     """What a duplicity restore at ``at`` reads: the volumes of its chain, and every manifest and
     signature file, which duplicity copies into the restore's empty cache first (its sync of the
     archive dir). The lifecycle keeps those warm; a bucket an earlier lifecycle moved whole has them cold."""
-    metadata = [key for key in keys if not contract.DUPLICITY_VOLUME.fullmatch(key[len(folder):])]
+    metadata = [key for key in keys if not contract.duplicity_volume(key[len(folder):])]
     return sorted(set(duplicity_chain_volumes(keys, folder, at)) | set(metadata))
 
 
@@ -313,7 +320,7 @@ def duplicity_chain_volumes(keys, folder, at):
     cannot be read (duplicity's own time forms): more thawing than needed, never less."""
     fulls, incrementals = {}, {}  # full: {time: volumes}; incremental: {from: {to: volumes}}
     for key in keys:
-        match = contract.DUPLICITY_VOLUME.fullmatch(key[len(folder):])
+        match = contract.duplicity_volume(key[len(folder):])
         if match and match.group("kind") == "full":
             fulls.setdefault(match.group("first"), []).append(key)
         elif match:
@@ -321,7 +328,7 @@ def duplicity_chain_volumes(keys, folder, at):
     limit = None
     if at:
         try:
-            limit = datetime.datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ").strftime("%Y%m%dT%H%M%SZ")
+            limit = datetime.datetime.strptime(at, contract.ISO_FORMAT).strftime(contract.RUN_FOLDER_FORMAT)
         except ValueError:
             return list(keys)
     # Times in this form sort as strings.

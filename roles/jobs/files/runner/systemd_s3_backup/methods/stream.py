@@ -10,11 +10,16 @@ from ..s3 import upload_pipeline
 from . import Outcome
 
 NAME = "stream"
+FOLDER = None
 RESTORE_TARGETS = ("to_command", "to_file")
 
 
 def check(config):
     check_stream_tools(config, compressor_argv(config))
+
+
+def describe(config):
+    return f"{config['method']} backup"
 
 
 def prefix(config, started):
@@ -37,10 +42,10 @@ def backup(run):
     return Outcome(objects, f"1 object(s), {objects[0]['size']} bytes")
 
 
-def restore(job):
-    job.thaw.objects_under(f"{job.run_prefix}/")
-    entry = job.manifest["objects"][0]
-    if job.args.to_command:
-        restore_object(job.s3, job.config["bucket"], entry, job.decoders, target=(SHELL + [job.args.to_command], job.run_as))
+def restore(request):
+    request.thaw.objects_under(f"{request.run_prefix}/")
+    entry = request.manifest["objects"][0]
+    if request.args.to_command:
+        restore_object(request.s3, request.config["bucket"], entry, request.decoders, target=(SHELL + [request.args.to_command], request.run_as))
     else:
-        restore_files(job.s3, job.config["bucket"], job.manifest, job.decoders, restore_paths(job.manifest, job.run_prefix, job.args))
+        restore_files(request.s3, request.config["bucket"], request.manifest, request.decoders, restore_paths(request.manifest, request.run_prefix, request.args))

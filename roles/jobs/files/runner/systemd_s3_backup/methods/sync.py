@@ -1,6 +1,6 @@
 """sync: ``aws s3 sync`` of sync_dir into <prefix>/<job>/data/; the bucket's versioning keeps the
-history. A run's manifest lists no objects (the mirror is data/, shared by every run) and records
-what the run uploaded."""
+history. A run's manifest lists no objects (the mirror is data/, shared by every run); the journal
+says what the run uploaded."""
 
 import os
 import shutil
@@ -13,6 +13,7 @@ from ..proc import run_checked
 from . import Outcome
 
 NAME = "sync"
+FOLDER = None
 RESTORE_TARGETS = ("to_dir",)
 # aws s3 sync's line for each file it uploaded (with --no-progress): "upload: <path> to s3://<key>".
 UPLOADED = "upload: "
@@ -23,6 +24,10 @@ def check(config):
         raise ConfigError("method", "is sync, which needs the aws command (Debian package awscli), not installed")
     existing_directory(config, "sync_dir")
     config["secret_excludes"] = secret_excludes(config, "sync_dir")
+
+
+def describe(config):
+    return f"{config['method']} backup"
 
 
 def prefix(config, started):
@@ -42,7 +47,10 @@ def backup(run):
         if line.startswith(UPLOADED) and " to s3://" in line:
             # aws prints the path relative to its working directory: sync_dir.
             path = os.path.join(config["sync_dir"], line[len(UPLOADED):].rsplit(" to s3://", 1)[0])
-            uploaded.append(os.path.getsize(path) if os.path.isfile(path) else 0)
+            try:
+                uploaded.append(os.path.getsize(path))
+            except OSError:  # gone since: it still counts, its size is unknown
+                uploaded.append(0)
 
     run_checked(argv, "aws s3 sync", cwd=config["sync_dir"], on_line=count)
     return Outcome([], f"{len(uploaded)} file(s) uploaded, {sum(uploaded)} bytes, to {sync_data_url(config)}")
@@ -58,16 +66,16 @@ def aws_sync_argv(config, source, destination):
     return argv + (["--endpoint-url", config["endpoint_url"]] if config["endpoint_url"] else [])
 
 
-def restore(job):
+def restore(request):
     """The job's data/ folder as it is now (older states are versions in the bucket), with the restore's
     keys, into a new directory beside --to-dir that replaces it (or its entries of the same names)
     only once every file arrived: a failed or partial download never looks restored. Cold objects are
     thawed first; aws s3 sync skips objects of the GLACIER classes unless told to fetch them."""
-    config = job.config
+    config = request.config
     if not shutil.which("aws"):
         raise Failure(contract.EX_CONFIG, "restoring a sync backup needs the aws command (Debian package awscli), which is not installed")
-    job.thaw.objects_under(f"{contract.sync_prefix(config['prefix'], config['job'])}/")
-    target = os.path.abspath(job.args.to_dir)
+    request.thaw.objects_under(f"{contract.sync_prefix(config['prefix'], config['job'])}/")
+    target = os.path.abspath(request.args.to_dir)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".restore-", dir=os.path.dirname(target))
     try:
