@@ -248,3 +248,26 @@ def test_role_rejects_bad_input_before_touching_aws(fleet, moto_enforcing, run_p
     assert proc.returncode != 0
     assert "aws_backup_principal_kind" in proc.stdout
     assert moto_enforcing.requests() == before
+
+
+def test_principals_of_departed_hosts_are_listed_and_removed_only_when_asked(fleet, moto_enforcing, run_playbook):
+    proc, _output = run_playbook(PLAYBOOK, inventory=fleet["inventory"], env=fleet["env"])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    # db1 leaves the inventory.
+    inventory = json.loads(fleet["inventory"].read_text())
+    del inventory["all"]["children"]["backup_hosts"]["hosts"]["db1"]
+    fleet["inventory"].write_text(json.dumps(inventory))
+    departed = f"backup-{fleet['unique']}-db1"
+    iam = moto_enforcing.client("iam")
+
+    proc, output = run_playbook(PLAYBOOK, inventory=fleet["inventory"], env=fleet["env"])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    listed = _task_results(output, "List the principals of hosts no longer in the inventory")["localhost"]
+    assert departed in listed["msg"] and "aws_backup_remove_departed_hosts: true" in listed["msg"]
+    assert iam.get_user(UserName=departed)["User"]["UserName"] == departed  # kept: nobody asked
+
+    proc, output = run_playbook(PLAYBOOK, inventory=fleet["inventory"], env=fleet["env"], extra_vars={"aws_backup_remove_departed_hosts": True})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    with pytest.raises(botocore.exceptions.ClientError, match="NoSuchEntity"):
+        iam.get_user(UserName=departed)
+    assert iam.get_user(UserName=f"backup-{fleet['unique']}-web1")  # the host that stays keeps its principal

@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A fleet's backup principals against the account: which exist, which the run would create, which
+belong to hosts no longer in the inventory, and whether IAM's account quotas can hold the fleet.
+Pure logic for the principals_info module and the aws role; the numbers come from
+iam:GetAccountSummary."""
+
+from __future__ import annotations
+
+# What one new backup principal of each kind takes from the account's quotas today: the principal,
+# its customer-managed policy, and for a role its instance profile. (GetAccountSummary's names.)
+USES_PER_PRINCIPAL = {
+    "user": {"Users": 1, "Policies": 1},
+    "role": {"Roles": 1, "Policies": 1, "InstanceProfiles": 1},
+}
+# What the operator can do when a quota is too small (Service Quotas, "IAM"; IAM User Guide,
+# "IAM and AWS STS quotas"). IAM users cannot be raised past 5,000.
+QUOTA_ADVICE = {
+    "Users": "IAM users per account are a hard limit of 5,000: use principal kind role with instance profiles (EC2), "
+    "or one principal for the fleet (docs/fleet-scale.md)",
+    "Policies": "Ask AWS (Service Quotas, IAM, 'Customer managed policies per account') for more, up to 5,000",
+    "Roles": "Ask AWS (Service Quotas, IAM, 'Roles per account') for more, up to 5,000",
+    "InstanceProfiles": "Ask AWS (Service Quotas, IAM, 'Instance profiles per account') for more, up to 5,000",
+}
+
+
+def plan(wanted, existing, name_prefix):
+    """(missing, departed): the wanted principals that do not exist yet, and the existing ones under
+    the fleet's path and name prefix that no host wants any more."""
+    wanted, existing = set(wanted), set(existing)
+    return sorted(wanted - existing), sorted(name for name in existing - wanted if name.startswith(name_prefix))
+
+
+def capacity(summary, kind, new_principals):
+    """Per quota the principals of ``kind`` use: {name: {used, quota, needed, free}} from
+    GetAccountSummary's SummaryMap, for ``new_principals`` more."""
+    report = {}
+    for name, each in USES_PER_PRINCIPAL[kind].items():
+        used, quota = summary.get(name, 0), summary.get(f"{name}Quota")
+        needed = each * new_principals
+        report[name] = {"used": used, "quota": quota, "needed": needed, "free": None if quota is None else quota - used}
+    return report
+
+
+def quota_problems(report):
+    """One message per quota the new principals would exceed, with the numbers and what to ask for."""
+    problems = []
+    for name, numbers in sorted(report.items()):
+        if numbers["quota"] is not None and numbers["needed"] > numbers["free"]:
+            problems.append(
+                f"The fleet needs {numbers['needed']} more {name} and the account has {numbers['used']} of {numbers['quota']} "
+                f"({numbers['free']} free): nothing was created. {QUOTA_ADVICE[name]}"
+            )
+    return problems
