@@ -78,6 +78,23 @@ DENIED_ACTIONS = sorted(
     ]
 )
 
+# Past IAM's user quota, one principal serves a whole fleet (docs/fleet-scale.md): its policy names each
+# host's own prefix with a policy variable that AWS fills in from the host's session, never from input.
+# roles_anywhere: IAM Roles Anywhere's session tag of the certificate's subject CN (default attribute mapping).
+# ec2_instance_role: an instance role session's unique ID, '<role ID>:<instance ID>'.
+ROLES_ANYWHERE_CN_TAG = "aws:PrincipalTag/x509Subject/CN"
+FLEET_DESIGNS = {
+    "roles_anywhere": "${" + ROLES_ANYWHERE_CN_TAG + "}",
+    "ec2_instance_role": "${aws:userid}",
+}
+# Certificate CNs the Roles Anywhere trust policy refuses: the CN becomes one segment of the host's prefix,
+# and a session tag value may also hold '/', ':' and spaces (STS Tag: [\p{L}\p{Z}\p{N}_.:/=+\-@]*).
+ROLES_ANYWHERE_REFUSED_CNS = ["", ".", "..", "*/*", "*:*", "* *"]
+_TRUST_ANCHOR_ARN = re.compile(r"^arn:(aws[a-z-]*):rolesanywhere:[a-z0-9-]+:\d{12}:trust-anchor/[a-f0-9]{8}-([a-z0-9]{4}-){3}[a-z0-9]{12}$")
+# STS's rule for a session tag value (Tag.Value: [\p{L}\p{Z}\p{N}_.:/=+\-@]*, at most 256), approximated.
+_SESSION_TAG_VALUE = re.compile(r"^[\w\s.:/=+@-]{0,256}$")
+_INSTANCE_ID = re.compile(r"^i-([0-9a-f]{8}|[0-9a-f]{17})$")
+_ROLE_UNIQUE_ID = re.compile(r"^AROA[A-Z0-9]{12,124}$")
 _IPV4_LIKE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 _PRINCIPAL_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::\d{12}:(root|(user|role)/[\w+=,.@/-]+)$")
 _KMS_KEY_ARN = re.compile(r"^arn:(aws[a-z-]*):kms:([a-z0-9-]+):(\d{12}):key/([A-Za-z0-9-]{1,128})$")
@@ -302,12 +319,19 @@ def access_policy(
     region=None,
     source_vpce=None,
     source_vpc=None,
+    fleet_design=None,
 ):
     """The identity policy of one backup principal: its permission sets on ``prefix`` only, what its
     duplicity jobs read back, the bucket's KMS key through S3 only, requests only from the given
-    networks, plus publishing to its alert topics. Every statement is explained in docs/security.md."""
+    networks, plus publishing to its alert topics. Every statement is explained in docs/security.md.
+
+    With ``fleet_design`` (a key of FLEET_DESIGNS), the same statements for one principal shared by a
+    whole fleet (docs/fleet-scale.md): ``prefix`` is then the fleet's, and each host's own prefix is
+    ``<prefix>/<the design's policy variable>``, which AWS fills in from the host's session."""
     bucket = validate_bucket_name(bucket)
     prefix = normalize_prefix(prefix)
+    if fleet_design is not None:
+        prefix = f"{prefix}/{fleet_host_variable(fleet_design)}"
     permissions = normalize_permissions(permissions)
     cidrs = normalize_source_ip(source_ip)
     endpoints = validate_vpce_ids(source_vpce)
@@ -415,6 +439,74 @@ def ec2_trust_policy(partition="aws"):
     return {
         "Version": POLICY_VERSION,
         "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+    }
+
+
+def fleet_host_variable(design, field="fleet_design"):
+    """The policy variable that names a host in the shared policy of a fleet design."""
+    if design not in FLEET_DESIGNS:
+        raise InputError(field, f"{design!r} is not a fleet design", f"Choose from {sorted(FLEET_DESIGNS)}")
+    return FLEET_DESIGNS[design]
+
+
+def fleet_host_prefix(prefix, design, host, role_id=None):
+    """The prefix a host of a fleet design writes under (the runner's ``prefix``): where the shared
+    policy's variable puts it. ``host`` is the CN of the host's certificate (roles_anywhere; it must be
+    one prefix segment, as contract.PREFIX_SEGMENT says) or its instance ID (ec2_instance_role, with
+    ``role_id``, the shared role's unique ID AROA...)."""
+    prefix = normalize_prefix(prefix)
+    fleet_host_variable(design)
+    if design == "roles_anywhere":
+        # One prefix segment, made only of characters STS keeps in a session tag value.
+        usable = isinstance(host, str) and contract.PREFIX_SEGMENT.fullmatch(host) and _SESSION_TAG_VALUE.fullmatch(host)
+        if not usable or host in (".", ".."):
+            raise InputError(
+                "host",
+                f"{host!r} cannot be a certificate CN of this fleet: the CN becomes one segment of the host's prefix",
+                "Issue the host's certificate with a CN of letters, digits and _.=+@- only, e.g. its short hostname",
+            )
+        return normalize_prefix(f"{prefix}/{host}")
+    if not isinstance(host, str) or not _INSTANCE_ID.fullmatch(host):
+        raise InputError("host", f"{host!r} is not an EC2 instance ID", "Use the instance's ID, e.g. i-0123456789abcdef0")
+    if not isinstance(role_id, str) or not _ROLE_UNIQUE_ID.fullmatch(role_id):
+        raise InputError("role_id", f"{role_id!r} is not a role's unique ID", "Use the RoleId that iam get-role returns (AROA...)")
+    # aws:userid of an instance role session. Not a contract.prefix yet: PREFIX_SEGMENT has no ':'.
+    return f"{prefix}/{role_id}:{host}"
+
+
+def validate_trust_anchor_arns(arns, field="trust_anchor_arns"):
+    """IAM Roles Anywhere trust anchor ARNs, of one partition."""
+    anchors = sorted(set(_as_list(arns)))
+    if not anchors:
+        raise InputError(field, "must name at least one trust anchor", "Use the ARN that rolesanywhere create-trust-anchor returned")
+    for arn in anchors:
+        if not isinstance(arn, str) or not _TRUST_ANCHOR_ARN.fullmatch(arn):
+            raise InputError(field, f"{arn!r} is not a trust anchor ARN", "Use arn:aws:rolesanywhere:REGION:ACCOUNT:trust-anchor/TRUST-ANCHOR-ID")
+    if len({arn.split(":")[1] for arn in anchors}) > 1:
+        raise InputError(field, "names trust anchors of different partitions", "Use the trust anchors of one partition")
+    return anchors
+
+
+def roles_anywhere_trust_policy(trust_anchor_arns):
+    """Lets IAM Roles Anywhere assume the fleet's role for certificates of the given trust anchors only,
+    and only when the certificate's CN can be a segment of the host's prefix (ROLES_ANYWHERE_REFUSED_CNS:
+    what IAM's patterns can express; the issuing CA is the real guard)."""
+    anchors = validate_trust_anchor_arns(trust_anchor_arns)
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": "RolesAnywhereFleetHosts",
+                "Effect": "Allow",
+                "Principal": {"Service": "rolesanywhere.amazonaws.com"},
+                "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
+                "Condition": {
+                    "ArnEquals": {"aws:SourceArn": anchors},
+                    "Null": {ROLES_ANYWHERE_CN_TAG: "false"},
+                    "StringNotLike": {ROLES_ANYWHERE_CN_TAG: ROLES_ANYWHERE_REFUSED_CNS},
+                },
+            }
+        ],
     }
 
 
