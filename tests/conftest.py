@@ -110,6 +110,12 @@ def audit_violations(records):
     return [r for r in records if r.get("status") and r["status"] < 400 and any(a["decision"] != "allow" for a in r["actions"])]
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """The molecule scenarios (marker fleet, tens of minutes) run last: every other test reports first,
+    and tests that lay out a bucket's history relative to the time they were collected stay close to it."""
+    items.sort(key=lambda item: item.get_closest_marker("fleet") is not None)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session, exitstatus):
     """The session's authorization audit: every request a principal made against any endpoint of the

@@ -282,7 +282,7 @@ PGP_BLOCK = re.compile(r"\s*-----BEGIN PGP (PUBLIC|PRIVATE) KEY BLOCK-----\r?\n.
 
 def one_line(value, what="text"):
     if not isinstance(value, str) or not value.strip():
-        raise FieldError(f"must be a non-empty string ({what})", "Set it")
+        raise FieldError(f"must be a non-empty string ({what})")
     if _CONTROL.search(value):
         raise FieldError(f"{value!r} contains a newline or control character", "Write it on one line")
     return value.strip()
@@ -291,7 +291,7 @@ def one_line(value, what="text"):
 def text(value):
     """Free text such as a shell script: not empty, no NUL byte."""
     if not isinstance(value, str) or not value.strip() or "\0" in value:
-        raise FieldError("must be a non-empty string", "Set it")
+        raise FieldError("must be a non-empty string")
     return value
 
 
