@@ -97,6 +97,8 @@ _INSTANCE_ID = re.compile(r"^i-([0-9a-f]{8}|[0-9a-f]{17})$")
 _ROLE_UNIQUE_ID = re.compile(r"^AROA[A-Z0-9]{12,124}$")
 _IPV4_LIKE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 _PRINCIPAL_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::\d{12}:(root|(user|role)/[\w+=,.@/-]+)$")
+# The same with wildcards in the path and name of users and roles (topic publishers by pattern).
+_PRINCIPAL_ARN_PATTERN = re.compile(r"^arn:(aws[a-z-]*):iam::\d{12}:(user|role)/[\w+=,.@/*?-]+$")
 _KMS_KEY_ARN = re.compile(r"^arn:(aws[a-z-]*):kms:([a-z0-9-]+):(\d{12}):key/([A-Za-z0-9-]{1,128})$")
 _VPCE_ID = re.compile(r"^vpce-[0-9a-f]{8,17}$")
 _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
@@ -176,15 +178,25 @@ def validate_topic_arns(arns, field="sns_topic_arns"):
     return sorted(set(arns or []))
 
 
-def validate_principal_arns(arns, field="publishers"):
+def validate_principal_arns(arns, field="publishers", patterns=False):
+    """IAM user, role or account root ARNs; with ``patterns``, users and roles may also be named by
+    a pattern with * and ? in their path and name (not in the account)."""
     for arn in arns or []:
-        if not isinstance(arn, str) or not _PRINCIPAL_ARN.fullmatch(arn):
-            raise InputError(
-                field,
-                f"{arn!r} is not an IAM user, role or account root ARN",
-                "Use arn:aws:iam::ACCOUNT:user/NAME or arn:aws:iam::ACCOUNT:role/NAME",
-            )
+        if isinstance(arn, str) and _PRINCIPAL_ARN.fullmatch(arn):
+            continue
+        if patterns and isinstance(arn, str) and _PRINCIPAL_ARN_PATTERN.fullmatch(arn):
+            continue
+        raise InputError(
+            field,
+            f"{arn!r} is not an IAM user, role or account root ARN",
+            "Use arn:aws:iam::ACCOUNT:user/NAME or arn:aws:iam::ACCOUNT:role/NAME"
+            + (", or a pattern of them with * and ? in the path and name, e.g. arn:aws:iam::ACCOUNT:user/PATH/backup-*" if patterns else ""),
+        )
     return sorted(set(arns or []))
+
+
+def is_arn_pattern(arn):
+    return "*" in arn or "?" in arn
 
 
 def validate_iam_name(name, field="name", max_length=IAM_NAME_MAX):
@@ -518,7 +530,7 @@ def topic_policy(topic_arn, publisher_arns=None):
         raise InputError("topic_arn", f"{topic_arn!r} is not an SNS topic ARN", "Use arn:aws:sns:REGION:ACCOUNT:TOPIC")
     partition = match.group(1)
     account = topic_arn.split(":")[4]
-    publishers = validate_principal_arns(publisher_arns)
+    publishers = validate_principal_arns(publisher_arns, patterns=True)
     statements = [
         {
             "Sid": "OwnerManages",
@@ -538,7 +550,28 @@ def topic_policy(topic_arn, publisher_arns=None):
             "Resource": topic_arn,
         }
     ]
-    if publishers:
+    if publishers and any(is_arn_pattern(arn) for arn in publishers):
+        # Named by pattern (a fleet's principals): the same policy for any number of hosts, without
+        # SNS's limit of 200 principals per statement, and valid before IAM shows a new principal.
+        statements += [
+            {
+                "Sid": "BackupPrincipalsPublish",
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": "SNS:Publish",
+                "Resource": topic_arn,
+                "Condition": {"ArnLike": {"aws:PrincipalArn": publishers}},
+            },
+            {
+                "Sid": "NobodyElsePublishes",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "SNS:Publish",
+                "Resource": topic_arn,
+                "Condition": {"ArnNotLike": {"aws:PrincipalArn": publishers}},
+            },
+        ]
+    elif publishers:
         statements += [
             {
                 "Sid": "BackupPrincipalsPublish",

@@ -71,7 +71,11 @@ options:
     default: true
   publishers:
     description:
-      - IAM principal ARNs (users, roles or account roots) allowed to publish to the topic.
+      - IAM principal ARNs (users, roles or account roots) allowed to publish to the topic, or patterns of user
+        and role ARNs with C(*) and C(?) in their path and name (C(arn:aws:iam::123456789012:user/systemd-s3-backup/backup-*)).
+      - A pattern names a whole fleet in one policy of constant size (SNS allows 200 principals per statement
+        and 30 KB per policy), and holds for principals IAM has just created (the policy then uses
+        C(ArnLike) on C(aws:PrincipalArn) instead of naming principals).
       - When given (even V([])), the topic policy is managed. The owning account manages the topic, the named
         principals may publish, and an explicit deny stops everyone else from publishing.
       - When omitted, the topic policy is left as it is.
@@ -388,7 +392,7 @@ def main():
     wanted_subscriptions = validate_or_fail(module, subs.normalize_subscriptions, params["subscriptions"])
     publishers = None
     if params["publishers"] is not None:
-        publishers = validate_or_fail(module, validate_principal_arns, params["publishers"])
+        publishers = validate_or_fail(module, validate_principal_arns, params["publishers"], patterns=True)
 
     try:
         topic = AlertTopic(module, aws_client(module, "sns"), caller_topic_arn(module, params["name"]))

@@ -417,6 +417,32 @@ def test_topic_policy_only_named_publishers_publish():
     assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": expected}}
 
 
+def test_topic_policy_names_a_fleet_by_pattern_in_one_statement_of_constant_size():
+    from harness.iam import ALLOW, EXPLICIT_DENY, evaluate  # pylint: disable=import-outside-toplevel
+
+    fleet = ["arn:aws:iam::123456789012:user/systemd-s3-backup/backup-*"]
+    document = policies.topic_policy(TOPIC, fleet)
+    by_sid = {s["Sid"]: s for s in document["Statement"]}
+    assert by_sid["BackupPrincipalsPublish"]["Principal"] == {"AWS": "*"}
+    assert by_sid["BackupPrincipalsPublish"]["Condition"] == {"ArnLike": {"aws:PrincipalArn": fleet}}
+    assert by_sid["NobodyElsePublishes"]["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": fleet}}
+    assert len(json.dumps(document)) == len(json.dumps(policies.topic_policy(TOPIC, fleet)))  # whatever the fleet's size
+
+    def publish(principal):
+        return evaluate([document], "sns:Publish", TOPIC, {"aws:PrincipalArn": principal}).decision
+
+    assert publish("arn:aws:iam::123456789012:user/systemd-s3-backup/backup-web1") == ALLOW
+    assert publish("arn:aws:iam::123456789012:user/systemd-s3-backup/ci") == EXPLICIT_DENY
+    assert publish("arn:aws:iam::123456789012:user/backup-web1") == EXPLICIT_DENY  # another path
+    assert publish("arn:aws:iam::210987654321:user/systemd-s3-backup/backup-web1") == EXPLICIT_DENY  # another account
+
+
+@pytest.mark.parametrize("pattern", ["arn:aws:iam::*:user/x", "arn:aws:iam::123456789012:*", "*", "arn:aws:iam::123456789012:root*"])
+def test_publisher_patterns_stay_within_one_accounts_users_and_roles(pattern):
+    with pytest.raises(InputError, match="^publishers: "):
+        policies.topic_policy(TOPIC, [pattern])
+
+
 @pytest.mark.parametrize("topic, publishers, field", [("arn:aws:sqs:eu-west-1:123456789012:q", None, "topic_arn"),
                                                       (TOPIC, ["arn:aws:iam::123:user/x"], "publishers")])
 def test_topic_policy_bad_input(topic, publishers, field):
