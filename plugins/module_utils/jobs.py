@@ -449,7 +449,9 @@ def host_problems(units, facts, config_dir=contract.CONFIG_DIR):
         config = unit["config"]
         label = f"jobs[{config['job']}]"
         if config.get("run_as") and not facts["users"].get(config["run_as"], True):
-            problems.append(f"{label}.run_as: {config['run_as']} is not a user on this host. Create the user first (the application's package usually does), or fix run_as")
+            problems.append(
+                f"{label}.run_as: {config['run_as']} is not a user on this host. Create the user first (the application's package usually does), or fix run_as"
+            )
         for field in HOST_DIRECTORIES:
             path = config.get(field)
             if not path:
@@ -489,4 +491,3 @@ def _archive_dir_problem(config, fact, deployed):
             " Use a new path (the role creates it), or empty it first"
         )
     return None
-

@@ -146,7 +146,8 @@ def test_the_launcher_runs_the_installed_package(tmp_path):
     import subprocess  # pylint: disable=import-outside-toplevel
 
     home = tmp_path / "lib" / contract.VERSION
-    shutil.copytree(REPO / "roles" / "jobs" / "files" / "runner" / "systemd_s3_backup", home / "systemd_s3_backup", ignore=shutil.ignore_patterns("__pycache__"))
+    package = REPO / "roles" / "jobs" / "files" / "runner" / "systemd_s3_backup"
+    shutil.copytree(package, home / "systemd_s3_backup", ignore=shutil.ignore_patterns("__pycache__"))
     template = jinja2.Template((REPO / "roles" / "jobs" / "templates" / "systemd-s3-backup.j2").read_text())
     launcher = tmp_path / "systemd-s3-backup"
     launcher.write_text(template.render(ansible_managed="test", jobs_runner_version=contract.VERSION, jobs_runner_home=str(home)) + "\n")

@@ -326,7 +326,8 @@ def test_a_missing_archive_dir_is_fine_the_role_creates_it():
     ],
 )
 def test_an_archive_dir_that_is_not_the_jobs_own_is_refused(facts, fragment):
-    answer = {"users": {"app": True}, "paths": {"/var/backups/app": dict({"real": "/var/backups/app", "exists": True, "isdir": True, "owner": "app", "empty": True}, **facts)}}
+    usable = {"real": "/var/backups/app", "exists": True, "isdir": True, "owner": "app", "empty": True}
+    answer = {"users": {"app": True}, "paths": {"/var/backups/app": dict(usable, **facts)}}
     found = problems(HOST_ARCHIVE, answer)
     assert len(found) == 1 and found[0].startswith("jobs[app].archive_dir: /var/backups/app") and fragment in found[0], found
 
@@ -344,7 +345,9 @@ def test_a_used_archive_dir_may_hold_files_of_an_interrupted_run():
 
 def test_a_missing_user_and_sync_dir_are_named_with_the_fix():
     answer = {"users": {"app": False}, "paths": {"/var/backups/app": {"real": "/var/backups/app", "exists": False}}}
-    assert problems(HOST_ARCHIVE, answer) == ["jobs[app].run_as: app is not a user on this host. Create the user first (the application's package usually does), or fix run_as"]
+    assert problems(HOST_ARCHIVE, answer) == [
+        "jobs[app].run_as: app is not a user on this host. Create the user first (the application's package usually does), or fix run_as"
+    ]
     answer = {"users": {}, "paths": {"/srv/files": {"real": "/srv/files", "exists": False}}}
     assert problems(HOST_SYNC, answer) == ["jobs[files].sync_dir: /srv/files is not a directory on this host. Create it first, or fix the path"]
 

@@ -48,4 +48,5 @@ def restore(request):
     if request.args.to_command:
         restore_object(request.s3, request.config["bucket"], entry, request.decoders, target=(SHELL + [request.args.to_command], request.run_as))
     else:
-        restore_files(request.s3, request.config["bucket"], request.manifest, request.decoders, restore_paths(request.manifest, request.run_prefix, request.args))
+        paths = restore_paths(request.manifest, request.run_prefix, request.args)
+        restore_files(request.s3, request.config["bucket"], request.manifest, request.decoders, paths)
