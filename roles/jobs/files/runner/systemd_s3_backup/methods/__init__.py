@@ -23,6 +23,8 @@ import importlib
 import pkgutil
 import typing
 
+from .. import contract
+
 
 @dataclasses.dataclass
 class Run:
@@ -51,6 +53,16 @@ class RestoreRequest:
     scratch: typing.Optional[str] = None  # secret scratch directory in memory
     decoders: list = dataclasses.field(default_factory=list)  # (what, argv): decryptor, decompressor
     run_as: typing.Optional[str] = None
+
+
+def describe_backup(config):
+    """``describe`` of the methods whose runs are folders with a manifest: "<method> backup"."""
+    return f"{config['method']} backup"
+
+
+def run_folder(config, started):
+    """``prefix`` of those methods: the run's own folder, <prefix>/<job>/<run>."""
+    return contract.run_prefix(config["prefix"], config["job"], started)
 
 
 def _discover():

@@ -13,23 +13,16 @@ from ..download import restore_files, restore_paths
 from ..journal import ERR, INFO, WARNING, ConfigError, Failure, describe_status, log, signals
 from ..proc import SHELL, run_logged
 from ..s3 import MIB, upload_file, upload_pipeline
-from . import Outcome
+from . import Outcome, describe_backup, run_folder
 
 NAME = "archive"
 FOLDER = None
+describe, prefix = describe_backup, run_folder
 RESTORE_TARGETS = ("to_dir",)
 
 
 def check(config):
     check_stream_tools(config)
-
-
-def describe(config):
-    return f"{config['method']} backup"
-
-
-def prefix(config, started):
-    return contract.run_prefix(config["prefix"], config["job"], started)
 
 
 def backup(run):

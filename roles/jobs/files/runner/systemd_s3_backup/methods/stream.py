@@ -7,23 +7,16 @@ from ..download import restore_files, restore_object, restore_paths
 from ..journal import INFO, log
 from ..proc import SHELL
 from ..s3 import upload_pipeline
-from . import Outcome
+from . import Outcome, describe_backup, run_folder
 
 NAME = "stream"
 FOLDER = None
+describe, prefix = describe_backup, run_folder
 RESTORE_TARGETS = ("to_command", "to_file")
 
 
 def check(config):
     check_stream_tools(config, compressor_argv(config))
-
-
-def describe(config):
-    return f"{config['method']} backup"
-
-
-def prefix(config, started):
-    return contract.run_prefix(config["prefix"], config["job"], started)
 
 
 def backup(run):

@@ -10,10 +10,11 @@ from .. import contract
 from ..config import existing_directory, secret_excludes
 from ..journal import ConfigError, Failure
 from ..proc import run_checked
-from . import Outcome
+from . import Outcome, describe_backup, run_folder
 
 NAME = "sync"
 FOLDER = None
+describe, prefix = describe_backup, run_folder
 RESTORE_TARGETS = ("to_dir",)
 # aws s3 sync's line for each file it uploaded (with --no-progress): "upload: <path> to s3://<key>".
 UPLOADED = "upload: "
@@ -24,14 +25,6 @@ def check(config):
         raise ConfigError("method", "is sync, which needs the aws command (Debian package awscli), not installed")
     existing_directory(config, "sync_dir")
     config["secret_excludes"] = secret_excludes(config, "sync_dir")
-
-
-def describe(config):
-    return f"{config['method']} backup"
-
-
-def prefix(config, started):
-    return contract.run_prefix(config["prefix"], config["job"], started)
 
 
 def backup(run):
