@@ -154,8 +154,7 @@ def _retention(field, value, access):
     """{"keep_full": N} or {"older_than": "6M"}: duplicity deletes older sets, which needs the prune permission."""
     if value is None:
         return None
-    if not isinstance(value, dict) or len(value) != 1 or not set(value) <= {"keep_full", "older_than"}:
-        raise InputError(field, "must set exactly one of keep_full and older_than", "Use {keep_full: 3} (full chains to keep) or {older_than: 6M}")
+    retention = _checked(field, contract.retention, value)
     permissions = (access or {}).get("permissions")
     if permissions is not None and "prune" not in permissions:
         raise InputError(
@@ -163,7 +162,7 @@ def _retention(field, value, access):
             f"deletes old backup sets, and this host's principal has only {', '.join(permissions) or 'no'} permission(s)",
             "Add prune to the host's backup_permissions (or aws_backup_permissions) and run the aws role, or remove retention",
         )
-    return _checked(field, contract.retention, value)
+    return retention
 
 
 def _duplicity_reads(name, field, access):

@@ -107,6 +107,12 @@ UNVERIFIED_TEXT = """\
   be produced on moto: their thaw path is read, not run.
 - SNS's refusal of a topic policy naming a principal IAM has not made visible yet (its error text), and
   AWS's DEEP_ARCHIVE refusal of an Expedited thaw (the runner refuses it before asking).
+- The alert topic's policy names the fleet by pattern (`ArnLike`/`ArnNotLike` on `aws:PrincipalArn`
+  with `Principal: *`): checked by the unit tests' evaluator, never by SNS (moto checks Publish
+  against resource `*` only).
+- The aws role's fleet reads (`principals_info`: `iam:ListUsers` or `iam:ListRoles` with the path
+  prefix, `iam:GetAccountSummary`) are the operator's, whose policy must allow them; moto reports
+  AWS's default quotas, never an account's raised ones, and its counts change at once.
 """
 
 _SETS = (("backup", "s3:putobject"), ("restore", "s3:getobject"), ("prune", "s3:deleteobject"))

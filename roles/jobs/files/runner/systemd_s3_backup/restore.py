@@ -76,19 +76,18 @@ def read_run_manifest(s3, bucket, run_prefix, thaw=None):
         raise
     except ValueError as error:
         raise DataError(f"s3://{bucket}/{key} is not JSON ({error})") from None
-    problem = manifest_problem(raw, run_prefix)
+    try:
+        manifest = contract.read_manifest(raw)  # a newer version says so here
+    except contract.ManifestError as error:
+        raise DataError(f"s3://{bucket}/{key} {error}") from None
+    problem = manifest_problem(manifest, run_prefix)
     if problem:
         raise DataError(f"s3://{bucket}/{key} {problem}")
-    return contract.read_manifest(raw)  # checked just now
+    return manifest
 
 
-def manifest_problem(raw, run_prefix):
-    """What makes the manifest unusable for a restore, or None: the contract's reading first (a newer
-    version says so), then what a restore needs of it."""
-    try:
-        manifest = contract.read_manifest(raw)
-    except contract.ManifestError as error:
-        return str(error)
+def manifest_problem(manifest, run_prefix):
+    """What makes a manifest (as contract.read_manifest gives it) unusable for a restore, or None."""
     method = METHODS.get(manifest.get("method"))
     if not method or method.FOLDER:
         return "names no method this runner knows"
