@@ -140,10 +140,13 @@ def call(operation, method, missing=(), default=None, **params):
 
 def paginate(operation, client, paginator, result_key, missing=(), default=None, **params):
     """Every item under ``result_key`` of every page of a listing, by botocore's paginator
-    ``paginator`` (it follows Marker, NextToken ... itself). ``client`` comes from aws_client: as in
-    amazon.aws, the whole listing is retried on throttling. ``missing`` and ``default`` as in call."""
+    ``paginator`` (it follows Marker, NextToken ... itself); with ``result_key`` None, the merged
+    pages (a dict of every result key, for listings with several such as
+    GetAccountAuthorizationDetails). ``client`` comes from aws_client: as in amazon.aws, the whole
+    listing is retried on throttling. ``missing`` and ``default`` as in call."""
 
     def listing():
-        return client.get_paginator(paginator).paginate(**params).build_full_result().get(result_key, [])
+        merged = client.get_paginator(paginator).paginate(**params).build_full_result()
+        return merged if result_key is None else merged.get(result_key, [])
 
     return _handled(operation, client.retry(listing), missing, default)

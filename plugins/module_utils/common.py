@@ -13,6 +13,8 @@ class InputError(ValueError):
 
     def __init__(self, field, problem, fix):
         self.field = field
+        self.problem = problem
+        self.fix = fix
         super().__init__(f"{field}: {problem}. {fix}")
 
 

@@ -7,11 +7,14 @@ iam:GetAccountSummary."""
 
 from __future__ import annotations
 
-# What one new backup principal of each kind takes from the account's quotas today: the principal,
-# its customer-managed policy, and for a role its instance profile. (GetAccountSummary's names.)
+# The inline policy that holds a fleet principal's own statements (the fleet_access module).
+INLINE_POLICY_NAME = "systemd-s3-backup"
+# What one new backup principal of each kind takes from the account's quotas: the principal and, for a
+# role, its instance profile (GetAccountSummary's names). Its policy is inline, which no quota counts;
+# the fleet's one shared managed policy is counted once.
 USES_PER_PRINCIPAL = {
-    "user": {"Users": 1, "Policies": 1},
-    "role": {"Roles": 1, "Policies": 1, "InstanceProfiles": 1},
+    "user": {"Users": 1},
+    "role": {"Roles": 1, "InstanceProfiles": 1},
 }
 # What the operator can do when a quota is too small (Service Quotas, "IAM"; IAM User Guide,
 # "IAM and AWS STS quotas"). IAM users cannot be raised past 5,000.
@@ -31,13 +34,15 @@ def plan(wanted, existing, name_prefix):
     return sorted(wanted - existing), sorted(name for name in existing - wanted if name.startswith(name_prefix))
 
 
-def capacity(summary, kind, new_principals):
-    """Per quota the principals of ``kind`` use: {name: {used, quota, needed, free}} from
-    GetAccountSummary's SummaryMap, for ``new_principals`` more."""
+def capacity(summary, kind, new_principals, new_policies=0):
+    """Per quota the fleet uses: {name: {used, quota, needed, free}} from GetAccountSummary's
+    SummaryMap, for ``new_principals`` more principals of ``kind`` and ``new_policies`` more
+    customer-managed policies."""
     report = {}
-    for name, each in USES_PER_PRINCIPAL[kind].items():
+    needs = {name: each * new_principals for name, each in USES_PER_PRINCIPAL[kind].items()}
+    needs["Policies"] = new_policies
+    for name, needed in needs.items():
         used, quota = summary.get(name, 0), summary.get(f"{name}Quota")
-        needed = each * new_principals
         report[name] = {"used": used, "quota": quota, "needed": needed, "free": None if quota is None else quota - used}
     return report
 

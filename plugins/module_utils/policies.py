@@ -405,11 +405,12 @@ def access_policy(
             "Effect": "Deny",
             "Action": DATA_TAGGING_ACTIONS,
             # A run folder's name is a UTC time (????????T??????Z), so an archive's own nested
-            # manifest.json files keep their tag.
+            # manifest.json files keep their tag. Bucket-wide, the same for every host (a host can tag
+            # under its own prefix only anyway), so a fleet shares it (split_for_fleet).
             "Resource": [
-                f"{bucket_arn}/{prefix}/*/{contract.RUN_FOLDER_GLOB}/{contract.MANIFEST_NAME}",
-                f"{bucket_arn}/{prefix}/*/{contract.DUPLICITY_FOLDER}/duplicity-*.manifest*",
-                f"{bucket_arn}/{prefix}/*/{contract.DUPLICITY_FOLDER}/duplicity-*sigtar*",
+                f"{bucket_arn}/*/{contract.RUN_FOLDER_GLOB}/{contract.MANIFEST_NAME}",
+                f"{bucket_arn}/*/{contract.DUPLICITY_FOLDER}/duplicity-*.manifest*",
+                f"{bucket_arn}/*/{contract.DUPLICITY_FOLDER}/duplicity-*sigtar*",
             ],
         },
     ]
@@ -432,7 +433,7 @@ def access_policy(
         # is what broke the backup; a leaked key can at worst send alerts.
         statements.append({"Sid": "PublishAlerts", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": topics})
     document = {"Version": POLICY_VERSION, "Statement": statements}
-    size = len(json.dumps(document, separators=(",", ":")))
+    size = policy_size(document)
     if size > MANAGED_POLICY_MAX_CHARACTERS:
         # Name the option that takes the most room.
         lists = {"duplicity_jobs": duplicity_jobs, "source_ip": cidrs, "source_vpce": endpoints, "source_vpc": vpcs}
@@ -443,6 +444,28 @@ def access_policy(
             "Give fewer entries, e.g. a CIDR block instead of single addresses",
         )
     return document
+
+
+# The statements of access_policy that depend only on the bucket, its KMS key and the alert topics,
+# never on a host: the fleet_access module puts them in one managed policy that the whole fleet
+# shares, and each host's own statements in an inline policy (no per-account quota, unlike managed
+# policies). IAM limits the inline policies of a user to 2,048 characters, of a role to 10,240.
+FLEET_SHARED_SIDS = ("DenyHistoryRewrite", "DenyCustomerProvidedKeys", "DenyTaggingMetadata", "PublishAlerts")
+INLINE_POLICY_MAX_CHARACTERS = {"user": 2048, "role": 10240}
+
+
+def split_for_fleet(document):
+    """(shared, own): access_policy's document as the fleet's shared statements and the host's own,
+    two documents whose statements together are exactly the original's."""
+    statements = document["Statement"]
+    shared = [s for s in statements if s.get("Sid") in FLEET_SHARED_SIDS]
+    own = [s for s in statements if s.get("Sid") not in FLEET_SHARED_SIDS]
+    return {"Version": document["Version"], "Statement": shared}, {"Version": document["Version"], "Statement": own}
+
+
+def policy_size(document):
+    """The characters IAM counts against a policy size limit (whitespace is not counted)."""
+    return len(json.dumps(document, separators=(",", ":")))
 
 
 def ec2_trust_policy(partition="aws"):

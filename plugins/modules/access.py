@@ -362,18 +362,18 @@ instance_profile_arn:
   sample: arn:aws:iam::123456789012:instance-profile/systemd-s3-backup/backup-db1
 """
 
-import configparser
 import datetime
 import json
-import os
-import tempfile
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
+from ansible_collections.systemd_s3.backup.plugins.module_utils import access_keys
 from ansible_collections.systemd_s3.backup.plugins.module_utils import policies
+from ansible_collections.systemd_s3.backup.plugins.module_utils.principals import NO_SUCH_ENTITY
+from ansible_collections.systemd_s3.backup.plugins.module_utils.principals import PrincipalRequests
 from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import AWSCallError
 from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import aws_client
 from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import call
@@ -383,12 +383,9 @@ from ansible_collections.systemd_s3.backup.plugins.module_utils.common import di
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import validate_or_fail
 
 IAM_MAX_POLICY_VERSIONS = 5
-IAM_MAX_ACCESS_KEYS = 2
 # Shown in the diff for a key that check mode would create.
 NEW_KEY_PLACEHOLDER = "(new access key)"
 USER_ONLY_OPTIONS = ("credentials_path", "rotate_access_key", "access_key_max_age_days", "retire_previous_access_keys")
-# What IAM answers about a user, role, policy or instance profile that does not exist.
-NO_SUCH_ENTITY = ("NoSuchEntity",)
 
 
 def validate(params, region):
@@ -411,7 +408,7 @@ def validate(params, region):
             "Set credentials_path to the file the host's key was written to",
         )
     if params["credentials_path"]:
-        check_credentials_path(params["credentials_path"])
+        access_keys.check_credentials_path(params["credentials_path"])
     if params["access_key_max_age_days"] is not None and params["access_key_max_age_days"] < 1:
         raise InputError("access_key_max_age_days", f"{params['access_key_max_age_days']} is not a positive number of days", "Use e.g. 90")
     if params["state"] == "absent":
@@ -429,96 +426,6 @@ def validate(params, region):
         source_vpce=params["source_vpce"],
         source_vpc=params["source_vpc"],
     )
-
-
-def check_credentials_path(path):
-    """Refuses a credentials path that could not be written, before a key is made for it."""
-    fix = "Use a file path in a directory the module can write to, e.g. /etc/systemd-s3-backup/credentials"
-    if os.path.isdir(path):
-        raise InputError("credentials_path", f"{path} is a directory", fix)
-    existing = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError("credentials_path", f"cannot create or replace files in {existing}", fix)
-
-
-def read_key_id(path):
-    """The access key ID in a shared-credentials file, or None when the file is missing or unreadable."""
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        with open(path, encoding="utf-8") as f:
-            parser.read_file(f)
-        return parser.get("default", "aws_access_key_id", fallback=None)
-    except (OSError, UnicodeDecodeError, configparser.Error):
-        return None
-
-
-def write_credentials(path, key):
-    """Writes the key as the [default] profile, atomically and readable by the owner only."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, temp_path = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), 0o600)
-            f.write(f"[default]\naws_access_key_id = {key['AccessKeyId']}\naws_secret_access_key = {key['SecretAccessKey']}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp_path, path)
-    except BaseException:
-        if os.path.exists(temp_path):
-            os.unlink(temp_path)
-        raise
-
-
-# The reasons of key_rotation_reason that are a rotation (rather than a host without a usable key).
-ROTATIONS = ("rotation requested", "newest active key is older than")
-
-
-def key_rotation_reason(keys, held_key_id, params, now):
-    """Why a new access key is needed, or None. ``keys`` are the user's keys, oldest first;
-    ``held_key_id`` is the key in the credentials file (None when missing or unreadable)."""
-    active = [k for k in keys if k["Status"] == "Active"]
-    if params["rotate_access_key"]:
-        return "rotation requested"
-    max_age = params["access_key_max_age_days"]
-    if max_age and active and now - active[-1]["CreateDate"] > datetime.timedelta(days=max_age):
-        return f"newest active key is older than {max_age} days"
-    if params["credentials_path"]:
-        if held_key_id not in {k["AccessKeyId"] for k in active}:
-            return "the credentials file holds no active key of the user"
-        return None
-    if not keys:
-        return "the user has no access key"
-    return None
-
-
-def key_to_make_room(keys, held_key_id):
-    """The key to delete when IAM's limit leaves no room for a new one: never the one in the
-    credentials file while it is active; inactive keys first, then the oldest."""
-    return min(keys, key=lambda k: (k["AccessKeyId"] == held_key_id and k["Status"] == "Active", k["Status"] == "Active", k["CreateDate"]))
-
-
-class PrincipalRequests:
-    """IAM's requests about one user or one role, by what they do: IAM has a get_user and a get_role,
-    an attach_user_policy and an attach_role_policy ... ``iam`` is the client they are made with."""
-
-    def __init__(self, iam, kind, name):
-        user = kind == "user"
-        self.iam = iam
-        self.name_param = {"UserName": name} if user else {"RoleName": name}
-        self.get = iam.get_user if user else iam.get_role
-        self.create = iam.create_user if user else iam.create_role
-        self.delete = iam.delete_user if user else iam.delete_role
-        self.tag = iam.tag_user if user else iam.tag_role
-        self.untag = iam.untag_user if user else iam.untag_role
-        self.attach_policy = iam.attach_user_policy if user else iam.attach_role_policy
-        self.detach_policy = iam.detach_user_policy if user else iam.detach_role_policy
-        self.delete_inline_policy = iam.delete_user_policy if user else iam.delete_role_policy
-        # Listings, by the names of botocore's paginators.
-        self.attached_policies_listing = "list_attached_user_policies" if user else "list_attached_role_policies"
-        self.inline_policies_listing = "list_user_policies" if user else "list_role_policies"
 
 
 class BackupPrincipal:
@@ -769,50 +676,32 @@ class BackupPrincipal:
 
     def ensure_access_key(self, state, after):
         """Creates a key when needed, never deleting the one a host may still use (only to make room
-        under IAM's limit); retires the others only when asked."""
+        under IAM's limit); retires the others only when asked (access_keys.plan_keys decides)."""
         keys = state["keys"] if state else []
         credentials_path = self.params["credentials_path"]
-        held_key_id = read_key_id(credentials_path) if credentials_path else None
+        held_key_id = access_keys.read_key_id(credentials_path) if credentials_path else None
         now = datetime.datetime.now(datetime.timezone.utc)
-        reason = key_rotation_reason(keys, held_key_id, self.params, now)
-        result = {"created": False, "credentials_path": credentials_path}
-        active = [k for k in keys if k["Status"] == "Active"]
-        held_active = not credentials_path or held_key_id in {k["AccessKeyId"] for k in active}
-        if reason and reason.startswith(ROTATIONS) and len(active) >= IAM_MAX_ACCESS_KEYS and held_active:
-            # An earlier rotation's previous key is not retired yet: the host may still use it (its jobs
-            # play failed, or a job still ran), so rotating again would have to delete a key in use.
-            self.module.warn(
-                f"{self.name}: not rotating ({reason}): the user still has {len(active)} active keys, an earlier rotation's"
-                " previous key not yet retired. Run playbooks/retire_keys.yml once the host runs with its new key, then rotate again"
-            )
-            reason = None
-        kept = list(keys)
-        if reason is None:
-            current = next(k for k in keys if k["AccessKeyId"] == held_key_id) if credentials_path else keys[-1]
-        else:
+        plan = access_keys.plan_keys(self.name, keys, held_key_id, self.params, now)
+        if plan["warning"]:
+            self.module.warn(plan["warning"])
+        result = {"created": plan["create"] is not None, "credentials_path": credentials_path}
+        current = plan["current"]
+        if plan["create"]:
             self.changed = True
-            result["created"] = True
-            if len(kept) >= IAM_MAX_ACCESS_KEYS:
-                room = key_to_make_room(kept, held_key_id)
-                kept.remove(room)
-                if not self.check_mode:
-                    self._principal_call(
-                        "delete an access key to make room for a new one", self.principal.iam.delete_access_key, AccessKeyId=room["AccessKeyId"]
-                    )
-            current = None if self.check_mode else self.create_access_key(reason, credentials_path, result)
-        if current is not None and current not in kept:
-            kept.append(current)
-        if self.params["retire_previous_access_keys"]:
-            retired = [k for k in kept if k is not current]
-            kept = [k for k in kept if k is current]
-            if retired:
-                self.changed = True
-            for key in [] if self.check_mode else retired:
-                self._principal_call("delete a previous access key", self.principal.iam.delete_access_key, AccessKeyId=key["AccessKeyId"])
+            if plan["make_room"] and not self.check_mode:
+                self._principal_call(
+                    "delete an access key to make room for a new one", self.principal.iam.delete_access_key, AccessKeyId=plan["make_room"]["AccessKeyId"]
+                )
+            current = None if self.check_mode else self.create_access_key(plan["create"], credentials_path, result)
+        if plan["retire"]:
+            self.changed = True
+        for key in [] if self.check_mode else plan["retire"]:
+            self._principal_call("delete a previous access key", self.principal.iam.delete_access_key, AccessKeyId=key["AccessKeyId"])
         result["access_key_id"] = current["AccessKeyId"] if current else None
         result["create_date"] = current["CreateDate"].isoformat() if current else None
-        result["previous_access_key_ids"] = [k["AccessKeyId"] for k in kept if k is not current]
-        after["access_key_ids"] = [k["AccessKeyId"] for k in kept] + ([] if current else [NEW_KEY_PLACEHOLDER])
+        result["previous_access_key_ids"] = [k["AccessKeyId"] for k in plan["kept"]]
+        in_use = sorted(plan["kept"] + ([current] if current else []), key=lambda k: k["CreateDate"])
+        after["access_key_ids"] = [k["AccessKeyId"] for k in in_use] + ([] if current else [NEW_KEY_PLACEHOLDER])
         return result
 
     def create_access_key(self, reason, credentials_path, result):
@@ -820,7 +709,7 @@ class BackupPrincipal:
         key = self._principal_call(f"create an access key ({reason})", self.principal.iam.create_access_key)["AccessKey"]
         if credentials_path:
             try:
-                write_credentials(credentials_path, key)
+                access_keys.write_credentials(credentials_path, key)
             except OSError as e:
                 # A key nobody holds is useless: remove it, keep the old ones.
                 self._principal_call("delete the unwritten access key", self.principal.iam.delete_access_key, AccessKeyId=key["AccessKeyId"])

@@ -11,11 +11,12 @@ version_added: 0.2.0
 author: systemd_s3.backup maintainers (!UNKNOWN)
 description:
   - Reads, in a few requests, which backup principals (IAM users or roles under O(path)) exist, which of
-    O(names) a run of the P(systemd_s3.backup.access#module) module would create, and which existing ones
+    O(names) a run of the P(systemd_s3.backup.fleet_access#module) module would create, and which existing ones
     no host wants any more (hosts removed from the inventory).
   - Reads the account's IAM usage and quotas (C(iam:GetAccountSummary)) and reports, for the principals
-    it would create, each quota they would exceed, with the numbers and what to ask AWS for; the
-    C(systemd_s3.backup.aws) role fails on those before it creates anything.
+    it would create, each quota they would exceed, with the numbers and what to ask AWS for (the
+    P(systemd_s3.backup.fleet_access#module) module fails on those before it creates anything). Their
+    policies are inline, which no quota counts; the fleet's one shared managed policy is not counted.
   - Requests - C(iam:GetAccountSummary) once, and C(iam:ListUsers) or C(iam:ListRoles) with O(path) as
     the path prefix, one request per 1,000 principals. It never changes anything.
 options:

@@ -14,8 +14,6 @@ from botocore.exceptions import ClientError
 from conftest import MotoServer
 
 from ansible_collections.systemd_s3.backup.plugins.module_utils import policies
-from ansible_collections.systemd_s3.backup.plugins.modules.access import key_rotation_reason
-from ansible_collections.systemd_s3.backup.plugins.modules.access import key_to_make_room
 
 pytestmark = pytest.mark.integration
 
@@ -56,28 +54,51 @@ def assert_ok(result, changed):
     assert result["changed"] is changed
 
 
-def test_host_key_is_confined_to_its_prefix(moto_enforcing, run_module, unique, tmp_path):
+# The least-privilege tests run with the keys of both modules: one principal (access) and the
+# whole fleet in one call (fleet_access: shared managed policy + inline policy per host).
+GRANTING_MODULES = ["systemd_s3.backup.access", "systemd_s3.backup.fleet_access"]
+FLEET_LEVEL_OPTIONS = ("kms_key_arn", "sns_topic_arns")
+
+
+def grant(server, run_module, module, bucket, name, credentials_path, prefix="hosts/host-a", **options):
+    """Runs ``module`` for one host; returns its result and the host's whole policy (for fleet_access,
+    the shared statements and the host's inline ones together)."""
+    connection = server.module_args(**server.credentials)
+    if module == MODULE:
+        result = run_module(module, {**connection, "name": name, "bucket": bucket, "prefix": prefix, "credentials_path": str(credentials_path), **options})
+        assert not result.get("failed"), result.get("msg")
+        return result, result["policy"]["document"]
+    fleet_options = {k: v for k, v in options.items() if k in FLEET_LEVEL_OPTIONS}
+    principal = {"name": name, "prefix": prefix, "credentials_path": str(credentials_path), **{k: v for k, v in options.items() if k not in FLEET_LEVEL_OPTIONS}}
+    result = run_module(module, {**connection, "bucket": bucket, "principals": [principal], **fleet_options})
+    assert not result.get("failed"), result.get("msg")
+    inline = server.client("iam").get_user_policy(UserName=name, PolicyName="systemd-s3-backup")["PolicyDocument"]
+    statements = result["shared_policy"]["document"]["Statement"] + inline["Statement"]
+    return result, {"Version": inline["Version"], "Statement": statements}
+
+
+@pytest.fixture(params=GRANTING_MODULES, ids=["access", "fleet_access"])
+def granting_module(request):
+    return request.param
+
+
+def test_host_key_is_confined_to_its_prefix(moto_enforcing, run_module, unique, tmp_path, granting_module):
     admin_s3 = moto_enforcing.client("s3")
     bucket = f"backups-{unique}"
     admin_s3.create_bucket(Bucket=bucket)
     admin_s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     admin_s3.put_object(Bucket=bucket, Key="hosts/host-b/data", Body=b"b")
     credentials_path = tmp_path / "new-dir" / "credentials"
-    args = {
-        **moto_enforcing.module_args(**moto_enforcing.credentials),
-        "name": f"host-a-{unique}",
-        "bucket": bucket,
-        "prefix": "hosts/host-a",
-        "credentials_path": str(credentials_path),
-    }
+    name = f"host-a-{unique}"
 
-    result = run_module(MODULE, args)
-    assert_ok(result, True)
-    assert "secret_access_key" not in result["access_key"]
+    result, _document = grant(moto_enforcing, run_module, granting_module, bucket, name, credentials_path)
+    assert result["changed"] is True
     assert stat.S_IMODE(credentials_path.stat().st_mode) == 0o600
     assert stat.S_IMODE(credentials_path.parent.stat().st_mode) == 0o700
     host_keys = read_credentials(credentials_path)
-    assert host_keys["access_key"] == result["access_key"]["access_key_id"]
+    access_key = result["access_key"] if granting_module == MODULE else result["principals"][0]["access_key"]
+    assert "secret_access_key" not in access_key
+    assert host_keys["access_key"] == access_key["access_key_id"]
     assert host_keys["secret_key"] not in result["_stdout"]
     host_s3 = moto_enforcing.client("s3", **host_keys)
 
@@ -98,15 +119,15 @@ def test_host_key_is_confined_to_its_prefix(moto_enforcing, run_module, unique, 
     for what, (call, kwargs) in denied.items():
         assert access_denied(call, Bucket=bucket, **kwargs), what
 
-    result = run_module(MODULE, {**args, "permissions": ["backup", "restore"]})
-    assert_ok(result, True)
+    result, _document = grant(moto_enforcing, run_module, granting_module, bucket, name, credentials_path, permissions=["backup", "restore"])
+    assert result["changed"] is True
     assert read_credentials(credentials_path) == host_keys
     assert host_s3.get_object(Bucket=bucket, Key="hosts/host-a/backup.tar")["Body"].read() == b"a"
     assert access_denied(host_s3.get_object, Bucket=bucket, Key="hosts/host-b/data")
 
     # The explicit Deny holds even when someone attaches a policy allowing all of S3.
     moto_enforcing.client("iam").put_user_policy(
-        UserName=args["name"],
+        UserName=name,
         PolicyName="too-broad",
         PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}),
     )
@@ -114,7 +135,8 @@ def test_host_key_is_confined_to_its_prefix(moto_enforcing, run_module, unique, 
     assert access_denied(host_s3.delete_object, Bucket=bucket, Key="hosts/host-a/backup.tar", VersionId=version)
     assert access_denied(host_s3.put_bucket_versioning, Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
     assert access_denied(host_s3.delete_bucket, Bucket=bucket)
-    assert_ok(run_module(MODULE, {**args, "permissions": ["backup", "restore"]}), True)
+    result, _document = grant(moto_enforcing, run_module, granting_module, bucket, name, credentials_path, permissions=["backup", "restore"])
+    assert result["changed"] is True
     assert access_denied(host_s3.get_object, Bucket=bucket, Key="hosts/host-b/data")
 
 
@@ -125,13 +147,11 @@ def refused(call, **kwargs):
     return e.value.response["Error"]["Code"] in ("AccessDenied", "AccessDeniedException", "403")
 
 
-def host_principal(server, run_module, tmp_path, bucket, name, **options):
-    """Runs the module for one host on ``server``; returns the S3 client of the host's own key."""
+def host_principal(server, run_module, tmp_path, bucket, name, module=MODULE, **options):
+    """Runs ``module`` for one host on ``server``; returns the S3 client of the host's own key and its whole policy."""
     credentials_path = tmp_path / f"{name}.ini"
-    args = {**server.module_args(**server.credentials), "name": name, "bucket": bucket, "prefix": "hosts/host-a", "credentials_path": str(credentials_path)}
-    result = run_module(MODULE, {**args, **options})
-    assert not result.get("failed"), result.get("msg")
-    return server.client("s3", **read_credentials(credentials_path)), result
+    _result, document = grant(server, run_module, module, bucket, name, credentials_path, **options)
+    return server.client("s3", **read_credentials(credentials_path)), document
 
 
 def make_bucket(server, bucket):
@@ -146,7 +166,7 @@ OTHER_VOLUME = "hosts/host-a/other/duplicity/duplicity-full.20300101T000000Z.vol
 DATA_TAG = f"{policies.DATA_TAG_KEY}={policies.DATA_TAG_VALUE}"
 
 
-def test_backup_key_reads_its_duplicity_chains_tags_data_and_never_uses_sse_c(moto_enforcing, run_module, unique, tmp_path):
+def test_backup_key_reads_its_duplicity_chains_tags_data_and_never_uses_sse_c(moto_enforcing, run_module, unique, tmp_path, granting_module):
     """With the host's real key on the enforcing endpoint. Assertions marked [harness] depend on
     tests/harness/endpoint.py evaluating conditions as AWS does: moto alone ignores them (and so would
     apply the conditional Deny of SSE-C writes to every upload)."""
@@ -155,8 +175,8 @@ def test_backup_key_reads_its_duplicity_chains_tags_data_and_never_uses_sse_c(mo
     run_manifest = "hosts/host-a/dup/20300101T000000Z/manifest.json"
     for key in (DUP_VOLUME, OTHER_VOLUME, run_manifest):
         admin_s3.put_object(Bucket=bucket, Key=key, Body=b"x")
-    host_s3, result = host_principal(moto_enforcing, run_module, tmp_path, bucket, f"host-a-{unique}", duplicity_jobs=["dup"])
-    assert "ReadOwnDuplicityChains" in [s["Sid"] for s in result["policy"]["document"]["Statement"]]
+    host_s3, document = host_principal(moto_enforcing, run_module, tmp_path, bucket, f"host-a-{unique}", granting_module, duplicity_jobs=["dup"])
+    assert "ReadOwnDuplicityChains" in [s["Sid"] for s in document["Statement"]]
 
     # duplicity HEADs what it uploaded (s3:GetObject) and reads its manifests back: its own chain only.
     host_s3.head_object(Bucket=bucket, Key=DUP_VOLUME)
@@ -187,7 +207,7 @@ def test_backup_key_reads_its_duplicity_chains_tags_data_and_never_uses_sse_c(mo
     cold = "hosts/host-a/pg/20200101T000000Z/db.sql.zst"
     admin_s3.put_object(Bucket=bucket, Key=cold, Body=b"old", StorageClass="GLACIER")
     assert refused(host_s3.restore_object, Bucket=bucket, Key=cold, RestoreRequest={"Days": 1})
-    host_principal(moto_enforcing, run_module, tmp_path, bucket, f"host-a-{unique}", duplicity_jobs=["dup"], permissions=["backup", "restore"])
+    host_principal(moto_enforcing, run_module, tmp_path, bucket, f"host-a-{unique}", granting_module, duplicity_jobs=["dup"], permissions=["backup", "restore"])
     with pytest.raises(ClientError) as e:
         host_s3.get_object(Bucket=bucket, Key=cold)
     assert e.value.response["Error"]["Code"] == "InvalidObjectState"  # readable only once thawed
@@ -196,7 +216,7 @@ def test_backup_key_reads_its_duplicity_chains_tags_data_and_never_uses_sse_c(mo
     assert refused(host_s3.put_object, Bucket=bucket, Key=stream, Body=b"x", SSECustomerAlgorithm="AES256", SSECustomerKey="k" * 32)
 
 
-def test_customer_managed_kms_key_is_granted_through_s3_only(moto_enforcing, run_module, unique, tmp_path):
+def test_customer_managed_kms_key_is_granted_through_s3_only(moto_enforcing, run_module, unique, tmp_path, granting_module):
     """[harness] KMS permissions are evaluated by tests/harness/endpoint.py (moto checks none)."""
     bucket = f"backups-kms-{unique}"
     kms = moto_enforcing.client("kms")
@@ -212,19 +232,19 @@ def test_customer_managed_kms_key_is_granted_through_s3_only(moto_enforcing, run
     key = "hosts/host-a/pg/20300101T000000Z/db.sql.zst"
 
     # Without the key's grant, uploads to an SSE-KMS bucket fail on AWS.
-    host_s3, _keys = host_principal(moto_enforcing, run_module, tmp_path, bucket, name)
+    host_s3, _keys = host_principal(moto_enforcing, run_module, tmp_path, bucket, name, granting_module)
     assert refused(host_s3.put_object, Bucket=bucket, Key=key, Body=b"dump")
 
-    host_s3, result = host_principal(moto_enforcing, run_module, tmp_path, bucket, name, kms_key_arn=key_arn)
-    grant = {s["Sid"]: s for s in result["policy"]["document"]["Statement"]}["UseBucketKey"]
-    assert grant["Resource"] == key_arn and grant["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}
+    host_s3, document = host_principal(moto_enforcing, run_module, tmp_path, bucket, name, granting_module, kms_key_arn=key_arn)
+    bucket_key_grant = {s["Sid"]: s for s in document["Statement"]}["UseBucketKey"]
+    assert bucket_key_grant["Resource"] == key_arn and bucket_key_grant["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}
     host_s3.put_object(Bucket=bucket, Key=key, Body=b"dump", Tagging=DATA_TAG)
     assert refused(host_s3.get_object, Bucket=bucket, Key=key)
     # The key itself is out of reach except through S3.
     host_kms = moto_enforcing.client("kms", **read_credentials(tmp_path / f"{name}.ini"))
     assert refused(host_kms.generate_data_key, KeyId=key_arn, KeySpec="AES_256")
 
-    host_s3, _keys = host_principal(moto_enforcing, run_module, tmp_path, bucket, name, kms_key_arn=key_arn, permissions=["backup", "restore"])
+    host_s3, _keys = host_principal(moto_enforcing, run_module, tmp_path, bucket, name, granting_module, kms_key_arn=key_arn, permissions=["backup", "restore"])
     assert host_s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"dump"
 
 
@@ -240,7 +260,7 @@ def through_vpce(tmp_path_factory):
     server.stop()
 
 
-def test_network_conditions(moto_enforcing, through_vpce, run_module, unique, tmp_path):
+def test_network_conditions(moto_enforcing, through_vpce, run_module, unique, tmp_path, granting_module):
     """[harness] aws:SourceIp / aws:SourceVpce / aws:SourceVpc are set by tests/harness/endpoint.py
     (127.0.0.1 as the source address; through_vpce: no address, that endpoint and VPC)."""
     key = "hosts/host-a/x"
@@ -249,8 +269,8 @@ def test_network_conditions(moto_enforcing, through_vpce, run_module, unique, tm
     # A public address the requests do not come from: every S3 request is refused, even listing.
     bucket = f"backups-net-{unique}"
     make_bucket(moto_enforcing, bucket)
-    host_s3, result = host_principal(moto_enforcing, run_module, tmp_path, bucket, name, source_ip=["203.0.113.7"])
-    deny = {s["Sid"]: s for s in result["policy"]["document"]["Statement"]}["DenyOutsideAllowedNetworks"]
+    host_s3, document = host_principal(moto_enforcing, run_module, tmp_path, bucket, name, granting_module, source_ip=["203.0.113.7"])
+    deny = {s["Sid"]: s for s in document["Statement"]}["DenyOutsideAllowedNetworks"]
     assert deny["Condition"] == {"NotIpAddress": {"aws:SourceIp": ["203.0.113.7/32"]}}
     assert refused(host_s3.put_object, Bucket=bucket, Key=key, Body=b"x")
     assert refused(host_s3.list_objects_v2, Bucket=bucket, Prefix="hosts/host-a/")
@@ -265,7 +285,7 @@ def test_network_conditions(moto_enforcing, through_vpce, run_module, unique, tm
         ({"source_vpc": [VPC]}, True),
         ({"source_vpce": ["vpce-1a2b3c4d"], "source_vpc": [VPC]}, True),
     ]:
-        host_s3, _keys = host_principal(through_vpce, run_module, tmp_path, bucket, name, **options)
+        host_s3, _keys = host_principal(through_vpce, run_module, tmp_path, bucket, name, granting_module, **options)
         if allowed:
             host_s3.put_object(Bucket=bucket, Key=key, Body=b"x")
         else:
@@ -525,32 +545,6 @@ def test_lost_or_stale_credentials_file(moto, run_module, unique, tmp_path):
     assert_ok(rotated, True)
     assert rotated["access_key"]["secret_access_key"]
     assert sorted(key_ids(iam, name)) == sorted([third, rotated["access_key"]["access_key_id"]])
-
-
-def test_key_to_make_room():
-    now = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
-
-    def key(key_id, status="Active", age=1):
-        return {"AccessKeyId": key_id, "Status": status, "CreateDate": now - datetime.timedelta(days=age)}
-
-    older, newer = key("AKOLD", age=10), key("AKNEW", age=1)
-    assert key_to_make_room([older, newer], "AKOLD") is newer
-    assert key_to_make_room([older, newer], "AKNEW") is older
-    assert key_to_make_room([older, newer], None) is older
-    inactive = key("AKOFF", "Inactive", age=1)
-    assert key_to_make_room([older, inactive], "AKOLD") is inactive
-    assert key_to_make_room([key("AKHELD", "Inactive"), older], "AKHELD")["AccessKeyId"] == "AKHELD"
-
-
-def test_key_rotation_reason_by_age():
-    now = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
-    params = {"rotate_access_key": False, "access_key_max_age_days": 90, "credentials_path": None}
-    old = {"AccessKeyId": "AKOLD", "Status": "Active", "CreateDate": now - datetime.timedelta(days=91)}
-    young = {"AccessKeyId": "AKYOUNG", "Status": "Active", "CreateDate": now - datetime.timedelta(days=89)}
-    assert key_rotation_reason([old], None, params, now) == "newest active key is older than 90 days"
-    assert key_rotation_reason([old, young], None, params, now) is None
-    assert key_rotation_reason([young, dict(old, Status="Inactive")], None, params, now) is None
-    assert key_rotation_reason([], None, params, now) == "the user has no access key"
 
 
 def test_role_with_instance_profile(moto, run_module, unique):

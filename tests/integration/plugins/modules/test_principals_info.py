@@ -29,7 +29,7 @@ def test_reports_missing_and_departed_principals_and_quotas(moto, run_module, un
     assert result["missing"] == [f"backup-web3{unique}"]
     assert result["departed"] == [f"backup-gone{unique}"]  # not ci-...: not one of the fleet's names
     assert result["capacity"]["Users"]["needed"] == 1 and result["capacity"]["Users"]["quota"] == 5000
-    assert result["capacity"]["Policies"]["needed"] == 1
+    assert result["capacity"]["Policies"]["needed"] == 0  # inline policies (fleet_access)
     assert result["quota_problems"] == []
     assert moto.requests() - before == 2  # one listing page, one GetAccountSummary
 
@@ -51,13 +51,14 @@ def test_a_bad_path_fails_before_any_request(moto, run_module):
 
 
 def test_a_fleet_past_the_accounts_quota_is_reported_with_the_numbers(moto, run_module, unique):
-    """moto reports AWS's default quotas: 1,501 new hosts need more customer-managed policies than an
-    account has by default (the aws role fails on quota_problems before it creates anything)."""
-    names = [f"b{unique}{number}" for number in range(1501)]
-    result = run_module(MODULE, {**moto.module_args(), "names": names, "path": f"/quota-{unique}/", "name_prefix": "b"})
-    assert len(result["missing"]) == 1501
+    """moto reports AWS's default quotas: 1,001 new EC2 hosts need more roles and instance profiles than
+    an account has by default (the fleet_access module fails on them before it creates anything)."""
+    names = [f"b{unique}{number}" for number in range(1001)]
+    result = run_module(MODULE, {**moto.module_args(), "kind": "role", "names": names, "path": f"/quota-{unique}/", "name_prefix": "b"})
+    assert len(result["missing"]) == 1001
+    used = result["capacity"]["InstanceProfiles"]["used"]
     assert [p.split(":")[0] for p in result["quota_problems"]] == [
-        f"The fleet needs 1501 more Policies and the account has {result['capacity']['Policies']['used']} of 1500"
-        f" ({1500 - result['capacity']['Policies']['used']} free)"
+        f"The fleet needs 1001 more InstanceProfiles and the account has {used} of 1000 ({1000 - used} free)",
+        f"The fleet needs 1001 more Roles and the account has {result['capacity']['Roles']['used']} of 1000 ({1000 - result['capacity']['Roles']['used']} free)",
     ]
-    assert "Customer managed policies per account" in result["quota_problems"][0]
+    assert "Roles per account" in result["quota_problems"][1]

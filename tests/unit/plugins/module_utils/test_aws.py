@@ -122,6 +122,28 @@ def test_a_listing_of_several_pages_through_the_paginator(module):
     stubber.assert_no_pending_responses()
 
 
+def test_get_account_authorization_details_is_read_page_by_page(module):
+    """moto answers GetAccountAuthorizationDetails in one page whatever its size; AWS pages it (at
+    most MaxItems entries, often fewer): every page's users and policies are merged."""
+    iam, stubber = stubbed(module, "iam")
+    user = {"UserName": "", "Path": "/p/", "UserId": "AIDAEXAMPLE0000000000", "Arn": "", "CreateDate": "2030-01-01T00:00:00Z"}
+    pages = [
+        {"UserDetailList": [dict(user, UserName="backup-a", Arn="arn:aws:iam::123456789012:user/p/backup-a")], "Policies": [], "IsTruncated": True,
+         "Marker": "m1"},
+        {"UserDetailList": [], "Policies": [{"PolicyName": "fleet", "Arn": "arn:aws:iam::123456789012:policy/p/fleet"}], "IsTruncated": True, "Marker": "m2"},
+        {"UserDetailList": [dict(user, UserName="backup-b", Arn="arn:aws:iam::123456789012:user/p/backup-b")], "Policies": [], "IsTruncated": False},
+    ]
+    for number, page in enumerate(pages):
+        expected = {"Filter": ["User", "LocalManagedPolicy"], "MaxItems": 1000, **({"Marker": f"m{number}"} if number else {})}
+        stubber.add_response("get_account_authorization_details", page, expected)
+    details = aws.paginate(
+        "read the account", iam, "get_account_authorization_details", None, Filter=["User", "LocalManagedPolicy"], PaginationConfig={"PageSize": 1000}
+    )
+    assert [u["UserName"] for u in details["UserDetailList"]] == ["backup-a", "backup-b"]
+    assert [p["PolicyName"] for p in details["Policies"]] == ["fleet"]
+    stubber.assert_no_pending_responses()
+
+
 def test_a_listing_error_names_the_operation(module):
     sns, stubber = stubbed(module, "sns")
     stubber.add_response("list_subscriptions_by_topic", {"Subscriptions": [], "NextToken": "more"})

@@ -25,9 +25,11 @@ def test_users_past_the_hard_limit_fail_with_the_numbers_and_the_way_out():
     ]
 
 
-def test_each_new_principal_also_takes_a_managed_policy():
-    problems = fleet.quota_problems(fleet.capacity(dict(SUMMARY, Users=0), "user", 301))
-    assert len(problems) == 1 and "301 more Policies" in problems[0] and "Customer managed policies per account" in problems[0]
+def test_principals_take_no_managed_policy_only_the_fleets_shared_one_does():
+    full = dict(SUMMARY, Users=0, Policies=1500)
+    assert fleet.quota_problems(fleet.capacity(full, "user", 301)) == []  # their policies are inline
+    problems = fleet.quota_problems(fleet.capacity(full, "user", 301, new_policies=1))
+    assert len(problems) == 1 and "1 more Policies" in problems[0] and "Customer managed policies per account" in problems[0]
 
 
 def test_roles_count_roles_policies_and_instance_profiles():

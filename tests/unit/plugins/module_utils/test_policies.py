@@ -183,9 +183,9 @@ def test_access_policy_for_every_combination(permissions, network, with_topics, 
         "Effect": "Deny",
         "Action": ["s3:PutObjectTagging"],
         "Resource": [
-            f"{BUCKET_ARN}/hosts/web1/*/????????T??????Z/manifest.json",
-            f"{BUCKET_ARN}/hosts/web1/*/duplicity/duplicity-*.manifest*",
-            f"{BUCKET_ARN}/hosts/web1/*/duplicity/duplicity-*sigtar*",
+            f"{BUCKET_ARN}/*/????????T??????Z/manifest.json",
+            f"{BUCKET_ARN}/*/duplicity/duplicity-*.manifest*",
+            f"{BUCKET_ARN}/*/duplicity/duplicity-*sigtar*",
         ],
     }
     assert {s["Sid"] for s in statements(document, "Deny")} == {"DenyHistoryRewrite", "DenyCustomerProvidedKeys", "DenyTaggingMetadata"} | (

@@ -1,0 +1,778 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: fleet_access
+short_description: Least-privilege IAM access for every backup host of a fleet, in one run
+version_added: 0.3.0
+author: systemd_s3.backup maintainers (!UNKNOWN)
+description:
+  - Manages the IAM users or roles of all the hosts of a fleet in one run, with the same policy as the
+    P(systemd_s3.backup.access#module) module gives one principal (the P(systemd_s3.backup.access_policy#filter)
+    filter makes both): each principal may only write under its own prefix, and nothing may delete object
+    versions or change the bucket.
+  - The statements every host shares (the explicit C(Deny) of destructive actions, of customer-provided
+    keys and of tagging metadata, and publishing alerts) are one customer-managed policy for the whole
+    fleet (O(shared_policy_name)); each host's own statements are an inline policy of its principal
+    (C(systemd-s3-backup)). Inline policies count against no account quota, so a fleet uses one
+    managed policy whatever its size.
+  - Reads the account in a few requests whatever the fleet's size - C(iam:GetAccountAuthorizationDetails)
+    (users or roles and the managed policies, with their inline and attached policies and groups; paginated
+    by 1,000), C(iam:GetAccountSummary), C(sts:GetCallerIdentity) and, for users, IAM's credential report
+    (C(iam:GenerateCredentialReport), C(iam:GetCredentialReport)) - then changes only what differs.
+  - Before any change, checks the account's quotas (C(iam:GetAccountSummary)) for the principals it would
+    create, and fails at once with the numbers and what to ask AWS for.
+  - Drift is repaired - an edited inline policy, another inline policy, a foreign managed policy attached,
+    group memberships (users), a changed trust policy (roles), and a deleted or deactivated access key.
+  - Principals made by the P(systemd_s3.backup.access#module) module (one customer-managed policy each) are
+    migrated - the inline policy is put first, then the old policy is detached and, once nothing uses it,
+    deleted, so no host is ever without access and no policy is left behind.
+  - Principals under O(path) whose names start with O(name_prefix) and that no entry of O(principals)
+    names belong to hosts that left; they are listed in RV(departed) and deleted only with
+    O(remove_departed=true).
+  - All input is checked before any AWS request; an error names the entry and option and how to fix it.
+options:
+  principals:
+    description: One entry per backup host.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description:
+          - Name of the IAM user or role (the P(systemd_s3.backup.iam_name#filter) filter makes one from an
+            inventory hostname). 1-64 characters among letters, digits and V(+=,.@_-).
+        type: str
+        required: true
+      prefix:
+        description: Key prefix of this host in O(bucket), such as V(hosts/web1); no wildcards or V(..).
+        type: str
+        required: true
+      permissions:
+        description: Permission sets of this host, as in the P(systemd_s3.backup.access#module) module. Defaults to O(permissions).
+        type: list
+        elements: str
+        choices: [backup, restore, prune]
+      duplicity_jobs:
+        description: Names of the host's duplicity jobs, whose folders the principal may read back.
+        type: list
+        elements: str
+        default: []
+      source_ip:
+        description: Public addresses or CIDR blocks of this host's S3 requests. Defaults to O(source_ip).
+        type: list
+        elements: str
+      source_vpce:
+        description: VPC endpoints of this host's S3 requests. Defaults to O(source_vpce).
+        type: list
+        elements: str
+      source_vpc:
+        description: VPCs of this host's S3 requests. Defaults to O(source_vpc).
+        type: list
+        elements: str
+      credentials_path:
+        description:
+          - Credentials file on the target for the user's key, as in the P(systemd_s3.backup.access#module) module.
+            Only with O(kind=user).
+          - The file also records when its key was created; with that, the credential report confirms the
+            key without a request per user. Files without it (written by 0.2.0) get it on the next run.
+          - Without it, a key is created only when the user has none and its secret is returned once (set
+            C(no_log)), and the user's keys are listed with one request per user.
+        type: path
+  kind:
+    description: V(user) for IAM users with access keys, V(role) for IAM roles with instance profiles (EC2).
+    type: str
+    choices: [user, role]
+    default: user
+  path:
+    description:
+      - IAM path of the principals and of the shared policy. IAM cannot move a role or a policy; a user
+        elsewhere is moved.
+    type: str
+    default: /systemd-s3-backup/
+  name_prefix:
+    description:
+      - The prefix of every principal name of this fleet. Principals under O(path) with this prefix that
+        O(principals) does not name are departed hosts'; unattached customer-managed policies under O(path)
+        with this prefix are left-overs of the P(systemd_s3.backup.access#module) module and are deleted.
+    type: str
+    default: ""
+  bucket:
+    description: Name of the backup bucket.
+    type: str
+    required: true
+  permissions:
+    description: Default permission sets of the principals (see the P(systemd_s3.backup.access#module) module).
+    type: list
+    elements: str
+    choices: [backup, restore, prune]
+    default: [backup]
+  source_ip:
+    description: Default public addresses or CIDR blocks of the principals' S3 requests.
+    type: list
+    elements: str
+    default: []
+  source_vpce:
+    description: Default VPC endpoints of the principals' S3 requests.
+    type: list
+    elements: str
+    default: []
+  source_vpc:
+    description: Default VPCs of the principals' S3 requests.
+    type: list
+    elements: str
+    default: []
+  kms_key_arn:
+    description: ARN of the bucket's customer-managed KMS key, as in the P(systemd_s3.backup.access#module) module.
+    type: str
+  sns_topic_arns:
+    description: ARNs of the SNS topics every principal may publish alerts to.
+    type: list
+    elements: str
+    default: []
+  shared_policy_name:
+    description:
+      - Name of the customer-managed policy every principal of the fleet has attached. Defaults to
+        C(systemd-s3-backup-<bucket>). Policy names are unique in an account, whatever the path.
+    type: str
+  rotate_access_keys:
+    description: Create a new access key for every user, keeping the previous one until O(retire_previous_access_keys).
+    type: bool
+    default: false
+  access_key_max_age_days:
+    description: Rotate the key of every user whose newest active key is older than this many days.
+    type: int
+  retire_previous_access_keys:
+    description:
+      - Delete every key of each user except the one in its O(principals[].credentials_path). Run it once the
+        hosts have the keys of a rotation (the aws role's C(retire_keys) tasks do).
+    type: bool
+    default: false
+  remove_departed:
+    description:
+      - Delete the principals of departed hosts (RV(departed)) - their keys, policies and instance profiles.
+        Their backups stay in the bucket.
+    type: bool
+    default: false
+notes:
+  - IAM's credential report is at most four hours old (IAM makes a new one only when the last is older); a key
+    deleted after the report was made is seen as deleted on the first run after the next report. Every
+    other mismatch between the report and a credentials file is checked with C(iam:ListAccessKeys).
+  - A user's inline policies are limited to 2,048 characters, a role's to 10,240; a host whose own statements
+    are larger is refused before any request (fewer duplicity jobs or addresses, or O(kind=role)).
+  - Supports check mode and diff mode (the shared policy and, per principal that changes, its inline and
+    attached policies, groups, key IDs, trust policy and instance profile; never secrets).
+  - Returned secrets (only without O(principals[].credentials_path)) must be protected with C(no_log).
+seealso:
+  - module: systemd_s3.backup.access
+  - module: systemd_s3.backup.principals_info
+  - plugin: systemd_s3.backup.access_policy
+    plugin_type: filter
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: A backup user per host, keys in credentials files on the control node
+  systemd_s3.backup.fleet_access:
+    bucket: acme-backups
+    name_prefix: backup-
+    sns_topic_arns: [arn:aws:sns:eu-west-1:123456789012:acme-backups-alerts]
+    principals: >-
+      {{ groups['backup_hosts'] | map('community.general.dict_kv', 'host') | map('combine', {}) | list
+         | json_query('[].{name: join(``, [`backup-`, host]), prefix: join(``, [`hosts/`, host]),
+                          credentials_path: join(``, [`/srv/keys/`, host, `.ini`])}') }}
+  register: fleet
+
+- name: Two hosts spelled out, one with restore rights and a duplicity job
+  systemd_s3.backup.fleet_access:
+    bucket: acme-backups
+    name_prefix: backup-
+    permissions: [backup]
+    principals:
+      - {name: backup-web1, prefix: hosts/web1, credentials_path: /srv/keys/web1.ini}
+      - {name: backup-git1, prefix: hosts/git1, permissions: [backup, restore], duplicity_jobs: [repos], credentials_path: /srv/keys/git1.ini}
+
+- name: EC2 instance roles, deleting the roles of hosts that left
+  systemd_s3.backup.fleet_access:
+    kind: role
+    bucket: acme-backups
+    name_prefix: backup-
+    remove_departed: true
+    principals:
+      - {name: backup-db1, prefix: hosts/db1}
+"""
+
+RETURN = r"""
+principals:
+  description: One entry per O(principals) entry, in the same order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Name of the principal.
+      type: str
+      sample: backup-web1
+    arn:
+      description: ARN of the user or role (in check mode, the ARN it would get).
+      type: str
+      sample: arn:aws:iam::123456789012:user/systemd-s3-backup/backup-web1
+    changes:
+      description: What this run changed (or would, in check mode) about the principal.
+      type: list
+      elements: str
+      sample: [create the user, put the inline policy, attach the shared policy, create an access key]
+    access_key:
+      description:
+        - The user's key, as the P(systemd_s3.backup.access#module) module returns it (RV(systemd_s3.backup.access#module:access_key)).
+      returned: when O(kind=user)
+      type: dict
+      sample: {access_key_id: AKIAIOSFODNN7EXAMPLE, created: false, create_date: "2030-01-01T02:00:00+00:00",
+               previous_access_key_ids: [], credentials_path: /srv/keys/web1.ini}
+    instance_profile_arn:
+      description: ARN of the role's instance profile.
+      returned: when O(kind=role)
+      type: str
+      sample: arn:aws:iam::123456789012:instance-profile/systemd-s3-backup/backup-db1
+shared_policy:
+  description: The fleet's shared customer-managed policy.
+  returned: always
+  type: dict
+  sample: {name: systemd-s3-backup-acme-backups, arn: "arn:aws:iam::123456789012:policy/systemd-s3-backup/systemd-s3-backup-acme-backups",
+           default_version: v1, document: {}}
+departed:
+  description: Principals under O(path) with O(name_prefix) that no entry of O(principals) names (hosts that left).
+  returned: always
+  type: list
+  elements: str
+  sample: [backup-old1]
+removed:
+  description: The departed principals this run deleted (O(remove_departed)).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+deleted_policies:
+  description: Customer-managed policies left unattached by the migration from per-host policies, deleted by this run.
+  returned: always
+  type: list
+  elements: str
+  sample: ["arn:aws:iam::123456789012:policy/systemd-s3-backup/backup-web1"]
+quotas:
+  description: Per IAM quota the fleet uses, its usage, quota, what this run needs and what is free (from C(iam:GetAccountSummary)).
+  returned: always
+  type: dict
+  sample: {Users: {used: 10, quota: 5000, needed: 2, free: 4990}}
+"""
+
+import datetime
+import json
+import time
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+
+from ansible_collections.systemd_s3.backup.plugins.module_utils import access_keys
+from ansible_collections.systemd_s3.backup.plugins.module_utils import fleet
+from ansible_collections.systemd_s3.backup.plugins.module_utils import policies
+from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import AWSCallError
+from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import aws_client
+from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import call
+from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import paginate
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import diff
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import validate_or_fail
+from ansible_collections.systemd_s3.backup.plugins.module_utils.principals import NO_SUCH_ENTITY
+from ansible_collections.systemd_s3.backup.plugins.module_utils.principals import PrincipalRequests
+
+IAM_MAX_POLICY_VERSIONS = 5
+# The credential report: how long to wait for IAM to make one (usually seconds).
+REPORT_WAIT_SECONDS = 120
+REPORT_NOT_READY = ("ReportInProgress", "ReportNotPresent", "ReportExpired")
+NEW_KEY_PLACEHOLDER = "(new access key)"
+USER_ONLY_OPTIONS = ("rotate_access_keys", "access_key_max_age_days", "retire_previous_access_keys")
+PRINCIPAL_DEFAULTS = ("permissions", "source_ip", "source_vpce", "source_vpc")
+
+
+def validate(params, region):
+    """Every input check, before any AWS request: (shared policy document, one dict per principal with
+    its name, inline policy document and credentials path)."""
+    kind = params["kind"]
+    policies.validate_iam_path(params["path"], "path")
+    if params["name_prefix"]:
+        policies.validate_iam_name(params["name_prefix"], "name_prefix")
+    policies.validate_iam_name(params["shared_policy_name"], "shared_policy_name", policies.IAM_POLICY_NAME_MAX)
+    if kind == "role":
+        for option in USER_ONLY_OPTIONS:
+            if params[option]:
+                raise InputError(option, "applies only to kind=user: a role gets temporary credentials through its instance profile", f"Remove {option}")
+    if params["access_key_max_age_days"] is not None and params["access_key_max_age_days"] < 1:
+        raise InputError("access_key_max_age_days", f"{params['access_key_max_age_days']} is not a positive number of days", "Use e.g. 90")
+    partition = policies.partition_for_region(region)
+    wanted, shared, names, prefixes = [], None, {}, {}
+    for index, entry in enumerate(params["principals"]):
+        where = f"principals[{index}]"
+        try:
+            wanted.append(validate_principal(entry, params, region, partition))
+        except InputError as e:
+            raise InputError(f"{where} ({entry['name']}).{e.field}", e.problem, e.fix) from None
+        principal = wanted[-1]
+        for seen, key, what in ((names, principal["name"], "name"), (prefixes, principal["prefix"], "prefix")):
+            if key in seen:
+                raise InputError(f"{where}.{what}", f"{key} is also principals[{seen[key]}]'s", f"Give every host its own {what}")
+            seen[key] = index
+        if shared is None:
+            shared = principal.pop("shared")
+        elif policies.policies_differ(principal.pop("shared"), shared):  # pragma: no cover - split_for_fleet's guarantee
+            raise InputError(where, "shares no statements with the first principal", "Report this as a bug")
+    if shared is None:
+        # No host yet: the shared policy still says what every host will share.
+        shared = policies.split_for_fleet(fleet_policy(params, region, partition, "fleet/none", {}))[0]
+    return shared, wanted
+
+
+def fleet_policy(params, region, partition, prefix, entry):
+    """access_policy of one host: its own options over the fleet's defaults."""
+    options = {name: entry.get(name) if entry.get(name) is not None else params[name] for name in PRINCIPAL_DEFAULTS}
+    return policies.access_policy(
+        params["bucket"],
+        prefix,
+        sns_topic_arns=params["sns_topic_arns"],
+        partition=partition,
+        duplicity_jobs=entry.get("duplicity_jobs") or [],
+        kms_key_arn=params["kms_key_arn"],
+        region=region,
+        **options,
+    )
+
+
+def validate_principal(entry, params, region, partition):
+    policies.validate_iam_name(entry["name"], "name")
+    if params["kind"] == "role" and entry.get("credentials_path"):
+        raise InputError("credentials_path", "applies only to kind=user", "Remove it")
+    if entry.get("credentials_path"):
+        access_keys.check_credentials_path(entry["credentials_path"])
+    elif params["retire_previous_access_keys"]:
+        raise InputError("credentials_path", "is needed to retire previous keys: the key to keep is the one in that file", "Set credentials_path")
+    shared, own = policies.split_for_fleet(fleet_policy(params, region, partition, entry["prefix"], entry))
+    limit = policies.INLINE_POLICY_MAX_CHARACTERS[params["kind"]]
+    size = policies.policy_size(own)
+    if size > limit:
+        raise InputError(
+            "duplicity_jobs",
+            f"makes an inline policy of {size} characters, over IAM's limit of {limit} for a {params['kind']}'s inline policies",
+            "Give the host fewer duplicity jobs or source addresses (a CIDR block instead of single addresses), or use kind: role (10,240)",
+        )
+    return {
+        "name": entry["name"],
+        "prefix": policies.normalize_prefix(entry["prefix"]),
+        "inline": own,
+        "shared": shared,
+        "credentials_path": entry.get("credentials_path"),
+    }
+
+
+def detail_name(detail, kind):
+    return detail["UserName" if kind == "user" else "RoleName"]
+
+
+def policy_name(policy):
+    """A managed policy's name (moto omits PolicyName in GetAccountAuthorizationDetails; the ARN has it)."""
+    return policy.get("PolicyName") or policy["Arn"].rsplit("/", 1)[-1]
+
+
+class Fleet:
+    """The fleet's principals against the account: read once, then each changed where it differs.
+    A failed AWS request raises AWSCallError naming what was being done and the principal."""
+
+    def __init__(self, module, shared_document, wanted):
+        self.module = module
+        self.params = module.params
+        self.kind = self.params["kind"]
+        self.path = self.params["path"]
+        self.check_mode = module.check_mode
+        self.shared_document = shared_document
+        self.wanted = wanted
+        self.iam = aws_client(module, "iam")
+        # For requests about an entity this run has just created: IAM may not show it yet.
+        self.iam_after_create = aws_client(module, "iam", not_yet_visible=NO_SUCH_ENTITY)
+        self.partition = policies.partition_for_region(module.region)
+        self.changed = False
+        self.report = None  # the credential report, read when a user's key needs it
+        self.detached = {}  # policy ARN -> detachments made by this run
+        self.diff_before = {"principals": {}}
+        self.diff_after = {"principals": {}}
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def read(self):
+        identity = call("look up the AWS account (sts:GetCallerIdentity)", aws_client(self.module, "sts").get_caller_identity)
+        self.partition, self.account = identity["Arn"].split(":")[1], identity["Account"]
+        details = paginate(
+            "read the account's principals and policies (iam:GetAccountAuthorizationDetails)",
+            self.iam,
+            "get_account_authorization_details",
+            None,
+            Filter=["User" if self.kind == "user" else "Role", "LocalManagedPolicy"],
+            PaginationConfig={"PageSize": 1000},
+        )
+        entities = details.get("UserDetailList" if self.kind == "user" else "RoleDetailList", [])
+        self.entities = {detail_name(e, self.kind): e for e in entities}
+        self.policies = {policy_name(p): p for p in details.get("Policies", [])}
+        self.summary = call("read the account's IAM usage and quotas (iam:GetAccountSummary)", self.iam.get_account_summary)["SummaryMap"]
+        ours = [name for name, e in self.entities.items() if e["Path"].startswith(self.path)]
+        wanted_names = [w["name"] for w in self.wanted]
+        self.departed = fleet.plan(wanted_names, ours, self.params["name_prefix"])[1]
+        self.missing = [name for name in wanted_names if name not in self.entities]
+
+    def credential_report(self):
+        """IAM's credential report, by user name: asked for once, when a user's key needs it."""
+        if self.report is None:
+            deadline = time.monotonic() + REPORT_WAIT_SECONDS
+            while True:
+                state = call("make IAM's credential report (iam:GenerateCredentialReport)", self.iam.generate_credential_report)["State"]
+                report = None
+                if state == "COMPLETE":
+                    report = call(
+                        "read IAM's credential report (iam:GetCredentialReport)", self.iam.get_credential_report, missing=REPORT_NOT_READY
+                    )
+                if report is not None:
+                    self.report = access_keys.parse_credential_report(report["Content"])
+                    break
+                if time.monotonic() > deadline:
+                    self.module.fail_json(msg=f"IAM made no credential report within {REPORT_WAIT_SECONDS} s: nothing about keys was changed; run again later")
+                time.sleep(2)
+        return self.report
+
+    # --- the plan -----------------------------------------------------------------------------
+
+    def quotas(self):
+        """Fails, before any change, when the account cannot hold the principals to create."""
+        new_policies = 0 if self.params["shared_policy_name"] in self.policies else 1
+        report = fleet.capacity(self.summary, self.kind, len(self.missing), new_policies)
+        problems = fleet.quota_problems(report)
+        if problems:
+            self.module.fail_json(msg="\n".join(problems), quotas=report)
+        return report
+
+    def apply(self):
+        quotas = self.quotas()
+        shared = self.ensure_shared_policy()
+        principals = [self.ensure_principal(wanted, shared["arn"]) for wanted in self.wanted]
+        removed = self.remove_departed() if self.params["remove_departed"] else []
+        deleted = self.delete_left_over_policies(shared["arn"])
+        result = {
+            "principals": principals,
+            "shared_policy": shared,
+            "departed": self.departed,
+            "removed": removed,
+            "deleted_policies": deleted,
+            "quotas": quotas,
+        }
+        return result, diff(self.diff_before, self.diff_after)
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def _change(self, changes, what, method, **params):
+        """One change: recorded, skipped in check mode."""
+        self.changed = True
+        changes.append(what)
+        if self.check_mode:
+            return None
+        return call(what, method, **params)
+
+    # --- the shared policy --------------------------------------------------------------------
+
+    def ensure_shared_policy(self):
+        name = self.params["shared_policy_name"]
+        current = self.policies.get(name)
+        arn = current["Arn"] if current else f"arn:{self.partition}:iam::{self.account}:policy{self.path}{name}"
+        versions = current.get("PolicyVersionList", []) if current else []
+        document = next((v["Document"] for v in versions if v["IsDefaultVersion"]), None)
+        result = {"name": name, "arn": arn, "default_version": current["DefaultVersionId"] if current else None, "document": self.shared_document}
+        if current is not None and not policies.policies_differ(document, self.shared_document):
+            return result
+        self.diff_before["shared_policy"] = document
+        self.diff_after["shared_policy"] = self.shared_document
+        self.changed = True
+        if self.check_mode:
+            return result
+        wanted = json.dumps(self.shared_document)
+        if current is None:
+            created = call(
+                f"create the fleet's shared policy {name}",
+                self.iam.create_policy,
+                PolicyName=name,
+                Path=self.path,
+                PolicyDocument=wanted,
+                Description="systemd_s3.backup: what every backup principal of the fleet shares",
+            )["Policy"]
+            result.update(arn=created["Arn"], default_version=created["DefaultVersionId"])
+            return result
+        if len(versions) >= IAM_MAX_POLICY_VERSIONS:
+            oldest = min((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: (v["CreateDate"], int(v["VersionId"].lstrip("v"))))
+            call(f"delete the oldest version of {name}", self.iam.delete_policy_version, PolicyArn=arn, VersionId=oldest["VersionId"])
+        version = call(f"update the fleet's shared policy {name}", self.iam.create_policy_version, PolicyArn=arn, PolicyDocument=wanted, SetAsDefault=True)
+        result["default_version"] = version["PolicyVersion"]["VersionId"]
+        return result
+
+    # --- one principal ------------------------------------------------------------------------
+
+    def ensure_principal(self, wanted, shared_arn):
+        name = wanted["name"]
+        detail = self.entities.get(name)
+        changes = []
+        requests = PrincipalRequests(self.iam, self.kind, name)
+        if detail is None:
+            detail = self.create_principal(name, changes)
+            # IAM may not show a new principal at once: requests about it retry while it does not.
+            requests = PrincipalRequests(self.iam_after_create, self.kind, name)
+        else:
+            self.fix_path_and_trust(detail, requests, changes)
+        about = dict(requests.name_param)
+        # The shared Deny statements first: never an Allow without them.
+        attached = {a["PolicyArn"] for a in detail.get("AttachedManagedPolicies", [])}
+        if shared_arn not in attached:
+            self._change(changes, f"attach the shared policy to {name}", requests.attach_policy, PolicyArn=shared_arn, **about)
+        inline = {p["PolicyName"]: p["PolicyDocument"] for p in detail.get("UserPolicyList" if self.kind == "user" else "RolePolicyList", [])}
+        if policies.policies_differ(inline.get(fleet.INLINE_POLICY_NAME), wanted["inline"]):
+            self._change(
+                changes,
+                f"put {name}'s inline policy",
+                requests.put_inline_policy,
+                PolicyName=fleet.INLINE_POLICY_NAME,
+                PolicyDocument=json.dumps(wanted["inline"], separators=(",", ":")),
+                **about,
+            )
+        # Anything else widens the principal's access (or is the access module's policy, now inline).
+        for other in sorted(attached - {shared_arn}):
+            self._change(changes, f"detach {other} from {name}", requests.detach_policy, PolicyArn=other, **about)
+            self.detached[other] = self.detached.get(other, 0) + 1
+        for other in sorted(set(inline) - {fleet.INLINE_POLICY_NAME}):
+            self._change(changes, f"delete {name}'s inline policy {other}", requests.delete_inline_policy, PolicyName=other, **about)
+        for group in sorted(detail.get("GroupList", [])):
+            self._change(changes, f"remove {name} from group {group}", requests.iam.remove_user_from_group, GroupName=group, UserName=name)
+        result = {"name": name, "arn": detail["Arn"], "changes": changes}
+        before = {
+            "inline_policy": inline.get(fleet.INLINE_POLICY_NAME),
+            "inline_policies": sorted(inline),
+            "attached_policies": sorted(attached),
+        }
+        after = {"inline_policy": wanted["inline"], "inline_policies": [fleet.INLINE_POLICY_NAME], "attached_policies": [shared_arn]}
+        if self.kind == "user":
+            before["groups"], after["groups"] = sorted(detail.get("GroupList", [])), []
+            result["access_key"] = self.ensure_access_key(wanted, requests, name in self.missing, changes, before, after)
+        else:
+            result["instance_profile_arn"] = self.ensure_instance_profile(name, detail, requests, changes, before, after)
+        if changes:
+            self.diff_before["principals"][name] = before if name not in self.missing else {}
+            self.diff_after["principals"][name] = after
+        return result
+
+    def create_principal(self, name, changes):
+        args = {"Path": self.path}
+        if self.kind == "role":
+            args["AssumeRolePolicyDocument"] = json.dumps(policies.ec2_trust_policy(self.partition))
+            args["Description"] = "systemd_s3.backup: writes this host's backups"
+        requests = PrincipalRequests(self.iam, self.kind, name)
+        created = self._change(changes, f"create {self.kind} {name}", requests.create, **requests.name_param, **args)
+        if created is None:  # check mode
+            return {"Arn": f"arn:{self.partition}:iam::{self.account}:{self.kind}{self.path}{name}", "Path": self.path}
+        return created["User" if self.kind == "user" else "Role"]
+
+    def fix_path_and_trust(self, detail, requests, changes):
+        name = detail_name(detail, self.kind)
+        if detail["Path"] != self.path:
+            if self.kind == "user":
+                self._change(changes, f"move user {name} to {self.path}", requests.iam.update_user, UserName=name, NewPath=self.path)
+                detail["Arn"] = f"arn:{self.partition}:iam::{self.account}:user{self.path}{name}"
+            else:
+                self.module.warn(f"role {name} has path {detail['Path']}, not {self.path}; IAM cannot move a role. Delete it to have it recreated.")
+        if self.kind == "role":
+            trust = policies.ec2_trust_policy(self.partition)
+            if policies.policies_differ(detail.get("AssumeRolePolicyDocument"), trust):
+                self._change(changes, f"update {name}'s trust policy", requests.iam.update_assume_role_policy, RoleName=name, PolicyDocument=json.dumps(trust))
+
+    def ensure_access_key(self, wanted, requests, is_new, changes, before, after):
+        name, credentials_path = wanted["name"], wanted["credentials_path"]
+        held_key_id, held_secret, held_created = access_keys.read_held_key(credentials_path) if credentials_path else (None, None, None)
+        if is_new:
+            keys = []
+        elif held_key_id and access_keys.report_confirms(self.credential_report().get(name), held_created):
+            keys = [{"AccessKeyId": held_key_id, "Status": "Active", "CreateDate": held_created}]
+        else:
+            listed = paginate(f"list {name}'s access keys", requests.iam, "list_access_keys", "AccessKeyMetadata", UserName=name)
+            keys = sorted(listed, key=lambda k: k["CreateDate"])
+        options = {
+            "credentials_path": credentials_path,
+            "rotate_access_key": self.params["rotate_access_keys"],
+            "access_key_max_age_days": self.params["access_key_max_age_days"],
+            "retire_previous_access_keys": self.params["retire_previous_access_keys"],
+        }
+        plan = access_keys.plan_keys(name, keys, held_key_id, options, datetime.datetime.now(datetime.timezone.utc))
+        if plan["warning"]:
+            self.module.warn(plan["warning"])
+        result = {"created": plan["create"] is not None, "credentials_path": credentials_path}
+        current = plan["current"]
+        if plan["make_room"]:
+            self._change(
+                changes, f"delete a key of {name} to make room for a new one", requests.iam.delete_access_key, UserName=name, AccessKeyId=plan["make_room"]["AccessKeyId"]
+            )
+        if plan["create"]:
+            current = self.create_access_key(name, plan["create"], credentials_path, requests, changes, result)
+        elif credentials_path and held_created is None:
+            # A file of 0.2.0: record its key's creation, so the next runs need no listing.
+            self.changed = True
+            changes.append(f"record when {name}'s key was created in {credentials_path}")
+            if not self.check_mode:
+                access_keys.write_credentials(credentials_path, dict(current, SecretAccessKey=held_secret))
+        for key in plan["retire"]:
+            self._change(changes, f"delete a previous key of {name}", requests.iam.delete_access_key, UserName=name, AccessKeyId=key["AccessKeyId"])
+        result["access_key_id"] = current["AccessKeyId"] if current else None
+        result["create_date"] = current["CreateDate"].isoformat() if current else None
+        result["previous_access_key_ids"] = [k["AccessKeyId"] for k in plan["kept"]]
+        before["access_key_ids"] = [k["AccessKeyId"] for k in keys]
+        in_use = sorted(plan["kept"] + ([current] if current else []), key=lambda k: k["CreateDate"])
+        after["access_key_ids"] = [k["AccessKeyId"] for k in in_use] + ([] if current else [NEW_KEY_PLACEHOLDER])
+        return result
+
+    def create_access_key(self, name, reason, credentials_path, requests, changes, result):
+        key = self._change(changes, f"create an access key for {name} ({reason})", requests.iam.create_access_key, UserName=name)
+        if key is None:  # check mode
+            return None
+        key = key["AccessKey"]
+        if credentials_path:
+            try:
+                access_keys.write_credentials(credentials_path, key)
+            except OSError as e:
+                # A key nobody holds is useless: remove it, keep the old ones.
+                call(f"delete {name}'s unwritten access key", requests.iam.delete_access_key, UserName=name, AccessKeyId=key["AccessKeyId"])
+                self.module.fail_json(msg=f"principals ({name}).credentials_path: cannot write {credentials_path}: {e}. Fix the path or its permissions")
+        else:
+            result["secret_access_key"] = key["SecretAccessKey"]
+        return {field: key[field] for field in ("AccessKeyId", "Status", "CreateDate")}
+
+    def ensure_instance_profile(self, name, detail, requests, changes, before, after):
+        profile = next((p for p in detail.get("InstanceProfileList", []) if p["InstanceProfileName"] == name), None)
+        if profile is None:
+            self.changed = True
+            changes.append(f"create instance profile {name}")
+            if not self.check_mode:
+                created = call(
+                    f"create instance profile {name}", self.iam.create_instance_profile, missing=("EntityAlreadyExists",), InstanceProfileName=name, Path=self.path
+                )
+                # One that exists without our role (emptied by hand, or holding another role) is used as it is.
+                profile = (created or call(f"get instance profile {name}", self.iam.get_instance_profile, InstanceProfileName=name))["InstanceProfile"]
+        roles = [r["RoleName"] for r in (profile or {}).get("Roles", [])]
+        before["instance_profile_roles"], after["instance_profile_roles"] = roles, [name]
+        if roles != [name]:
+            for stranger in [r for r in roles if r != name]:
+                self._change(changes, f"remove role {stranger} from instance profile {name}", self.iam.remove_role_from_instance_profile,
+                             InstanceProfileName=name, RoleName=stranger)
+            if name not in roles:
+                self._change(changes, f"add role {name} to its instance profile", requests.iam.add_role_to_instance_profile,
+                             InstanceProfileName=name, RoleName=name)
+        if profile is None:  # check mode
+            return f"arn:{self.partition}:iam::{self.account}:instance-profile{self.path}{name}"
+        return profile["Arn"]
+
+    # --- hosts that left ----------------------------------------------------------------------
+
+    def remove_departed(self):
+        for name in self.departed:
+            detail = self.entities[name]
+            requests = PrincipalRequests(self.iam, self.kind, name)
+            about, changes = dict(requests.name_param), []
+            self.diff_before["principals"][name] = {"exists": True}
+            self.diff_after["principals"][name] = {}
+            if self.kind == "user":
+                for key in paginate(f"list {name}'s access keys", self.iam, "list_access_keys", "AccessKeyMetadata", UserName=name):
+                    self._change(changes, f"delete a key of departed {name}", self.iam.delete_access_key, UserName=name, AccessKeyId=key["AccessKeyId"])
+                for group in detail.get("GroupList", []):
+                    self._change(changes, f"remove departed {name} from group {group}", self.iam.remove_user_from_group, GroupName=group, UserName=name)
+            for profile in detail.get("InstanceProfileList", []):
+                profile_name = profile["InstanceProfileName"]
+                self._change(changes, f"remove departed {name} from instance profile {profile_name}", self.iam.remove_role_from_instance_profile,
+                             InstanceProfileName=profile_name, RoleName=name)
+                if profile_name == name:
+                    self._change(changes, f"delete departed {name}'s instance profile", self.iam.delete_instance_profile, InstanceProfileName=name)
+            for inline in detail.get("UserPolicyList" if self.kind == "user" else "RolePolicyList", []):
+                self._change(changes, f"delete departed {name}'s inline policy", requests.delete_inline_policy, PolicyName=inline["PolicyName"], **about)
+            for attached in detail.get("AttachedManagedPolicies", []):
+                self._change(changes, f"detach {attached['PolicyArn']} from departed {name}", requests.detach_policy, PolicyArn=attached["PolicyArn"], **about)
+                self.detached[attached["PolicyArn"]] = self.detached.get(attached["PolicyArn"], 0) + 1
+            self._change(changes, f"delete departed {self.kind} {name}", requests.delete, **about)
+        return list(self.departed)
+
+    def delete_left_over_policies(self, shared_arn):
+        """The access module's per-host policies that nothing uses any more (detached by this run or an
+        earlier one): deleted, so the migration leaves no orphan."""
+        deleted = []
+        for name, policy in sorted(self.policies.items()):
+            if (
+                policy["Arn"] == shared_arn
+                or not policy["Path"].startswith(self.path)
+                or not name.startswith(self.params["name_prefix"])
+                or policy.get("AttachmentCount", 0) > self.detached.get(policy["Arn"], 0)
+            ):
+                continue
+            changes = []
+            for version in policy.get("PolicyVersionList", []):
+                if not version["IsDefaultVersion"]:
+                    self._change(changes, f"delete a version of the unused policy {name}", self.iam.delete_policy_version,
+                                 PolicyArn=policy["Arn"], VersionId=version["VersionId"])
+            self._change(changes, f"delete the unused policy {name}", self.iam.delete_policy, PolicyArn=policy["Arn"])
+            self.diff_before.setdefault("deleted_policies", []).append(policy["Arn"])
+            deleted.append(policy["Arn"])
+        return deleted
+
+
+def main():
+    principal_spec = dict(
+        name=dict(type="str", required=True),
+        prefix=dict(type="str", required=True),
+        permissions=dict(type="list", elements="str", choices=list(policies.PERMISSION_SETS)),
+        duplicity_jobs=dict(type="list", elements="str", default=[]),
+        source_ip=dict(type="list", elements="str"),
+        source_vpce=dict(type="list", elements="str"),
+        source_vpc=dict(type="list", elements="str"),
+        credentials_path=dict(type="path"),
+    )
+    argument_spec = dict(
+        principals=dict(type="list", elements="dict", required=True, options=principal_spec),
+        kind=dict(type="str", choices=["user", "role"], default="user"),
+        path=dict(type="str", default="/systemd-s3-backup/"),
+        name_prefix=dict(type="str", default=""),
+        bucket=dict(type="str", required=True),
+        permissions=dict(type="list", elements="str", choices=list(policies.PERMISSION_SETS), default=["backup"]),
+        source_ip=dict(type="list", elements="str", default=[]),
+        source_vpce=dict(type="list", elements="str", default=[]),
+        source_vpc=dict(type="list", elements="str", default=[]),
+        kms_key_arn=dict(type="str", no_log=False),
+        sns_topic_arns=dict(type="list", elements="str", default=[]),
+        shared_policy_name=dict(type="str"),
+        rotate_access_keys=dict(type="bool", default=False, no_log=False),
+        access_key_max_age_days=dict(type="int", no_log=False),
+        retire_previous_access_keys=dict(type="bool", default=False, no_log=False),
+        remove_departed=dict(type="bool", default=False),
+    )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    if module.params["shared_policy_name"] is None:
+        module.params["shared_policy_name"] = f"systemd-s3-backup-{module.params['bucket']}"
+    shared, wanted = validate_or_fail(module, validate, module.params, module.region)
+    principals = Fleet(module, shared, wanted)
+    try:
+        principals.read()
+        result, changes = principals.apply()
+    except AWSCallError as e:
+        module.fail_json_aws_error(e)
+    module.exit_json(changed=principals.changed, diff=changes, **result)
+
+
+if __name__ == "__main__":
+    main()
