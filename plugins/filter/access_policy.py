@@ -1,15 +1,17 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters that preview what the ``access`` module attaches: the policy of a backup principal
-(``access_policy``) and a valid IAM name for a host (``iam_name``).
+"""Filters that preview what the ``access`` and ``fleet_access`` modules attach: the policy of a
+backup principal (``access_policy``), a valid IAM name for a host (``iam_name``), and the fleet's
+principals from the inventory (``fleet_principals``).
 
-The file holds two filters, so each is documented in a sidecar ``<name>.yml`` (as ansible.builtin
+The file holds three filters, so each is documented in a sidecar ``<name>.yml`` (as ansible.builtin
 does): a DOCUMENTATION here would be shown for both."""
 
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.systemd_s3.backup.plugins.module_utils import fleet
 from ansible_collections.systemd_s3.backup.plugins.module_utils import policies
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
 
@@ -31,6 +33,13 @@ def iam_name(hostname, prefix=""):
         raise AnsibleFilterError(str(e)) from e
 
 
+def fleet_principals(hosts, hostvars, prefix, name_prefix="", credentials_dir=None):
+    try:
+        return fleet.fleet_principals(hosts, hostvars, prefix, name_prefix=name_prefix, credentials_dir=credentials_dir)
+    except InputError as e:
+        raise AnsibleFilterError(str(e)) from e
+
+
 class FilterModule:
     def filters(self):
-        return {"access_policy": access_policy, "iam_name": iam_name}
+        return {"access_policy": access_policy, "iam_name": iam_name, "fleet_principals": fleet_principals}

@@ -2,10 +2,15 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A fleet's backup principals against the account: which exist, which the run would create, which
 belong to hosts no longer in the inventory, and whether IAM's account quotas can hold the fleet.
-Pure logic for the principals_info module and the aws role; the numbers come from
-iam:GetAccountSummary."""
+Pure logic for the fleet_access and principals_info modules and the aws role; the numbers come
+from iam:GetAccountSummary."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ansible_collections.systemd_s3.backup.plugins.module_utils import policies
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
 
 # The inline policy that holds a fleet principal's own statements (the fleet_access module).
 INLINE_POLICY_NAME = "systemd-s3-backup"
@@ -57,3 +62,47 @@ def quota_problems(report):
                 f"({numbers['free']} free): nothing was created. {QUOTA_ADVICE[name]}"
             )
     return problems
+
+
+# A host's own settings (inventory variables) and the fleet_access option each one sets.
+HOST_SETTINGS = {
+    "backup_permissions": "permissions",
+    "backup_source_ip": "source_ip",
+    "backup_source_vpce": "source_vpce",
+    "backup_source_vpc": "source_vpc",
+}
+
+
+def fleet_principals(hosts, host_vars, prefix, name_prefix="", credentials_dir=None):
+    """The fleet_access module's ``principals`` for inventory ``hosts``: per host its principal's name,
+    its prefix ``<prefix>/<host>``, its own settings (``host_vars[host]``, an inventory's hostvars;
+    the fleet's defaults apply where a host sets none), the names of its duplicity jobs and, for users,
+    its credentials file ``<credentials_dir>/<host>.ini``."""
+    principals = []
+    for host in hosts:
+        if host not in host_vars:
+            raise InputError("aws_backup_hosts", f"{host} is not an inventory host", "List inventory hostnames (the default is the group backup_hosts)")
+        settings = host_vars[host]
+        entry = {"name": policies.iam_name(host, prefix=name_prefix), "prefix": f"{prefix}/{host}"}
+        for variable, option in HOST_SETTINGS.items():
+            value = settings.get(variable)
+            if value is None:
+                continue
+            if not isinstance(value, (list, tuple)):
+                raise InputError(f"{host}: {variable}", f"is {value!r}, not a list", f"Write a list, e.g. {variable}: {EXAMPLE_SETTINGS[variable]}")
+            entry[option] = list(value)
+        # Method and name are never set by jobs_defaults, so the host's jobs_list tells them all.
+        jobs = settings.get("jobs_list") or []
+        entry["duplicity_jobs"] = [job["name"] for job in jobs if isinstance(job, Mapping) and job.get("method") == "duplicity" and job.get("name")]
+        if credentials_dir:
+            entry["credentials_path"] = f"{credentials_dir}/{host}.ini"
+        principals.append(entry)
+    return principals
+
+
+EXAMPLE_SETTINGS = {
+    "backup_permissions": "[backup, restore]",
+    "backup_source_ip": "[203.0.113.7]",
+    "backup_source_vpce": "[vpce-0123456789abcdef0]",
+    "backup_source_vpc": "[vpc-0123456789abcdef0]",
+}

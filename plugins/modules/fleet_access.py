@@ -178,15 +178,13 @@ extends_documentation_fragment:
 """
 
 EXAMPLES = r"""
-- name: A backup user per host, keys in credentials files on the control node
+- name: A backup user per inventory host, keys in credentials files on the control node
   systemd_s3.backup.fleet_access:
     bucket: acme-backups
     name_prefix: backup-
     sns_topic_arns: [arn:aws:sns:eu-west-1:123456789012:acme-backups-alerts]
-    principals: >-
-      {{ groups['backup_hosts'] | map('community.general.dict_kv', 'host') | map('combine', {}) | list
-         | json_query('[].{name: join(``, [`backup-`, host]), prefix: join(``, [`hosts/`, host]),
-                          credentials_path: join(``, [`/srv/keys/`, host, `.ini`])}') }}
+    principals: "{{ groups['backup_hosts'] | systemd_s3.backup.fleet_principals(hostvars, 'hosts', name_prefix='backup-',
+                    credentials_dir='/srv/backup-keys') }}"
   register: fleet
 
 - name: Two hosts spelled out, one with restore rights and a duplicity job
@@ -223,6 +221,24 @@ principals:
       description: ARN of the user or role (in check mode, the ARN it would get).
       type: str
       sample: arn:aws:iam::123456789012:user/systemd-s3-backup/backup-web1
+    prefix:
+      description: The principal's prefix in O(bucket).
+      type: str
+      sample: hosts/web1
+    permissions:
+      description: The principal's permission sets (its own, or O(permissions)).
+      type: list
+      elements: str
+      sample: [backup]
+    duplicity_jobs:
+      description: The duplicity jobs whose folders the principal may read back.
+      type: list
+      elements: str
+      sample: [repos]
+    summary:
+      description: One line saying what the principal got and what changed, for a play to show per host.
+      type: str
+      sample: "backup-web1: s3://acme-backups/hosts/web1/ as arn:aws:iam::123456789012:user/systemd-s3-backup/backup-web1 (key AKIAIOSFODNN7EXAMPLE)"
     changes:
       description: What this run changed (or would, in check mode) about the principal.
       type: list
@@ -371,6 +387,8 @@ def validate_principal(entry, params, region, partition):
     return {
         "name": entry["name"],
         "prefix": policies.normalize_prefix(entry["prefix"]),
+        "permissions": policies.normalize_permissions(entry.get("permissions") or params["permissions"]),
+        "duplicity_jobs": list(entry.get("duplicity_jobs") or []),
         "inline": own,
         "shared": shared,
         "credentials_path": entry.get("credentials_path"),
@@ -424,7 +442,7 @@ class Fleet:
         entities = details.get("UserDetailList" if self.kind == "user" else "RoleDetailList", [])
         self.entities = {detail_name(e, self.kind): e for e in entities}
         self.policies = {policy_name(p): p for p in details.get("Policies", [])}
-        self.summary = call("read the account's IAM usage and quotas (iam:GetAccountSummary)", self.iam.get_account_summary)["SummaryMap"]
+        self.account_summary = call("read the account's IAM usage and quotas (iam:GetAccountSummary)", self.iam.get_account_summary)["SummaryMap"]
         ours = [name for name, e in self.entities.items() if e["Path"].startswith(self.path)]
         wanted_names = [w["name"] for w in self.wanted]
         self.departed = fleet.plan(wanted_names, ours, self.params["name_prefix"])[1]
@@ -454,7 +472,7 @@ class Fleet:
     def quotas(self):
         """Fails, before any change, when the account cannot hold the principals to create."""
         new_policies = 0 if self.params["shared_policy_name"] in self.policies else 1
-        report = fleet.capacity(self.summary, self.kind, len(self.missing), new_policies)
+        report = fleet.capacity(self.account_summary, self.kind, len(self.missing), new_policies)
         problems = fleet.quota_problems(report)
         if problems:
             self.module.fail_json(msg="\n".join(problems), quotas=report)
@@ -557,7 +575,14 @@ class Fleet:
             self._change(changes, f"delete {name}'s inline policy {other}", requests.delete_inline_policy, PolicyName=other, **about)
         for group in sorted(detail.get("GroupList", [])):
             self._change(changes, f"remove {name} from group {group}", requests.iam.remove_user_from_group, GroupName=group, UserName=name)
-        result = {"name": name, "arn": detail["Arn"], "changes": changes}
+        result = {
+            "name": name,
+            "arn": detail["Arn"],
+            "prefix": wanted["prefix"],
+            "permissions": wanted["permissions"],
+            "duplicity_jobs": wanted["duplicity_jobs"],
+            "changes": changes,
+        }
         before = {
             "inline_policy": inline.get(fleet.INLINE_POLICY_NAME),
             "inline_policies": sorted(inline),
@@ -572,7 +597,20 @@ class Fleet:
         if changes:
             self.diff_before["principals"][name] = before if name not in self.missing else {}
             self.diff_after["principals"][name] = after
+        result["summary"] = self.summary_line(result)
         return result
+
+    def summary_line(self, result):
+        """One line about a principal, for a role to show per host without a task per host."""
+        line = f"{result['name']}: s3://{self.params['bucket']}/{result['prefix']}/ as {result['arn']}"
+        key = result.get("access_key") or {}
+        if key.get("access_key_id"):
+            line += f" (key {key['access_key_id']})"
+        if key.get("previous_access_key_ids"):
+            line += f", previous keys kept until retire_keys runs: {', '.join(key['previous_access_key_ids'])}"
+        if result["changes"]:
+            line += f"; {'would change' if self.check_mode else 'changed'}: {'; '.join(result['changes'])}"
+        return line
 
     def create_principal(self, name, changes):
         args = {"Path": self.path}

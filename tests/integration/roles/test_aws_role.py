@@ -118,7 +118,7 @@ def test_role_end_to_end(fleet, moto_enforcing, run_playbook):
 
     # Each host got its facts, naming where its key is kept, never the key.
     handed = _task_results(output, "Hand each host its bucket, prefix, alert topic and credentials location")
-    access = {r["item"]["item"]: r["ansible_facts"]["aws_backup_host_access"] for r in handed["localhost"]["results"]}
+    access = {r["item"][0]: r["ansible_facts"]["aws_backup_host_access"] for r in handed["localhost"]["results"]}
     assert access["web1"]["prefix"] == "hosts/web1"
     assert access["web1"]["credentials_file"] == str(fleet["credentials"] / "web1.ini")
     assert access["web1"]["alert_topic_arn"].endswith(f":alerts-{fleet['unique']}")
@@ -126,8 +126,15 @@ def test_role_end_to_end(fleet, moto_enforcing, run_playbook):
     assert access["web1"]["key_created"] is True and access["web1"]["key_create_date"]
 
     # Each host's policy: db1 reads back its duplicity chain, and only from its networks.
-    principals = _task_results(output, "Give each host a principal that may only write under its own prefix")["localhost"]["results"]
-    documents = {r["item"]: {st["Sid"]: st for st in r["policy"]["document"]["Statement"]} for r in principals}
+    # One module run for the fleet: the shared statements in one managed policy, each host's own inline.
+    fleet_run = _task_results(output, "Give every host a principal that may only write under its own prefix")["localhost"]
+    assert [p["name"] for p in fleet_run["principals"]] == [f"backup-{fleet['unique']}-{host}" for host in HOSTS]
+    iam = moto_enforcing.client("iam")
+    shared = fleet_run["shared_policy"]["document"]["Statement"]
+    documents = {
+        host: {st["Sid"]: st for st in shared + iam.get_user_policy(UserName=p["name"], PolicyName="systemd-s3-backup")["PolicyDocument"]["Statement"]}
+        for host, p in zip(HOSTS, fleet_run["principals"])
+    }
     assert documents["db1"]["ReadOwnDuplicityChains"]["Resource"] == [f"arn:aws:s3:::{fleet['bucket']}/hosts/db1/repos/duplicity/*"]
     assert documents["db1"]["DenyOutsideAllowedNetworks"]["Condition"] == {
         "NotIpAddress": {"aws:SourceIp": ["203.0.113.7/32"]},
@@ -162,7 +169,6 @@ def test_role_end_to_end(fleet, moto_enforcing, run_playbook):
     assert all(r["ansible_facts"]["aws_backup_host_access"]["key_created"] is False for r in handed["localhost"]["results"])
 
     # Rotation: new keys, and the old ones keep working until retire_keys runs.
-    iam = moto_enforcing.client("iam")
     users = {host: f"backup-{fleet['unique']}-{host}" for host in HOSTS}
     proc, output = run_playbook(PLAYBOOK, inventory=fleet["inventory"], env=fleet["env"], extra_vars={"aws_backup_rotate_access_keys": True})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr

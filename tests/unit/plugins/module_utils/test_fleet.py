@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ansible_collections.systemd_s3.backup.plugins.module_utils import fleet
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
 
 SUMMARY = {"Users": 4700, "UsersQuota": 5000, "Policies": 1200, "PoliciesQuota": 1500, "Roles": 990, "RolesQuota": 1000, "InstanceProfiles": 10,
            "InstanceProfilesQuota": 1000}
@@ -41,3 +44,23 @@ def test_roles_count_roles_policies_and_instance_profiles():
 def test_nothing_to_create_needs_no_room():
     full = dict(SUMMARY, Users=5000, Policies=1500)
     assert fleet.quota_problems(fleet.capacity(full, "user", 0)) == []
+
+
+def test_fleet_principals_from_the_inventory():
+    hostvars = {
+        "web1": {"jobs_list": [{"name": "repos", "method": "duplicity"}, {"name": "db", "method": "stream"}, {"method": "duplicity"}]},
+        "db 1": {"backup_permissions": ["backup", "restore"], "backup_source_ip": ["203.0.113.7"], "jobs_list": None},
+    }
+    assert fleet.fleet_principals(["web1", "db 1"], hostvars, "hosts", name_prefix="backup-", credentials_dir="/keys") == [
+        {"name": "backup-web1", "prefix": "hosts/web1", "duplicity_jobs": ["repos"], "credentials_path": "/keys/web1.ini"},
+        {"name": "backup-db-1", "prefix": "hosts/db 1", "permissions": ["backup", "restore"], "source_ip": ["203.0.113.7"], "duplicity_jobs": [],
+         "credentials_path": "/keys/db 1.ini"},
+    ]
+    assert "credentials_path" not in fleet.fleet_principals(["web1"], hostvars, "hosts")[0]
+
+
+def test_fleet_principals_name_the_host_and_variable_of_a_mistake():
+    with pytest.raises(InputError, match=r"aws_backup_hosts: web9 is not an inventory host"):
+        fleet.fleet_principals(["web9"], {}, "hosts")
+    with pytest.raises(InputError, match=r"web1: backup_permissions: is 'backup', not a list\. Write a list, e.g\. backup_permissions: \[backup, restore\]"):
+        fleet.fleet_principals(["web1"], {"web1": {"backup_permissions": "backup"}}, "hosts")
