@@ -435,10 +435,14 @@ class Bucket:
         return response.get("BucketRegion") or headers.get("x-amz-bucket-region") or self.module.region
 
     def create(self, object_lock):
+        """Creates the bucket; False when it exists already, made meanwhile by these credentials' account
+        (another run of the same play, e.g. an AWX job slice)."""
         params = bucket_config.create_bucket_params(self.name, self.module.region, object_lock)
         try:
             call(f"create bucket {self.name}", self.s3.create_bucket, **params)
         except AWSCallError as e:
+            if e.code == "BucketAlreadyOwnedByYou":
+                return False
             if e.code == "BucketAlreadyExists":
                 self.module.fail_json(msg=f"name: bucket {self.name} already belongs to another AWS account (names are global). Choose another name")
             if object_lock and e.not_implemented:
@@ -446,6 +450,7 @@ class Bucket:
             raise
         # S3 is briefly eventually consistent after CreateBucket: a follow-up request can get NoSuchBucket.
         self.s3 = aws_client(self.module, "s3", not_yet_visible=["NoSuchBucket"])
+        return True
 
 
 # ---------------------------------------------------------------- reading the managed settings
@@ -585,8 +590,11 @@ def ensure_present(module, bucket, region):
         region = module.region
         before, lifecycle = {}, {"Rules": []}
         current = bucket_config.new_bucket_state(object_lock=bool(params["object_lock"]))
-        if not module.check_mode:
-            bucket.create(object_lock=bool(params["object_lock"]))
+        if not module.check_mode and not bucket.create(object_lock=bool(params["object_lock"])):
+            # Made meanwhile by another run: reconciled as the bucket it now is.
+            exists = True
+            before, lifecycle = read_current(bucket, wanted)
+            current = before
     if "tags" in wanted:
         wanted["tags"] = bucket_config.merged_tags(current["tags"], wanted["tags"], params["purge_tags"])
 

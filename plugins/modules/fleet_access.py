@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: fleet_access
 short_description: Least-privilege IAM access for every backup host of a fleet, in one run
-version_added: 0.3.0
+version_added: 0.2.0
 author: systemd_s3.backup maintainers (!UNKNOWN)
 description:
   - Manages the IAM users or roles of all the hosts of a fleet in one run, with the same policy as the
@@ -157,6 +157,13 @@ options:
         Their backups stay in the bucket.
     type: bool
     default: false
+  max_departed_removals:
+    description:
+      - With O(remove_departed), fail before any change when more principals than this would be deleted. An
+        inventory that is incomplete by mistake, or a run that sees only part of it (an AWX job slice, a
+        C(--limit)), makes every missing host look departed.
+    type: int
+    default: 10
 notes:
   - IAM's credential report is at most four hours old (IAM makes a new one only when the last is older); a key
     deleted after the report was made is seen as deleted on the first run after the next report. Every
@@ -480,6 +487,14 @@ class Fleet:
 
     def apply(self):
         quotas = self.quotas()
+        departing, limit = len(self.departed), self.params["max_departed_removals"]
+        if self.params["remove_departed"] and departing > limit:
+            self.module.fail_json(
+                msg=f"remove_departed: {departing} principals would be deleted ({', '.join(self.departed[:20])}{', ...' if departing > 20 else ''}),"
+                f" more than max_departed_removals ({limit}); nothing was changed. Check that the run sees the whole inventory (no job"
+                " slicing, no --limit), then raise max_departed_removals to delete them",
+                departed=self.departed,
+            )
         shared = self.ensure_shared_policy()
         principals = [self.ensure_principal(wanted, shared["arn"]) for wanted in self.wanted]
         removed = self.remove_departed() if self.params["remove_departed"] else []
@@ -798,6 +813,7 @@ def main():
         access_key_max_age_days=dict(type="int", no_log=False),
         retire_previous_access_keys=dict(type="bool", default=False, no_log=False),
         remove_departed=dict(type="bool", default=False),
+        max_departed_removals=dict(type="int", default=10),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     if module.params["shared_policy_name"] is None:

@@ -110,9 +110,14 @@ UNVERIFIED_TEXT = """\
 - The alert topic's policy names the fleet by pattern (`ArnLike`/`ArnNotLike` on `aws:PrincipalArn`
   with `Principal: *`): checked by the unit tests' evaluator, never by SNS (moto checks Publish
   against resource `*` only).
-- The aws role's fleet reads (`principals_info`: `iam:ListUsers` or `iam:ListRoles` with the path
-  prefix, `iam:GetAccountSummary`) are the operator's, whose policy must allow them; moto reports
-  AWS's default quotas, never an account's raised ones, and its counts change at once.
+- The aws role's fleet reads (`fleet_access`: `iam:GetAccountAuthorizationDetails`,
+  `iam:GetAccountSummary`, `iam:GenerateCredentialReport`, `iam:GetCredentialReport`, `sts:GetCallerIdentity`)
+  are the operator's, whose policy must allow them. moto answers GetAccountAuthorizationDetails in one
+  page (AWS pages it: the paging is tested against botocore's Stubber), makes the credential report
+  afresh for every request (AWS reuses one for up to four hours, so a key deleted meanwhile is seen on
+  a later run), reports AWS's default quotas, never an account's raised ones, and its counts change at
+  once. IAM's real throttling of a first run that creates thousands of principals is not reproduced
+  (the modules back off on `Throttling`, as amazon.aws does).
 """
 
 _SETS = (("backup", "s3:putobject"), ("restore", "s3:getobject"), ("prune", "s3:deleteobject"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import threading
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
@@ -325,6 +326,60 @@ def test_create_outside_us_east_1(moto, run_module, unique, s3):
     assert_ok(result)
     assert result["bucket"]["region"] == "eu-west-1"
     assert s3.get_bucket_location(Bucket=name)["LocationConstraint"] == "eu-west-1"
+
+
+class _HidesTheBucketOnce(BaseHTTPRequestHandler):
+    """A proxy to moto that answers the first HEAD of a bucket 404, as S3 does for a run that looks
+    just before another run (an AWX job slice) creates it; everything else goes to moto."""
+
+    upstream = None
+    hidden = set()
+
+    def log_message(self, *args):
+        pass
+
+    def forward(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.command == "HEAD" and self.path not in self.hidden:
+            self.hidden.add(self.path)
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        connection = http.client.HTTPConnection(self.upstream)
+        connection.request(self.command, self.path, body=body, headers=dict(self.headers))
+        response = connection.getresponse()
+        data = response.read()
+        self.send_response(response.status)
+        for header, value in response.getheaders():
+            if header.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                self.send_header(header, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = forward
+
+
+def test_a_bucket_created_meanwhile_by_another_run_is_reconciled(moto, run_module, unique, s3):
+    """Two runs (AWX job slices) racing to create the bucket outside us-east-1: the second gets
+    BucketAlreadyOwnedByYou, and reconciles the bucket as it now is instead of failing."""
+    name = f"backup-race-{unique}"
+    first = run_module(MODULE, {**moto.module_args(), "region": "eu-west-1", "name": name})
+    assert_ok(first)
+    handler = type("Handler", (_HidesTheBucketOnce,), {"upstream": moto.endpoint.split("//", 1)[1], "hidden": set()})
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        args = {**moto.module_args(), "endpoint_url": f"http://127.0.0.1:{proxy.server_address[1]}", "region": "eu-west-1", "name": name}
+        second = run_module(MODULE, args)
+    finally:
+        proxy.shutdown()
+    assert_ok(second)
+    assert second["changed"] is False  # the first run left it as wanted
+    assert second["bucket"]["versioning"] == "Enabled"
+    assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
 
 
 def test_absent_refuses_to_delete_backups_and_deletes_an_empty_bucket(bucket, s3):

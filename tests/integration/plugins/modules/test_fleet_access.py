@@ -170,6 +170,11 @@ def test_departed_hosts_are_listed_and_removed_only_when_asked(moto, run_module,
     assert listed["departed"] == [gone] and listed["removed"] == []
     assert iam.get_user(UserName=gone)
 
+    # More departures than the operator allows (an incomplete inventory, a job slice): nothing happens.
+    refused = run_module(MODULE, dict(smaller, remove_departed=True, max_departed_removals=0))
+    assert refused.get("failed") and refused["msg"].startswith(f"remove_departed: 1 principals would be deleted ({gone}), more than max_departed_removals (0)")
+    assert iam.get_user(UserName=gone)
+
     planned = run_module(MODULE, dict(smaller, remove_departed=True), check=True, diff=True)
     assert_ok(planned, True)
     assert planned["diff"]["before"]["principals"] == {gone: {"exists": True}}
