@@ -474,14 +474,27 @@ def calls_text(calls, hosts=None, limit=8):
     return ", ".join(shown) + (f" and {rest:,} more" if rest else "")
 
 
-def scaling(runs, side):
-    """(requests per host, fixed requests) of a side's re-runs, from its smallest and largest measured sizes."""
+def scaling(runs, side, metric="requests"):
+    """(per host, fixed) of a side's re-runs (requests or wall), from its smallest and largest measured sizes."""
     sizes = sorted(int(k.split("/")[1]) for k, x in runs.items() if k.startswith(side + "/") and not x.get("earlier"))
     if len(sizes) < 2:
         return None
-    low, high = sizes[0], sizes[-1]
-    per_host = (runs[f"{side}/{high}"]["rerun"]["requests"] - runs[f"{side}/{low}"]["rerun"]["requests"]) / (high - low)
-    return per_host, runs[f"{side}/{low}"]["rerun"]["requests"] - per_host * low
+    low, high = (runs[f"{side}/{n}"]["rerun"][metric] for n in (sizes[0], sizes[-1]))
+    per_host = (high - low) / (sizes[-1] - sizes[0])
+    return per_host, low - per_host * sizes[0]
+
+
+def modules_row(modules):
+    return [
+        "10",
+        "amazon.aws playbook (aws_calls)",
+        count_text(modules["first"]["requests"]),
+        sec(modules["first"]["wall"]),
+        count_text(modules["rerun"]["requests"]),
+        sec(modules["rerun"]["wall"]),
+        modules["rerun_changed_max"],
+        calls_text(modules["rerun_calls"], 10),
+    ]
 
 
 def report_aws_scale(r):
@@ -506,8 +519,11 @@ def report_aws_scale(r):
         ]
     )
 
-    rows = []
+    rows, modules = [], r.get("modules")
     for count in sorted({int(k.split("/")[1]) for k in runs}):
+        if count > 10 and modules:  # the amazon.aws playbook's row beside the aws role's at its 10 hosts
+            rows.append(modules_row(modules))
+            modules = None
         for side in r["sides"]:
             x = runs.get(f"{side}/{count}")
             if x is None:
@@ -525,20 +541,9 @@ def report_aws_scale(r):
                     calls_text(x["rerun_calls"], count) if x["rerun_calls"] else "not recorded",
                 ]
             )
-    modules = r.get("modules")
     if modules:
-        rows.append(
-            [
-                "10",
-                "amazon.aws playbook (aws_calls)",
-                count_text(modules["first"]["requests"]),
-                sec(modules["first"]["wall"]),
-                count_text(modules["rerun"]["requests"]),
-                sec(modules["rerun"]["wall"]),
-                modules["rerun_changed_max"],
-                calls_text(modules["rerun_calls"], 10),
-            ]
-        )
+        rows.append(modules_row(modules))
+    modules = r.get("modules")
     detail = table(
         ["hosts", "side", "first run requests", "first run wall s", "re-run requests", "re-run wall s", "re-run changed", "re-run's calls (most first)"],
         rows,
@@ -566,9 +571,19 @@ def report_aws_scale(r):
             "its row gives the figures measured earlier by hand, one run each, whose first-run requests and calls were not recorded."
         )
     for side in r["sides"]:
-        fit = scaling(runs, side)
+        fit, wall = scaling(runs, side), scaling(runs, side, "wall")
         if fit:
-            notes.append(f"{side}: the re-run makes {fit[0]:.1f} requests per host plus {fit[1]:.0f} for the whole fleet (from its measured sizes).")
+            note = (
+                f"{side}: the re-run makes {fit[0]:.1f} requests per host plus {fit[1]:.0f} for the whole fleet and takes {wall[0]:.2f} s "
+                f"per host plus {wall[1]:.0f} s (a line through its smallest and largest measured sizes)"
+            )
+            earlier = runs.get(f"{side}/1000", {})
+            if earlier.get("earlier"):
+                note += (
+                    f"; at 1,000 hosts that predicts {fit[0] * 1000 + fit[1]:,.0f} requests and {wall[0] * 1000 + wall[1]:,.0f} s, "
+                    f"against {count_text(earlier['rerun']['requests'])} and {sec(earlier['rerun']['wall'])} s measured earlier"
+                )
+            notes.append(note + ".")
     not_zero = [k for k, x in measured.items() if x["rerun_changed"]]
     if not_zero:
         notes.append(f"**The re-run changed something** (must be 0): {', '.join(not_zero)}; see .build/bench/logs/aws-scale-*-rerun.json.")

@@ -69,9 +69,9 @@ def measured(hosts, requests_per_host, fixed, wall, changed=0):
     }
 
 
-def results(runs, sides=("new", "0.2.0")):
+def results(runs, sides=("new", "0.2.0"), modules=None):
     proof = {side: {"access_module": f"/{side}/plugins/modules/access.py", "principals.yml": "abc"} for side in sides}
-    return {"sizes": [10, 100, 1000], "sides": list(sides), "baseline": "149bed6", "runs": runs, "proof": proof, "modules": None}
+    return {"sizes": [10, 100, 1000], "sides": list(sides), "baseline": "149bed6", "runs": runs, "proof": proof, "modules": modules}
 
 
 def test_report_gives_the_targets_and_one_row_per_side_and_size():
@@ -83,7 +83,8 @@ def test_report_gives_the_targets_and_one_row_per_side_and_size():
         "new/1000": measured(1000, 0.05, 20, 61.0),
         "0.2.0/1000": aws_scale.EARLIER_BASELINE[1000],
     }
-    summary, detail, notes = bench.report_aws_scale(results(runs))
+    modules = dict(measured(10, 10, 7, 17.0), rerun_changed_max=0, reused=True)
+    summary, detail, notes = bench.report_aws_scale(results(runs, modules=modules))
     assert [row[1:] for row in summary] == [
         ["18", "≤ 20", "met"],
         ["70", "≤ 60", "**missed**"],
@@ -92,11 +93,16 @@ def test_report_gives_the_targets_and_one_row_per_side_and_size():
         ["0", "0", "met"],
     ]
     lines = detail.splitlines()
-    assert len(lines) == 2 + 6
+    assert len(lines) == 2 + 6 + 1
+    # The amazon.aws playbook's row comes right after the aws role's at its 10 hosts.
+    assert lines[4].startswith("| 10 | amazon.aws playbook (aws_calls) | 90 | 25.50 | 107 | 17.00 | 0 |")
     assert lines[-1].startswith("| 1,000 | 0.2.0 (earlier, by hand) | not recorded | 1194.00 | 6,010 | 1195.00 | not recorded | not recorded |")
     assert "iam:GetUser 10 (1/host)" in lines[2]
     text = "\n".join(notes)
-    assert "6.0 requests per host plus 12" in text  # the 0.2.0 side's fit from 10 and 100 hosts
+    # The 0.2.0 side's line through 10 and 100 hosts, set against the earlier 1,000-host figures.
+    assert "0.2.0: the re-run makes 6.0 requests per host plus 12 for the whole fleet and takes 1.10 s per host plus 0 s" in text
+    assert "predicts 6,012 requests and 1,100 s, against 6,010 and 1195.00 s measured earlier" in text
+    assert "from the aws_calls benchmark of this invocation" in text
     assert "same on both sides" in text and "measured earlier by hand" in text and "Cause: at 1,000 hosts" in text
 
 
