@@ -5,8 +5,12 @@
 #   bash benchmarks/run.sh                       all of them, 3 runs each (takes a while)
 #   bash benchmarks/run.sh --runs 5              5 runs each
 #   bash benchmarks/run.sh --only stream,upload  some of them: stream, upload, stream_memory, downtime, aws_calls,
-#                                                fleet; their figures are added after the earlier ones in RESULTS.md
+#                                                fleet, aws_scale; their figures are added after the earlier ones in RESULTS.md
 #   bash benchmarks/run.sh --quick               small sizes, 1 run, no 2 GiB stream and no fleet (smoke check)
+#   bash benchmarks/run.sh --only aws_scale      the aws role at 10, 100 and 1,000 hosts, new vs 0.2.0, one run each
+#       --aws-scale-hosts 10,100                 other fleet sizes (with --quick: 10 only)
+#       --aws-scale-sides new                    one side only (new = this work tree, 0.2.0 = the role at commit 149bed6)
+#       --aws-scale-baseline-1000                the 0.2.0 side above 100 hosts too (~40 min at 1,000; else earlier figures)
 # The stream, upload and stream_memory benchmarks run the on-host runner directly on this machine (stream_memory
 # against benchmarks/sink.py, a discarding S3 endpoint, with 20 GiB streams: about 5 minutes); downtime and
 # fleet use local containers booting systemd (Docker is started if needed, the image built once).
@@ -15,15 +19,15 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
 cd "$REPO_ROOT"
 
-only=stream,upload,stream_memory,downtime,aws_calls,fleet
+only=stream,upload,stream_memory,downtime,aws_calls,fleet,aws_scale
 args=("$@")
 while [ $# -gt 0 ]; do
     case $1 in
         --only) only=${2:-}; shift 2 ;;
         --only=*) only=${1#--only=}; shift ;;
         --runs) [ -n "${2:-}" ] || die "--runs needs a number"; shift 2 ;;
-        --runs=* | --quick | --output=*) shift ;;
-        --output) shift 2 ;;
+        --runs=* | --quick | --output=* | --aws-scale-hosts=* | --aws-scale-sides=* | --aws-scale-baseline-1000) shift ;;
+        --output | --aws-scale-hosts | --aws-scale-sides) shift 2 ;;
         -h | --help) exec python benchmarks/bench.py --help ;;
         *) die "unknown option $1 (see the top of benchmarks/run.sh)" ;;
     esac
