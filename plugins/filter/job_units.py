@@ -98,14 +98,18 @@ def job_units(job_list, access=None, host=None, defaults=None, config_dir=contra
         raise AnsibleFilterError(str(e)) from e
 
 
-def host_inspection(units):
-    return jobs.host_inspection(units)
+def host_inspection(units, layout=None):
+    return jobs.host_inspection(units, layout)
 
 
 def host_problems(units, facts, config_dir=contract.CONFIG_DIR):
     return jobs.host_problems(units, facts, config_dir)
 
 
+def host_changes(units, facts, layout=None, rendered=None, host=None, key_source="", key_created=False, check_mode=False):
+    return jobs.host_changes(units, facts, layout, rendered or [], host, key_source, key_created, check_mode)
+
+
 class FilterModule:
     def filters(self):
-        return {"job_units": job_units, "host_inspection": host_inspection, "host_problems": host_problems}
+        return {"job_units": job_units, "host_inspection": host_inspection, "host_problems": host_problems, "host_changes": host_changes}

@@ -10,6 +10,9 @@ host's access) and checks the runner config it ships with the runner's own check
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
 
 from ansible_collections.systemd_s3.backup.plugins.module_utils import contract
@@ -427,12 +430,34 @@ def job_units(jobs, access, host, defaults=None, config_dir=contract.CONFIG_DIR)
     return result
 
 
-def host_inspection(units):
+def host_inspection(units, layout=None):
     """What the jobs role asks the host (files/inspect_host.py) before it changes anything there: the
-    users jobs run as, the directories they use, and whether each job's config is there already."""
+    users jobs run as, the directories they use, and whether each job's config is there already. With
+    ``layout`` (the role's paths, see host_changes) also everything host_changes compares: the systemd
+    version, the schedules, the packages, the role's files and directories, what its directories hold
+    and the timers' states. A passphrase file is asked about only whether it exists: the host never
+    returns a digest of a secret that may be short enough to guess."""
     users = sorted({unit["config"]["run_as"] for unit in units if unit["config"].get("run_as")})
     paths = [unit["config"][field] for unit in units for field in HOST_DIRECTORIES if unit["config"].get(field)]
-    return {"users": users, "paths": sorted(set(paths) | {unit["config_path"] for unit in units})}
+    paths = set(paths) | {unit["config_path"] for unit in units}
+    if layout is None:
+        return {"users": users, "paths": sorted(paths)}
+    paths |= {unit["passphrase_path"] for unit in units if unit["encryption"] != "passphrase"}
+    wanted_files = [item["dest"] for item in _package_files(layout)] + [layout["runner"], layout["credentials_path"]]
+    wanted_files += [unit["config_path"] for unit in units] + unit_files(units, layout)
+    return {
+        "users": users,
+        "paths": sorted(paths),
+        "schedules": sorted({expression for unit in units for expression in unit["schedule"]}),
+        "packages": wanted_packages(units, layout),
+        "files": sorted(set(wanted_files) | {item["path"] for item in _managed_directories(layout)}),
+        "listings": {
+            "package": {"path": _package_dir(layout), "what": "files"},
+            "library": {"path": layout["runner_library"], "what": "directories"},
+            "units": {"path": layout["unit_dir"], "what": "names", "patterns": [f"{UNIT_PREFIX}-*.service", f"{UNIT_PREFIX}-*.timer"]},
+        },
+        "timers": [unit["timer"] for unit in units],
+    }
 
 
 # The directories a job names on the host, checked there before deployment (host_problems).
@@ -490,3 +515,202 @@ def _archive_dir_problem(config, fact, deployed):
             " Use a new path (the role creates it), or empty it first"
         )
     return None
+
+
+# ------------------------------------------------------------------ what changes on the host, from its facts
+
+CALENDAR_FIX = "Use forms like daily, weekly, 'Mon *-*-* 02:00' or '*-*-01 00:00' (man systemd.time)"
+# LoadCredential= (how the key and a passphrase reach the runner) and FixedRandomDelay=.
+SYSTEMD_CREDENTIALS = 247
+RUNNING = ("active", "activating")
+
+
+def wanted_packages(units, layout):
+    """The runner's packages, then what some job needs (awscli for sync, duplicity, age or gpg)."""
+    packages = list(layout["packages"])
+    for unit in units:
+        packages += [name for name in unit["packages"] if name not in packages]
+    return packages
+
+
+def config_text(config):
+    """A runner config as the role writes it (as to_nice_json would, plus a final newline)."""
+    return json.dumps(config, indent=4, sort_keys=True, separators=(",", ": ")) + "\n"
+
+
+def local_sha1(path):
+    """SHA-1 of a file on the control node, None if there is none (the file itself never enters a variable)."""
+    digest = hashlib.sha1()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 16), b""):
+                digest.update(block)
+    except (OSError, TypeError):
+        return None
+    return digest.hexdigest()
+
+
+def _package_dir(layout):
+    return f"{layout['runner_library']}/{layout['runner_version']}/systemd_s3_backup"
+
+
+def _package_files(layout):
+    return [
+        {"src": f"{layout['package_source']}/{name}", "dest": f"{_package_dir(layout)}/{name}", "mode": "0644"}
+        for name in layout["package_files"]
+    ]
+
+
+def _managed_directories(layout):
+    """The package's directories (one per version) and the configuration directories, root's."""
+    package_dir = _package_dir(layout)
+    subdirectories = sorted({os.path.dirname(name) for name in layout["package_files"]} - {""})
+    return [{"path": package_dir, "mode": "0755"}] + [{"path": f"{package_dir}/{name}", "mode": "0755"} for name in subdirectories] + [
+        {"path": layout["config_dir"], "mode": "0750"},
+        {"path": f"{layout['config_dir']}/jobs", "mode": "0750"},
+    ]
+
+
+def unit_files(units, layout):
+    """Every unit file the role writes: the alert unit, each job's service and timer."""
+    names = [contract.ALERT_UNIT] + [name for unit in units for name in (unit["service"], unit["timer"])]
+    return [f"{layout['unit_dir']}/{name}" for name in names]
+
+
+def _is_root_file(fact, kind, mode, sha1=None):
+    return (
+        fact.get("type") == kind
+        and fact.get("mode") == mode
+        and fact.get("owner") == "root"
+        and fact.get("group") == "root"
+        and (sha1 is None or fact.get("sha1") == sha1)
+    )
+
+
+def schedule_problems(units, facts):
+    """The OnCalendar expressions the host's systemd-analyze refused, naming job and field."""
+    problems = []
+    for unit in units:
+        for expression in unit["schedule"]:
+            error = facts["schedules"].get(expression)
+            if error:
+                problems.append(
+                    f"jobs[{unit['job']['name']}].{unit['schedule_field']}: {json.dumps(expression)} is not a valid OnCalendar expression ({error}). "
+                    + CALENDAR_FIX
+                )
+    return problems
+
+
+def systemd_problems(units, facts):
+    """Passphrase jobs where systemd cannot pass the passphrase as a credential."""
+    version = facts["systemd_version"]
+    return [
+        f"jobs[{unit['name']}].encryption: encrypts with a passphrase, which reaches the runner only as a systemd credential "
+        f"(LoadCredential=, systemd {SYSTEMD_CREDENTIALS} or later), and this host has systemd {version}. Use encryption.age_recipients instead"
+        for unit in units
+        if unit["encryption"] == "passphrase" and version < SYSTEMD_CREDENTIALS
+    ]
+
+
+def host_changes(units, facts, layout, rendered, host, key_source="", key_created=False, check_mode=False):
+    """What the jobs role changes on a host, from what inspect_host.py found there (facts, the answer to
+    host_inspection(units, layout)): only what differs, so an idempotent run changes nothing and asks the
+    host nothing more. Returns
+      problems      every reason to change nothing (schedules, systemd, host_problems, the missing key);
+      packages      the wanted Debian packages not installed;
+      directories   to create or put right ({path, mode, owner, group?});
+      files         to write ({dest, mode, src or content, validate?, reload?}): the runner package's
+                    modules, the rendered files (launcher, units), the runner configs;
+      key           whether the host's key is to be copied (key_available: the control node has it);
+      removals      files of the runner package it no longer has, passphrases no job uses, and the units,
+                    configs and passphrases of jobs no longer listed ({path, reload?});
+      old_runners   the runner packages of other versions (removed when no job runs);
+      undeclared_timers  timers of jobs no longer listed, stopped before their files go;
+      timers        timers not in their job's state ({timer, enabled});
+      check_bucket  whether the bucket check runs: only when the host's key or a runner config (which
+                    names bucket, prefix, region and endpoint) changes, or the key is new; otherwise the
+                    run that deployed them checked them, and the aws role (site.yml) made the bucket right.
+    ``layout``: the role's paths (config_dir, credentials_path, unit_dir, runner, runner_library,
+    runner_version, package_source, package_files relative to it, packages, remove_undeclared).
+    ``rendered``: the files rendered from templates ({dest, content, mode, validate?, reload?}).
+    ``key_source``: the host's key on the control node ('' when the host has none, e.g. a role)."""
+    files_on_host = facts["files"]
+    problems = schedule_problems(units, facts) + systemd_problems(units, facts) + host_problems(units, facts, layout["config_dir"])
+    key_sha1 = local_sha1(key_source) if key_source else None
+    if key_source and key_sha1 is None and not check_mode:
+        problems.append(
+            f"{key_source} (the key of {host}) does not exist on the control node. "
+            "Run the systemd_s3.backup.aws role first (site.yml does); it writes the key there."
+        )
+    installed = facts["packages"]
+    directories = [dict(item, owner="root", group="root") for item in _managed_directories(layout) if not _is_root_file(
+        files_on_host.get(item["path"], {}), "directory", item["mode"])]
+    # A missing archive_dir is made the job's; one that exists was checked, and is never chowned or chmodded.
+    for unit in units:
+        archive_dir = unit["config"].get("archive_dir")
+        if archive_dir and unit["kind"] != "full" and not facts["paths"].get(archive_dir, {}).get("exists"):
+            directories.append({"path": archive_dir, "mode": "0700", "owner": unit["config"]["run_as"] or "root"})
+    configs = [{"dest": unit["config_path"], "content": config_text(unit["config"]), "mode": "0640"} for unit in units]
+    files = []
+    for item in _package_files(layout) + configs + list(rendered):
+        sha1 = local_sha1(item["src"]) if "src" in item else hashlib.sha1(item["content"].encode("utf-8")).hexdigest()
+        if not _is_root_file(files_on_host.get(item["dest"], {}), "file", item["mode"], sha1):
+            files.append(item)
+    write_key = bool(key_sha1) and not _is_root_file(files_on_host.get(layout["credentials_path"], {}), "file", "0600", key_sha1)
+    removals = _removals(units, facts, layout)
+    undeclared = _undeclared(units, facts, layout)
+    removals += [{"path": f"{layout['unit_dir']}/{name}", "reload": True} for name in undeclared]
+    for job in [name[len(UNIT_PREFIX) + 1:-len(".service")] for name in undeclared if name.endswith(".service")]:
+        removals += [{"path": contract.config_path(job, layout["config_dir"])}, {"path": contract.passphrase_path(job, layout["config_dir"])}]
+    library = facts["listings"].get("library") or []
+    return {
+        "problems": problems,
+        "packages": [name for name in wanted_packages(units, layout) if not installed.get(name)],
+        "directories": directories,
+        "files": files,
+        "key": write_key,
+        "key_available": bool(key_sha1),
+        "removals": removals,
+        "old_runners": [{"path": f"{layout['runner_library']}/{name}"} for name in library if name != str(layout["runner_version"])],
+        "undeclared_timers": [name for name in undeclared if name.endswith(".timer")],
+        "timers": _timers(units, facts, layout, check_mode),
+        "check_bucket": bool(units) and (write_key or key_created or any(item in files for item in configs)),
+    }
+
+
+def _removals(units, facts, layout):
+    """Files of the runner package it no longer has (a method module left behind would still be loaded;
+    Python's caches stay), and passphrases no job uses any more."""
+    package_files = set(layout["package_files"])
+    stale = [name for name in facts["listings"].get("package") or [] if name not in package_files and not name.endswith(".pyc")]
+    removals = [{"path": f"{_package_dir(layout)}/{name}"} for name in stale]
+    return removals + [
+        {"path": unit["passphrase_path"]}
+        for unit in units
+        if unit["encryption"] != "passphrase" and facts["paths"].get(unit["passphrase_path"], {}).get("exists")
+    ]
+
+
+def _undeclared(units, facts, layout):
+    """The s3-backup-* units in the unit directory that no listed job has (the alert unit is the role's)."""
+    if not layout["remove_undeclared"]:
+        return []
+    declared = {contract.ALERT_UNIT} | {name for unit in units for name in (unit["service"], unit["timer"])}
+    return [name for name in facts["listings"].get("units") or [] if name not in declared]
+
+
+def _timers(units, facts, layout, check_mode):
+    """Timers whose state is not their job's: enabled and started, or stopped and disabled, as
+    ansible.builtin.systemd_service would judge it. In check mode a timer not installed yet cannot be
+    asked about (installing it is reported)."""
+    changes = []
+    for unit in units:
+        want = unit["job"]["enabled"]
+        state = facts["timers"].get(unit["timer"]) or {}
+        if check_mode and facts["files"].get(f"{layout['unit_dir']}/{unit['timer']}", {}).get("type") is None:
+            continue
+        active = state.get("active")
+        right = active in RUNNING if want else active not in RUNNING + ("deactivating",)
+        if state.get("enabled") != want or not right:
+            changes.append({"timer": unit["timer"], "enabled": want})
+    return changes

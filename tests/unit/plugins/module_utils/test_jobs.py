@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 import pytest
 
 from ansible.errors import AnsibleFilterError
+from ansible.plugins.filter.core import to_nice_json
 from ansible_collections.systemd_s3.backup.plugins.filter.job_units import FilterModule
 from ansible_collections.systemd_s3.backup.plugins.module_utils import jobs
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
@@ -355,3 +360,196 @@ def test_a_missing_user_and_sync_dir_are_named_with_the_fix():
 def test_a_sync_dir_that_leads_to_the_key_directory_is_refused():
     answer = {"users": {}, "paths": {"/srv/files": {"real": "/etc/systemd-s3-backup", "exists": True, "isdir": True, "owner": "root", "empty": False}}}
     assert "is where the host keeps its AWS key" in problems(HOST_SYNC, answer)[0]
+
+
+# ------------------------------------------------------------------ what changes on the host (host_changes)
+
+RUNNER_SOURCE = Path(__file__).resolve().parents[4] / "roles" / "jobs" / "files" / "runner" / "systemd_s3_backup"
+LAYOUT = {
+    "config_dir": "/etc/systemd-s3-backup",
+    "credentials_path": "/etc/systemd-s3-backup/aws-credentials",
+    "unit_dir": "/etc/systemd/system",
+    "runner": "/usr/local/sbin/systemd-s3-backup",
+    "runner_library": "/usr/local/lib/systemd-s3-backup",
+    "runner_version": "0.2.0",
+    "package_source": str(RUNNER_SOURCE),
+    "package_files": ["__init__.py", "methods/__init__.py"],
+    "packages": ["python3-boto3", "zstd", "gzip"],
+    "remove_undeclared": True,
+}
+RENDERED = [{"dest": "/usr/local/sbin/systemd-s3-backup", "mode": "0755", "content": "#!/usr/bin/python3 -I\n"}]
+PACKAGE = "/usr/local/lib/systemd-s3-backup/0.2.0/systemd_s3_backup"
+
+
+def root_file(mode, content=None, path=None):
+    sha1 = hashlib.sha1(content.encode() if content is not None else Path(path).read_bytes()).hexdigest()
+    return {"type": "file", "mode": mode, "owner": "root", "group": "root", "sha1": sha1}
+
+
+def converged(units, key_file=None):
+    """inspect_host.py's answer on a host where the role ran with these units and nothing changed since."""
+    files = {f"{PACKAGE}/{name}": root_file("0644", path=RUNNER_SOURCE / name) for name in LAYOUT["package_files"]}
+    files.update({item["dest"]: root_file(item["mode"], item["content"]) for item in RENDERED})
+    files.update({unit["config_path"]: root_file("0640", jobs.config_text(unit["config"])) for unit in units})
+    directories = {PACKAGE: "0755", f"{PACKAGE}/methods": "0755", "/etc/systemd-s3-backup": "0750", "/etc/systemd-s3-backup/jobs": "0750"}
+    files.update({path: {"type": "directory", "mode": mode, "owner": "root", "group": "root"} for path, mode in directories.items()})
+    if key_file:
+        files[LAYOUT["credentials_path"]] = root_file("0600", path=key_file)
+    paths = {path: {"real": path, "exists": True, "isdir": True, "owner": "root", "empty": False} for path in jobs.host_inspection(units)["paths"]}
+    return {
+        "users": {},
+        "paths": paths,
+        "systemd_version": 252,
+        "schedules": {expression: None for unit in units for expression in unit["schedule"]},
+        "packages": {name: True for name in jobs.wanted_packages(units, LAYOUT)},
+        "files": files,
+        "listings": {"package": list(LAYOUT["package_files"]) + ["__pycache__/run.cpython-311.pyc"], "library": ["0.2.0"], "units": []},
+        "timers": {unit["timer"]: {"enabled": True, "active": "active"} for unit in units},
+    }
+
+
+@pytest.fixture(name="key_file")
+def fixture_key_file(tmp_path):
+    path = tmp_path / "db1.ini"
+    path.write_text("[default]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = not-a-real-secret\n")
+    return path
+
+
+def changes(units, facts, key_file, **kwargs):
+    return jobs.host_changes(units, facts, LAYOUT, RENDERED, "db1", key_source=str(key_file), **kwargs)
+
+
+def test_the_host_is_asked_once_for_everything_the_changes_depend_on_but_never_a_passphrases_digest():
+    passphrase_job = dict(STREAM, name="vault", encryption={"passphrase": PASSPHRASE})
+    asked = jobs.host_inspection(units([STREAM, ARCHIVE, passphrase_job]), LAYOUT)
+    assert asked["schedules"] == ["daily"]
+    assert asked["packages"] == ["python3-boto3", "zstd", "gzip", "gpg"]
+    assert asked["timers"] == ["s3-backup-pg.timer", "s3-backup-chat.timer", "s3-backup-vault.timer"]
+    assert {f"{PACKAGE}/__init__.py", f"{PACKAGE}/methods", "/etc/systemd/system/s3-backup-alert@.service", "/etc/systemd-s3-backup/aws-credentials"} <= set(
+        asked["files"]
+    )
+    assert "/etc/systemd-s3-backup/vault.passphrase" not in asked["files"] + asked["paths"]
+    # Only whether a passphrase no job uses any more is still there.
+    assert "/etc/systemd-s3-backup/pg.passphrase" in asked["paths"] and "/etc/systemd-s3-backup/pg.passphrase" not in asked["files"]
+    assert PASSPHRASE not in json.dumps(asked)
+
+
+def test_a_converged_host_gets_nothing_done_and_no_bucket_check(key_file):
+    deployed = units([STREAM, ARCHIVE])
+    plan = changes(deployed, converged(deployed, key_file), key_file)
+    assert plan == {
+        "problems": [],
+        "packages": [],
+        "directories": [],
+        "files": [],
+        "key": False,
+        "key_available": True,
+        "removals": [],
+        "old_runners": [],
+        "undeclared_timers": [],
+        "timers": [],
+        "check_bucket": False,
+    }
+
+
+def test_a_fresh_host_gets_everything_and_the_bucket_checked(key_file):
+    deployed = units([STREAM, ARCHIVE])
+    fresh = dict(converged(deployed), files={}, packages={}, timers={}, listings={"package": None, "library": None, "units": []})
+    fresh["paths"]["/var/backups/chat"] = {"real": "/var/backups/chat", "exists": False}
+    plan = changes(deployed, fresh, key_file)
+    assert plan["packages"] == ["python3-boto3", "zstd", "gzip"]
+    made = [PACKAGE, f"{PACKAGE}/methods", "/etc/systemd-s3-backup", "/etc/systemd-s3-backup/jobs", "/var/backups/chat"]
+    assert [d["path"] for d in plan["directories"]] == made
+    assert plan["directories"][-1] == {"path": "/var/backups/chat", "mode": "0700", "owner": "root"}
+    assert [f["dest"] for f in plan["files"]] == [
+        f"{PACKAGE}/__init__.py",
+        f"{PACKAGE}/methods/__init__.py",
+        "/etc/systemd-s3-backup/jobs/pg.json",
+        "/etc/systemd-s3-backup/jobs/chat.json",
+        "/usr/local/sbin/systemd-s3-backup",
+    ]
+    assert plan["key"] and plan["check_bucket"]
+    assert plan["timers"] == [{"timer": "s3-backup-pg.timer", "enabled": True}, {"timer": "s3-backup-chat.timer", "enabled": True}]
+    # In check mode a timer that is not installed yet cannot be asked about.
+    assert changes(deployed, fresh, key_file, check_mode=True)["timers"] == []
+
+
+def test_only_what_differs_is_written_and_a_changed_config_or_key_is_checked_against_the_bucket(key_file, tmp_path):
+    deployed = units([STREAM, ARCHIVE])
+    facts = converged(deployed, key_file)
+    facts["files"][f"{PACKAGE}/__init__.py"]["mode"] = "0666"
+    facts["files"]["/usr/local/sbin/systemd-s3-backup"]["owner"] = "backup"
+    plan = changes(deployed, facts, key_file)
+    assert [f["dest"] for f in plan["files"]] == [f"{PACKAGE}/__init__.py", "/usr/local/sbin/systemd-s3-backup"]
+    assert not plan["check_bucket"]
+    moved = units([STREAM, ARCHIVE], defaults={"part_size_mb": 32})
+    plan = changes(moved, facts, key_file)
+    assert [f["dest"] for f in plan["files"]] == [
+        f"{PACKAGE}/__init__.py",
+        "/etc/systemd-s3-backup/jobs/pg.json",
+        "/etc/systemd-s3-backup/jobs/chat.json",
+        "/usr/local/sbin/systemd-s3-backup",
+    ]
+    assert plan["check_bucket"]
+    rotated = tmp_path / "rotated.ini"
+    rotated.write_text("[default]\naws_access_key_id = AKIANEW\n")
+    plan = changes(deployed, facts, rotated)
+    assert plan["key"] and plan["check_bucket"]
+    assert changes(deployed, facts, key_file, key_created=True)["check_bucket"]
+    assert not changes([], converged([], key_file), key_file)["check_bucket"]
+
+
+def test_every_problem_names_the_job_and_field_or_the_host(key_file):
+    passphrase_job = dict(STREAM, name="vault", schedule=["daily", "Mon 25:00"], encryption={"passphrase": PASSPHRASE})
+    deployed = units([passphrase_job])
+    facts = dict(converged(deployed), systemd_version=245)
+    facts["schedules"]["Mon 25:00"] = "Failed to parse calendar specification 'Mon 25:00': Invalid argument"
+    problems = changes(deployed, facts, key_file.parent / "missing.ini")["problems"]
+    assert problems[0].startswith('jobs[vault].schedule: "Mon 25:00" is not a valid OnCalendar expression (Failed to parse')
+    assert problems[1].startswith("jobs[vault].encryption: encrypts with a passphrase") and "this host has systemd 245" in problems[1]
+    assert problems[2].startswith(f"{key_file.parent / 'missing.ini'} (the key of db1) does not exist on the control node")
+    assert len(problems) == 3 and PASSPHRASE not in json.dumps(problems)
+    # In check mode before the first real run the aws role has not written the key yet.
+    assert len(changes(deployed, facts, key_file.parent / "missing.ini", check_mode=True)["problems"]) == 2
+
+
+def test_what_no_job_uses_any_more_is_removed(key_file):
+    deployed = units([STREAM])
+    facts = converged(deployed, key_file)
+    facts["listings"] = {
+        "package": ["__init__.py", "methods/__init__.py", "methods/tape.py", "__pycache__/run.cpython-311.pyc"],
+        "library": ["0.1.0", "0.2.0"],
+        "units": ["s3-backup-pg.service", "s3-backup-pg.timer", "s3-backup-old.service", "s3-backup-old.timer", "s3-backup-alert@.service"],
+    }
+    facts["paths"]["/etc/systemd-s3-backup/pg.passphrase"] = {"real": "/etc/systemd-s3-backup/pg.passphrase", "exists": True}
+    plan = changes(deployed, facts, key_file)
+    assert plan["removals"] == [
+        {"path": f"{PACKAGE}/methods/tape.py"},
+        {"path": "/etc/systemd-s3-backup/pg.passphrase"},
+        {"path": "/etc/systemd/system/s3-backup-old.service", "reload": True},
+        {"path": "/etc/systemd/system/s3-backup-old.timer", "reload": True},
+        {"path": "/etc/systemd-s3-backup/jobs/old.json"},
+        {"path": "/etc/systemd-s3-backup/old.passphrase"},
+    ]
+    assert plan["undeclared_timers"] == ["s3-backup-old.timer"]
+    assert plan["old_runners"] == [{"path": "/usr/local/lib/systemd-s3-backup/0.1.0"}]
+    kept = jobs.host_changes(deployed, facts, dict(LAYOUT, remove_undeclared=False), RENDERED, "db1", key_source=str(key_file))
+    assert kept["undeclared_timers"] == [] and len(kept["removals"]) == 2
+
+
+def test_a_timer_not_in_its_jobs_state_is_put_right(key_file):
+    deployed = units([STREAM, dict(ARCHIVE, enabled=False)])
+    facts = converged(deployed, key_file)
+    assert changes(deployed, facts, key_file)["timers"] == [{"timer": "s3-backup-chat.timer", "enabled": False}]
+    facts["timers"]["s3-backup-chat.timer"] = {"enabled": False, "active": "deactivating"}
+    facts["timers"]["s3-backup-pg.timer"] = {"enabled": True, "active": "inactive"}
+    both = [{"timer": "s3-backup-pg.timer", "enabled": True}, {"timer": "s3-backup-chat.timer", "enabled": False}]
+    assert changes(deployed, facts, key_file)["timers"] == both
+    facts["timers"]["s3-backup-chat.timer"] = {"enabled": False, "active": "inactive"}
+    facts["timers"]["s3-backup-pg.timer"] = {"enabled": True, "active": "activating"}
+    assert changes(deployed, facts, key_file)["timers"] == []
+
+
+def test_a_runner_config_is_written_as_to_nice_json_writes_it():
+    (unit,) = units([ARCHIVE])
+    assert jobs.config_text(unit["config"]) == to_nice_json(unit["config"]) + "\n"
