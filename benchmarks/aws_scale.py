@@ -1,6 +1,7 @@
 """The aws role (playbooks/aws.yml) at fleet sizes: first run and idempotent re-run at 10, 100 and 1,000
-backup hosts against one moto server, the collection under test ("new") vs the role as released in 0.2.0
-(git commit BASELINE, extracted from this repository's history). Every request moto receives counts (its
+backup hosts against one moto server, the collection under test ("new") vs the role before fleet_access
+("per-host": one access module run per host, git commit BASELINE, extracted from this repository's
+history). Every request moto receives counts (its
 access log); the re-run's calls come from moto's request recorder. The hosts are inventory names only:
 the role runs on the control node and never connects to them."""
 
@@ -19,10 +20,10 @@ import yaml
 import lib
 
 BASELINE = "149bed6"  # the last commit before the fleet change of roles/aws/tasks/principals.yml
-SIDES = ("new", "0.2.0")
+SIDES = ("new", "per-host")
 SIZES = (10, 100, 1000)
 QUICK_SIZES = (10,)
-# Above this many hosts the 0.2.0 side is skipped unless asked for: it takes ~40 minutes at 1,000.
+# Above this many hosts the per-host side is skipped unless asked for: it takes ~40 minutes at 1,000.
 BASELINE_LIMIT = 100
 # Measured by hand before this benchmark existed (one run each): cited instead of the skipped run.
 EARLIER_BASELINE = {
@@ -35,7 +36,7 @@ EARLIER_BASELINE = {
     }
 }
 FLEET = lib.BENCH / "inventories" / "fleet"
-# The file the fleet change replaces: the same on both sides means "new" still runs the 0.2.0 role.
+# The file the fleet change replaces: the same on both sides means "new" still runs the per-host role.
 CHANGED_FILE = Path("roles/aws/tasks/principals.yml")
 
 
@@ -134,11 +135,11 @@ def aws_scale_benchmark(moto, quick, sizes=None, sides=SIDES, baseline_large=Fal
         # lib.snapshot() pointed the path at the snapshot of the work tree: the "new" side.
         current = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "")
         collections = {"new": (lib.COLLECTION, current)}
-        if "0.2.0" in sides:
+        if "per-host" in sides:
             baseline_root = scratch / "baseline"
             baseline = extract_baseline(baseline_root)
             # First on the path: the snapshot of the work tree also holds systemd_s3.backup.
-            collections["0.2.0"] = (baseline, ":".join(filter(None, (str(baseline_root), current))))
+            collections["per-host"] = (baseline, ":".join(filter(None, (str(baseline_root), current))))
         for side in sides:
             collection, path = collections[side]
             found = module_file(side_env(scratch, moto, path))
@@ -149,10 +150,10 @@ def aws_scale_benchmark(moto, quick, sizes=None, sides=SIDES, baseline_large=Fal
         for count in sizes:
             for side in sides:
                 key = f"{side}/{count}"
-                if side == "0.2.0" and count > BASELINE_LIMIT and not baseline_large:
+                if side == "per-host" and count > BASELINE_LIMIT and not baseline_large:
                     if count in EARLIER_BASELINE:
                         results["runs"][key] = EARLIER_BASELINE[count]
-                    lib.log(f"  aws_scale 0.2.0 {count} hosts: skipped (~40 min; --aws-scale-baseline-1000 runs it)")
+                    lib.log(f"  aws_scale per-host {count} hosts: skipped (~40 min; --aws-scale-baseline-1000 runs it)")
                     continue
                 collection, path = collections[side]
                 results["runs"][key] = one_size(moto, side, collection, path, count, scratch)

@@ -29,11 +29,11 @@ def parse_args(argv):
     parser.add_argument(
         "--aws-scale-hosts", default=None, help="aws_scale: comma-separated fleet sizes (default 10,100,1000; with --quick 10)"
     )
-    parser.add_argument("--aws-scale-sides", default="new,0.2.0", help="aws_scale: which of new,0.2.0 to run (default both)")
+    parser.add_argument("--aws-scale-sides", default="new,per-host", help="aws_scale: which of new,per-host to run (default both)")
     parser.add_argument(
         "--aws-scale-baseline-1000",
         action="store_true",
-        help="aws_scale: run the 0.2.0 side above 100 hosts too (~40 min at 1,000; otherwise earlier figures are cited)",
+        help="aws_scale: run the per-host side above 100 hosts too (~40 min at 1,000; otherwise earlier figures are cited)",
     )
     args = parser.parse_args(argv)
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -50,8 +50,8 @@ def parse_args(argv):
     if args.aws_scale_hosts is not None and min(args.aws_scale_hosts, default=0) < 1:
         parser.error("--aws-scale-hosts needs sizes of at least 1")
     args.aws_scale_sides = [side.strip() for side in args.aws_scale_sides.split(",") if side.strip()]
-    if not args.aws_scale_sides or set(args.aws_scale_sides) - {"new", "0.2.0"}:
-        parser.error("--aws-scale-sides takes new, 0.2.0 or both")
+    if not args.aws_scale_sides or set(args.aws_scale_sides) - {"new", "per-host"}:
+        parser.error("--aws-scale-sides takes new, per-host or both")
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     return args
@@ -555,19 +555,19 @@ def report_aws_scale(r):
         "directory): a first run, then one idempotent re-run, each counted (every request in moto's access log) and timed; one run "
         "per figure, not a median (a 1,000-host run takes minutes). The inventory is generated: N backup hosts with the fleet "
         "inventory's AWS settings and jobs, no connection (the role runs on the control node and never contacts them).",
-        f"Sides: 'new' is the collection under test (the snapshot of the work tree); '0.2.0' is the collection at commit {r['baseline']} "
+        f"Sides: 'new' is the collection under test (the snapshot of the work tree); 'per-host' is the collection at commit {r['baseline']} "
         "(`git archive`, extracted to a temporary ansible_collections tree put first on ANSIBLE_COLLECTIONS_PATH). Ansible finds the "
         "access module at: " + "; ".join(f"{side}: {p['access_module']}" for side, p in proof.items()) + ".",
     ]
     digests = {side: p.get("principals.yml") for side, p in proof.items()}
     if len(set(digests.values())) == 1 and len(digests) == 2:
         notes.append(
-            "roles/aws/tasks/principals.yml is the same on both sides: 'new' still runs the 0.2.0 role (the per-host loop of the "
+            "roles/aws/tasks/principals.yml is the same on both sides: 'new' still runs the per-host role (the per-host loop of the "
             "access module), so its figures are not those of the fleet change."
         )
     if any(x.get("earlier") for x in runs.values()):
         notes.append(
-            "The 0.2.0 side above 100 hosts is not run by default (about 40 minutes at 1,000 hosts; `--aws-scale-baseline-1000` runs it): "
+            "The per-host side above 100 hosts is not run by default (about 40 minutes at 1,000 hosts; `--aws-scale-baseline-1000` runs it): "
             "its row gives the figures measured earlier by hand, one run each, whose first-run requests and calls were not recorded."
         )
     for side in r["sides"]:

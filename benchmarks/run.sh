@@ -7,10 +7,10 @@
 #   bash benchmarks/run.sh --only stream,upload  some of them: stream, upload, stream_memory, downtime, aws_calls,
 #                                                fleet, aws_scale; their figures are added after the earlier ones in RESULTS.md
 #   bash benchmarks/run.sh --quick               small sizes, 1 run, no 2 GiB stream and no fleet (smoke check)
-#   bash benchmarks/run.sh --only aws_scale      the aws role at 10, 100 and 1,000 hosts, new vs 0.2.0, one run each
+#   bash benchmarks/run.sh --only aws_scale      the aws role at 10, 100 and 1,000 hosts, new vs per-host (the role before fleet_access), one run each
 #       --aws-scale-hosts 10,100                 other fleet sizes (with --quick: 10 only)
-#       --aws-scale-sides new                    one side only (new = this work tree, 0.2.0 = the role at commit 149bed6)
-#       --aws-scale-baseline-1000                the 0.2.0 side above 100 hosts too (~40 min at 1,000; else earlier figures)
+#       --aws-scale-sides new                    one side only (new = this work tree, per-host = the role at commit 149bed6, one access run per host)
+#       --aws-scale-baseline-1000                the per-host side above 100 hosts too (~40 min at 1,000; else earlier figures)
 # The stream, upload and stream_memory benchmarks run the on-host runner directly on this machine (stream_memory
 # against benchmarks/sink.py, a discarding S3 endpoint, with 20 GiB streams: about 5 minutes); downtime and
 # fleet use local containers booting systemd (Docker is started if needed, the image built once).

@@ -1,4 +1,4 @@
-"""benchmarks/aws_scale.py's generated inventory and 0.2.0 checkout, and the aws_scale section of
+"""benchmarks/aws_scale.py's generated inventory and per-host checkout, and the aws_scale section of
 benchmarks/bench.py (options, table, targets): the parts of the benchmark that need no moto."""
 
 from __future__ import annotations
@@ -50,10 +50,10 @@ def test_extract_baseline_gives_a_collection_tree(tmp_path):
 
 def test_options_of_aws_scale():
     args = bench.parse_args([])
-    assert args.only[-1] == "aws_scale" and args.aws_scale_hosts is None and args.aws_scale_sides == ["new", "0.2.0"]
+    assert args.only[-1] == "aws_scale" and args.aws_scale_hosts is None and args.aws_scale_sides == ["new", "per-host"]
     assert not args.aws_scale_baseline_1000
-    args = bench.parse_args(["--only", "aws_scale", "--aws-scale-hosts", "10,100", "--aws-scale-sides", "0.2.0", "--aws-scale-baseline-1000"])
-    assert args.aws_scale_hosts == [10, 100] and args.aws_scale_sides == ["0.2.0"] and args.aws_scale_baseline_1000
+    args = bench.parse_args(["--only", "aws_scale", "--aws-scale-hosts", "10,100", "--aws-scale-sides", "per-host", "--aws-scale-baseline-1000"])
+    assert args.aws_scale_hosts == [10, 100] and args.aws_scale_sides == ["per-host"] and args.aws_scale_baseline_1000
     for wrong in (["--aws-scale-hosts", "ten"], ["--aws-scale-hosts", "0"], ["--aws-scale-sides", "old"]):
         with pytest.raises(SystemExit):
             bench.parse_args(wrong)
@@ -69,7 +69,7 @@ def measured(hosts, requests_per_host, fixed, wall, changed=0):
     }
 
 
-def results(runs, sides=("new", "0.2.0"), modules=None):
+def results(runs, sides=("new", "per-host"), modules=None):
     proof = {side: {"access_module": f"/{side}/plugins/modules/access.py", "principals.yml": "abc"} for side in sides}
     return {"sizes": [10, 100, 1000], "sides": list(sides), "baseline": "149bed6", "runs": runs, "proof": proof, "modules": modules}
 
@@ -77,11 +77,11 @@ def results(runs, sides=("new", "0.2.0"), modules=None):
 def test_report_gives_the_targets_and_one_row_per_side_and_size():
     runs = {
         "new/10": measured(10, 1, 8, 3.0),
-        "0.2.0/10": measured(10, 6, 12, 11.0),
+        "per-host/10": measured(10, 6, 12, 11.0),
         "new/100": measured(100, 0.1, 10, 4.0),
-        "0.2.0/100": measured(100, 6, 12, 110.0),
+        "per-host/100": measured(100, 6, 12, 110.0),
         "new/1000": measured(1000, 0.05, 20, 61.0),
-        "0.2.0/1000": aws_scale.EARLIER_BASELINE[1000],
+        "per-host/1000": aws_scale.EARLIER_BASELINE[1000],
     }
     modules = dict(measured(10, 10, 7, 17.0), rerun_changed_max=0, reused=True)
     summary, detail, notes = bench.report_aws_scale(results(runs, modules=modules))
@@ -96,11 +96,11 @@ def test_report_gives_the_targets_and_one_row_per_side_and_size():
     assert len(lines) == 2 + 6 + 1
     # The amazon.aws playbook's row comes right after the aws role's at its 10 hosts.
     assert lines[4].startswith("| 10 | amazon.aws playbook (aws_calls) | 90 | 25.50 | 107 | 17.00 | 0 |")
-    assert lines[-1].startswith("| 1,000 | 0.2.0 (earlier, by hand) | not recorded | 1194.00 | 6,010 | 1195.00 | not recorded | not recorded |")
+    assert lines[-1].startswith("| 1,000 | per-host (earlier, by hand) | not recorded | 1194.00 | 6,010 | 1195.00 | not recorded | not recorded |")
     assert "iam:GetUser 10 (1/host)" in lines[2]
     text = "\n".join(notes)
-    # The 0.2.0 side's line through 10 and 100 hosts, set against the earlier 1,000-host figures.
-    assert "0.2.0: the re-run makes 6.0 requests per host plus 12 for the whole fleet and takes 1.10 s per host plus 0 s" in text
+    # The per-host side's line through 10 and 100 hosts, set against the earlier 1,000-host figures.
+    assert "per-host: the re-run makes 6.0 requests per host plus 12 for the whole fleet and takes 1.10 s per host plus 0 s" in text
     assert "predicts 6,012 requests and 1,100 s, against 6,010 and 1195.00 s measured earlier" in text
     assert "from the aws_calls benchmark of this invocation" in text
     assert "same on both sides" in text and "measured earlier by hand" in text and "Cause: at 1,000 hosts" in text
