@@ -7,6 +7,9 @@ from __future__ import annotations
 
 # What IAM answers about a user, role, policy or instance profile that does not exist.
 NO_SUCH_ENTITY = ("NoSuchEntity",)
+# The description of the managed policy the access module makes per principal: how fleet_access tells
+# the policies it migrates away from (and may delete once unused) from anyone else's.
+PER_PRINCIPAL_POLICY_DESCRIPTION = "systemd_s3.backup: least-privilege access of one backup principal"
 
 
 class PrincipalRequests:

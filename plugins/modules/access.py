@@ -373,6 +373,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_
 from ansible_collections.systemd_s3.backup.plugins.module_utils import access_keys
 from ansible_collections.systemd_s3.backup.plugins.module_utils import policies
 from ansible_collections.systemd_s3.backup.plugins.module_utils.principals import NO_SUCH_ENTITY
+from ansible_collections.systemd_s3.backup.plugins.module_utils.principals import PER_PRINCIPAL_POLICY_DESCRIPTION
 from ansible_collections.systemd_s3.backup.plugins.module_utils.principals import PrincipalRequests
 from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import AWSCallError
 from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import aws_client
@@ -640,7 +641,7 @@ class BackupPrincipal:
                 PolicyName=self.policy_name,
                 Path=self.path,
                 PolicyDocument=wanted,
-                Description="systemd_s3.backup: least-privilege access of one backup principal",
+                Description=PER_PRINCIPAL_POLICY_DESCRIPTION,
             )["Policy"]
             result.update(arn=created["Arn"], default_version=created["DefaultVersionId"])
             return result

@@ -29,7 +29,8 @@ description:
     group memberships (users), a changed trust policy (roles), and a deleted or deactivated access key.
   - Principals made by the P(systemd_s3.backup.access#module) module (one customer-managed policy each) are
     migrated - the inline policy is put first, then the old policy is detached and, once nothing uses it,
-    deleted, so no host is ever without access and no policy is left behind.
+    deleted, so no host is ever without access and no policy is left behind. Only that module's policies
+    (under O(path), with its description) are ever deleted.
   - Principals under O(path) whose names start with O(name_prefix) and that no entry of O(principals)
     names belong to hosts that left; they are listed in RV(departed) and deleted only with
     O(remove_departed=true).
@@ -96,8 +97,7 @@ options:
   name_prefix:
     description:
       - The prefix of every principal name of this fleet. Principals under O(path) with this prefix that
-        O(principals) does not name are departed hosts'; unattached customer-managed policies under O(path)
-        with this prefix are left-overs of the P(systemd_s3.backup.access#module) module and are deleted.
+        O(principals) does not name are departed hosts'.
     type: str
     default: ""
   bucket:
@@ -311,6 +311,7 @@ from ansible_collections.systemd_s3.backup.plugins.module_utils.common import In
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import diff
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import validate_or_fail
 from ansible_collections.systemd_s3.backup.plugins.module_utils.principals import NO_SUCH_ENTITY
+from ansible_collections.systemd_s3.backup.plugins.module_utils.principals import PER_PRINCIPAL_POLICY_DESCRIPTION
 from ansible_collections.systemd_s3.backup.plugins.module_utils.principals import PrincipalRequests
 
 IAM_MAX_POLICY_VERSIONS = 5
@@ -763,14 +764,15 @@ class Fleet:
         return list(self.departed)
 
     def delete_left_over_policies(self, shared_arn):
-        """The access module's per-host policies that nothing uses any more (detached by this run or an
-        earlier one): deleted, so the migration leaves no orphan."""
+        """The access module's per-principal policies under the fleet's path (known by their description)
+        that nothing uses any more, detached by this run or an earlier one: deleted, so the migration
+        leaves no orphan. Anyone else's policy is never touched."""
         deleted = []
         for name, policy in sorted(self.policies.items()):
             if (
                 policy["Arn"] == shared_arn
                 or not policy["Path"].startswith(self.path)
-                or not name.startswith(self.params["name_prefix"])
+                or policy.get("Description") != PER_PRINCIPAL_POLICY_DESCRIPTION
                 or policy.get("AttachmentCount", 0) > self.detached.get(policy["Arn"], 0)
             ):
                 continue

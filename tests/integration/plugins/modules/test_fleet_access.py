@@ -96,14 +96,23 @@ def test_drift_is_detected_and_repaired(moto, run_module, unique, tmp_path):
     iam.add_user_to_group(GroupName=f"admins-{unique}", UserName=web2)
     old_key = created["principals"][2]["access_key"]["access_key_id"]
     iam.delete_access_key(UserName=db1, AccessKeyId=old_key)
+    # The shared policy edited: its Denies gone.
+    shared_arn = created["shared_policy"]["arn"]
+    iam.create_policy_version(PolicyArn=shared_arn, SetAsDefault=True, PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}))
 
     planned = run_module(MODULE, args, check=True, diff=True)
     assert_ok(planned, True)
     assert sorted(planned["diff"]["after"]["principals"]) == sorted([web1, web2, db1])
     assert planned["diff"]["before"]["principals"][web1]["attached_policies"] == sorted([foreign, created["shared_policy"]["arn"]])
+    assert planned["diff"]["after"]["shared_policy"] == created["shared_policy"]["document"]
 
     repaired = run_module(MODULE, args)
     assert_ok(repaired, True)
+    version = iam.get_policy(PolicyArn=shared_arn)["Policy"]["DefaultVersionId"]
+    assert repaired["shared_policy"]["default_version"] == version == "v3"
+    document = iam.get_policy_version(PolicyArn=shared_arn, VersionId=version)["PolicyVersion"]["Document"]
+    assert {s["Sid"] for s in document["Statement"]} == {"DenyHistoryRewrite", "DenyCustomerProvidedKeys", "DenyTaggingMetadata"}
     changes = {p["name"]: p["changes"] for p in repaired["principals"]}
     assert changes[web1] == [f"detach {foreign} from {web1}"]
     assert changes[web2] == [f"put {web2}'s inline policy", f"delete {web2}'s inline policy extra", f"remove {web2} from group admins-{unique}"]
@@ -129,6 +138,9 @@ def test_the_access_modules_principals_are_migrated_leaving_no_orphan(moto, run_
         old_keys.append(result["access_key"]["access_key_id"])
     old_policies = [p["Arn"] for p in iam.list_policies(Scope="Local", PathPrefix=args["path"])["Policies"]]
     assert len(old_policies) == 2
+    # Someone else's unattached policy under the same path and name prefix: not the access module's.
+    foreign = iam.create_policy(PolicyName=f"b{unique}-notes", Path=args["path"], PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Action": "s3:*", "Resource": "*"}]}))["Policy"]["Arn"]
     # 0.2.0's credentials files did not say when their key was created.
     for principal in args["principals"]:
         path = principal["credentials_path"]
@@ -146,7 +158,7 @@ def test_the_access_modules_principals_are_migrated_leaving_no_orphan(moto, run_
     assert changes[3].startswith(f"record when {name}'s key was created")
     assert sorted(migrated["deleted_policies"]) == sorted(old_policies)
     left = [p["Arn"] for p in iam.list_policies(Scope="Local", PathPrefix=args["path"])["Policies"]]
-    assert left == [migrated["shared_policy"]["arn"]]
+    assert sorted(left) == sorted([migrated["shared_policy"]["arn"], foreign])
     # The hosts keep their keys; the files now record the keys' creation.
     assert [p["access_key"]["access_key_id"] for p in migrated["principals"]] == old_keys
     assert access_keys.read_held_key(args["principals"][0]["credentials_path"])[0] == old_keys[0]
