@@ -12,7 +12,7 @@ author: systemd_s3.backup maintainers (!UNKNOWN)
 description:
   - Manages the IAM users or roles of all the hosts of a fleet in one run, with the same policy as the
     P(systemd_s3.backup.access#module) module gives one principal (the P(systemd_s3.backup.access_policy#filter)
-    filter makes both): each principal may only write under its own prefix, and nothing may delete object
+    filter makes both) - each principal may only write under its own prefix, and nothing may delete object
     versions or change the bucket.
   - The statements every host shares (the explicit C(Deny) of destructive actions, of customer-provided
     keys and of tagging metadata, and publishing alerts) are one customer-managed policy for the whole
@@ -675,7 +675,11 @@ class Fleet:
         current = plan["current"]
         if plan["make_room"]:
             self._change(
-                changes, f"delete a key of {name} to make room for a new one", requests.iam.delete_access_key, UserName=name, AccessKeyId=plan["make_room"]["AccessKeyId"]
+                changes,
+                f"delete a key of {name} to make room for a new one",
+                requests.iam.delete_access_key,
+                UserName=name,
+                AccessKeyId=plan["make_room"]["AccessKeyId"],
             )
         if plan["create"]:
             current = self.create_access_key(name, plan["create"], credentials_path, requests, changes, result)
@@ -718,7 +722,11 @@ class Fleet:
             changes.append(f"create instance profile {name}")
             if not self.check_mode:
                 created = call(
-                    f"create instance profile {name}", self.iam.create_instance_profile, missing=("EntityAlreadyExists",), InstanceProfileName=name, Path=self.path
+                    f"create instance profile {name}",
+                    self.iam.create_instance_profile,
+                    missing=("EntityAlreadyExists",),
+                    InstanceProfileName=name,
+                    Path=self.path,
                 )
                 # One that exists without our role (emptied by hand, or holding another role) is used as it is.
                 profile = (created or call(f"get instance profile {name}", self.iam.get_instance_profile, InstanceProfileName=name))["InstanceProfile"]

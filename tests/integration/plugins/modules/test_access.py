@@ -69,7 +69,8 @@ def grant(server, run_module, module, bucket, name, credentials_path, prefix="ho
         assert not result.get("failed"), result.get("msg")
         return result, result["policy"]["document"]
     fleet_options = {k: v for k, v in options.items() if k in FLEET_LEVEL_OPTIONS}
-    principal = {"name": name, "prefix": prefix, "credentials_path": str(credentials_path), **{k: v for k, v in options.items() if k not in FLEET_LEVEL_OPTIONS}}
+    host_options = {k: v for k, v in options.items() if k not in FLEET_LEVEL_OPTIONS}
+    principal = {"name": name, "prefix": prefix, "credentials_path": str(credentials_path), **host_options}
     result = run_module(module, {**connection, "bucket": bucket, "principals": [principal], **fleet_options})
     assert not result.get("failed"), result.get("msg")
     inline = server.client("iam").get_user_policy(UserName=name, PolicyName="systemd-s3-backup")["PolicyDocument"]

@@ -241,7 +241,8 @@ def test_roles_with_instance_profiles(moto, run_module, unique):
     repaired = run_module(MODULE, args)
     assert_ok(repaired, True)
     assert repaired["principals"][0]["changes"] == [f"update {principals[0]['name']}'s trust policy"]
-    assert repaired["principals"][1]["changes"] == [f"create instance profile {principals[1]['name']}", f"add role {principals[1]['name']} to its instance profile"]
+    db2 = principals[1]["name"]
+    assert repaired["principals"][1]["changes"] == [f"create instance profile {db2}", f"add role {db2} to its instance profile"]
     assert_ok(run_module(MODULE, args), False)
 
 

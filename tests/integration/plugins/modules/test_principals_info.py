@@ -56,9 +56,9 @@ def test_a_fleet_past_the_accounts_quota_is_reported_with_the_numbers(moto, run_
     names = [f"b{unique}{number}" for number in range(1001)]
     result = run_module(MODULE, {**moto.module_args(), "kind": "role", "names": names, "path": f"/quota-{unique}/", "name_prefix": "b"})
     assert len(result["missing"]) == 1001
-    used = result["capacity"]["InstanceProfiles"]["used"]
+    profiles, roles = result["capacity"]["InstanceProfiles"]["used"], result["capacity"]["Roles"]["used"]
     assert [p.split(":")[0] for p in result["quota_problems"]] == [
-        f"The fleet needs 1001 more InstanceProfiles and the account has {used} of 1000 ({1000 - used} free)",
-        f"The fleet needs 1001 more Roles and the account has {result['capacity']['Roles']['used']} of 1000 ({1000 - result['capacity']['Roles']['used']} free)",
+        f"The fleet needs 1001 more InstanceProfiles and the account has {profiles} of 1000 ({1000 - profiles} free)",
+        f"The fleet needs 1001 more Roles and the account has {roles} of 1000 ({1000 - roles} free)",
     ]
     assert "Roles per account" in result["quota_problems"][1]
