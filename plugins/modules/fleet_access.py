@@ -138,6 +138,29 @@ options:
       - Name of the customer-managed policy every principal of the fleet has attached. Defaults to
         C(systemd-s3-backup-<bucket>). Policy names are unique in an account, whatever the path.
     type: str
+  alert_publisher:
+    description:
+      - An IAM user of the fleet that may only publish to O(sns_topic_arns), whose key every host keeps beside its
+        backup key for its failure alerts - an alert then goes out on the first attempt whatever happened to the
+        backup key (wrong, revoked, rotated). A leaked copy can at worst send alerts. Only with O(kind=user).
+      - Managed like the hosts' users (inline policy, drift, key in a credentials file, O(rotate_access_keys),
+        O(access_key_max_age_days)); returned in RV(alert_publisher).
+    type: dict
+    suboptions:
+      name:
+        description: Name of the user. It must differ from every principal's.
+        type: str
+        required: true
+      credentials_path:
+        description: Credentials file on the target for its key, as O(principals[].credentials_path).
+        type: path
+        required: true
+      retire_previous_access_keys:
+        description:
+          - Delete its keys other than the one in O(alert_publisher.credentials_path). Only once every host has that
+            key (the aws role's C(retire_keys) tasks decide); O(retire_previous_access_keys) does not apply to it.
+        type: bool
+        default: false
   rotate_access_keys:
     description: Create a new access key for every user, keeping the previous one until O(retire_previous_access_keys).
     type: bool
@@ -263,6 +286,12 @@ principals:
       returned: when O(kind=role)
       type: str
       sample: arn:aws:iam::123456789012:instance-profile/systemd-s3-backup/backup-db1
+alert_publisher:
+  description: The alert publisher (O(alert_publisher)), with the same fields as an entry of RV(principals) but no prefix.
+  returned: when O(alert_publisher) is set
+  type: dict
+  sample: {name: backup-alert-publisher, arn: "arn:aws:iam::123456789012:user/systemd-s3-backup/backup-alert-publisher",
+           changes: [], access_key: {access_key_id: AKIAIOSFODNN7EXAMPLE, previous_access_key_ids: []}}
 shared_policy:
   description: The fleet's shared customer-managed policy.
   returned: always
@@ -357,7 +386,32 @@ def validate(params, region):
     if shared is None:
         # No host yet: the shared policy still says what every host will share.
         shared = policies.split_for_fleet(fleet_policy(params, region, partition, "fleet/none", {}))[0]
-    return shared, wanted
+    publisher = validate_publisher(params, names)
+    return shared, wanted, publisher
+
+
+def validate_publisher(params, names):
+    """The alert publisher as a principal: publish-only inline policy, no shared policy, no prefix."""
+    entry = params["alert_publisher"]
+    if entry is None:
+        return None
+    if params["kind"] != "user":
+        raise InputError("alert_publisher", "applies only to kind=user: a role's temporary credentials cannot be wrong or revoked on the host",
+                         "Remove alert_publisher")
+    policies.validate_iam_name(entry["name"], "alert_publisher.name")
+    if entry["name"] in names:
+        raise InputError("alert_publisher.name", f"{entry['name']} is also principals[{names[entry['name']]}]'s", "Give the alert publisher a name no host has")
+    access_keys.check_credentials_path(entry["credentials_path"], "alert_publisher.credentials_path")
+    return {
+        "name": entry["name"],
+        "publisher": True,
+        "prefix": None,
+        "permissions": [],
+        "duplicity_jobs": [],
+        "inline": policies.alert_publisher_policy(params["sns_topic_arns"]),
+        "credentials_path": entry["credentials_path"],
+        "retire_previous_access_keys": entry["retire_previous_access_keys"],
+    }
 
 
 def fleet_policy(params, region, partition, prefix, entry):
@@ -416,8 +470,9 @@ class Fleet:
     """The fleet's principals against the account: read once, then each changed where it differs.
     A failed AWS request raises AWSCallError naming what was being done and the principal."""
 
-    def __init__(self, module, shared_document, wanted):
+    def __init__(self, module, shared_document, wanted, publisher=None):
         self.module = module
+        self.publisher = publisher
         self.params = module.params
         self.kind = self.params["kind"]
         self.path = self.params["path"]
@@ -452,7 +507,7 @@ class Fleet:
         self.policies = {policy_name(p): p for p in details.get("Policies", [])}
         self.account_summary = call("read the account's IAM usage and quotas (iam:GetAccountSummary)", self.iam.get_account_summary)["SummaryMap"]
         ours = [name for name, e in self.entities.items() if e["Path"].startswith(self.path)]
-        wanted_names = [w["name"] for w in self.wanted]
+        wanted_names = [w["name"] for w in self.wanted] + ([self.publisher["name"]] if self.publisher else [])
         self.departed = fleet.plan(wanted_names, ours, self.params["name_prefix"])[1]
         self.missing = [name for name in wanted_names if name not in self.entities]
 
@@ -498,6 +553,7 @@ class Fleet:
             )
         shared = self.ensure_shared_policy()
         principals = [self.ensure_principal(wanted, shared["arn"]) for wanted in self.wanted]
+        publisher = self.ensure_principal(self.publisher, shared["arn"]) if self.publisher else None
         removed = self.remove_departed() if self.params["remove_departed"] else []
         deleted = self.delete_left_over_policies(shared["arn"])
         result = {
@@ -508,6 +564,8 @@ class Fleet:
             "deleted_policies": deleted,
             "quotas": quotas,
         }
+        if publisher:
+            result["alert_publisher"] = publisher
         return result, diff(self.diff_before, self.diff_after)
 
     # --- requests -----------------------------------------------------------------------------
@@ -569,10 +627,12 @@ class Fleet:
         else:
             self.fix_path_and_trust(detail, requests, changes)
         about = dict(requests.name_param)
-        # The shared Deny statements first: never an Allow without them.
+        # The shared Deny statements first: never an Allow without them. (The alert publisher may only
+        # publish: it needs none.)
+        wanted_attached = set() if wanted.get("publisher") else {shared_arn}
         attached = {a["PolicyArn"] for a in detail.get("AttachedManagedPolicies", [])}
-        if shared_arn not in attached:
-            self._change(changes, f"attach the shared policy to {name}", requests.attach_policy, PolicyArn=shared_arn, **about)
+        for missing in sorted(wanted_attached - attached):
+            self._change(changes, f"attach the shared policy to {name}", requests.attach_policy, PolicyArn=missing, **about)
         inline = {p["PolicyName"]: p["PolicyDocument"] for p in detail.get("UserPolicyList" if self.kind == "user" else "RolePolicyList", [])}
         if policies.policies_differ(inline.get(fleet.INLINE_POLICY_NAME), wanted["inline"]):
             self._change(
@@ -584,7 +644,7 @@ class Fleet:
                 **about,
             )
         # Anything else widens the principal's access (or is the access module's policy, now inline).
-        for other in sorted(attached - {shared_arn}):
+        for other in sorted(attached - wanted_attached):
             self._change(changes, f"detach {other} from {name}", requests.detach_policy, PolicyArn=other, **about)
             self.detached[other] = self.detached.get(other, 0) + 1
         for other in sorted(set(inline) - {fleet.INLINE_POLICY_NAME}):
@@ -604,7 +664,7 @@ class Fleet:
             "inline_policies": sorted(inline),
             "attached_policies": sorted(attached),
         }
-        after = {"inline_policy": wanted["inline"], "inline_policies": [fleet.INLINE_POLICY_NAME], "attached_policies": [shared_arn]}
+        after = {"inline_policy": wanted["inline"], "inline_policies": [fleet.INLINE_POLICY_NAME], "attached_policies": sorted(wanted_attached)}
         if self.kind == "user":
             before["groups"], after["groups"] = sorted(detail.get("GroupList", [])), []
             result["access_key"] = self.ensure_access_key(wanted, requests, name in self.missing, changes, before, after)
@@ -618,7 +678,10 @@ class Fleet:
 
     def summary_line(self, result):
         """One line about a principal, for a role to show per host without a task per host."""
-        line = f"{result['name']}: s3://{self.params['bucket']}/{result['prefix']}/ as {result['arn']}"
+        if result["prefix"] is None:
+            line = f"{result['name']}: publishes alerts to {', '.join(self.params['sns_topic_arns'])} as {result['arn']}"
+        else:
+            line = f"{result['name']}: s3://{self.params['bucket']}/{result['prefix']}/ as {result['arn']}"
         key = result.get("access_key") or {}
         if key.get("access_key_id"):
             line += f" (key {key['access_key_id']})"
@@ -666,7 +729,7 @@ class Fleet:
             "credentials_path": credentials_path,
             "rotate_access_key": self.params["rotate_access_keys"],
             "access_key_max_age_days": self.params["access_key_max_age_days"],
-            "retire_previous_access_keys": self.params["retire_previous_access_keys"],
+            "retire_previous_access_keys": wanted.get("retire_previous_access_keys", self.params["retire_previous_access_keys"]),
         }
         plan = access_keys.plan_keys(name, keys, held_key_id, options, datetime.datetime.now(datetime.timezone.utc))
         if plan["warning"]:
@@ -824,12 +887,20 @@ def main():
         retire_previous_access_keys=dict(type="bool", default=False, no_log=False),
         remove_departed=dict(type="bool", default=False),
         max_departed_removals=dict(type="int", default=10),
+        alert_publisher=dict(
+            type="dict",
+            options=dict(
+                name=dict(type="str", required=True),
+                credentials_path=dict(type="path", required=True, no_log=False),
+                retire_previous_access_keys=dict(type="bool", default=False, no_log=False),
+            ),
+        ),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     if module.params["shared_policy_name"] is None:
         module.params["shared_policy_name"] = f"systemd-s3-backup-{module.params['bucket']}"
-    shared, wanted = validate_or_fail(module, validate, module.params, module.region)
-    principals = Fleet(module, shared, wanted)
+    shared, wanted, publisher = validate_or_fail(module, validate, module.params, module.region)
+    principals = Fleet(module, shared, wanted, publisher)
     try:
         principals.read()
         result, changes = principals.apply()

@@ -278,3 +278,57 @@ def test_bad_input_fails_before_any_request(moto, run_module, change, expected):
     result = run_module(MODULE, args)
     assert result.get("failed") and expected in result["msg"], result.get("msg")
     assert moto.requests() == before
+
+
+def test_the_alert_publisher_may_only_publish(moto, run_module, unique, tmp_path):
+    iam = moto.client("iam")
+    topic = f"arn:aws:sns:us-east-1:123456789012:alerts-{unique}"
+    publisher = {"name": f"b{unique}-alert-publisher", "credentials_path": str(tmp_path / "alert-publisher.ini")}
+    args = fleet_args(moto, unique, tmp_path, hosts=("web1",), sns_topic_arns=[topic], alert_publisher=publisher)
+    created = run_module(MODULE, args)
+    assert_ok(created, True)
+    result = created["alert_publisher"]
+    assert result["name"] == publisher["name"] and result["access_key"]["created"] is True
+    assert held(tmp_path / "alert-publisher.ini")["aws_access_key_id"] == result["access_key"]["access_key_id"]
+    assert stat.S_IMODE(os.stat(tmp_path / "alert-publisher.ini").st_mode) == 0o600
+    assert iam.list_attached_user_policies(UserName=publisher["name"])["AttachedPolicies"] == []  # no bucket access at all
+    assert iam.get_user_policy(UserName=publisher["name"], PolicyName=INLINE)["PolicyDocument"]["Statement"] == [
+        {"Sid": "PublishAlerts", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": [topic]}
+    ]
+    assert result["summary"].startswith(f"{publisher['name']}: publishes alerts to {topic} as ")
+    assert created["departed"] == []  # the publisher shares the name prefix, and is no departed host
+    assert_ok(run_module(MODULE, args), False)
+
+    # Rotated with the hosts; its previous key is retired only when asked for it (every host has the new one).
+    rotated = run_module(MODULE, dict(args, rotate_access_keys=True))
+    assert rotated["alert_publisher"]["access_key"]["previous_access_key_ids"] == [result["access_key"]["access_key_id"]]
+    retired = run_module(MODULE, dict(args, retire_previous_access_keys=True))
+    assert len(iam.list_access_keys(UserName=publisher["name"])["AccessKeyMetadata"]) == 2  # hosts' flag: not the publisher's
+    retired = run_module(MODULE, dict(args, alert_publisher=dict(publisher, retire_previous_access_keys=True)))
+    assert_ok(retired, True)
+    assert [k["AccessKeyId"] for k in iam.list_access_keys(UserName=publisher["name"])["AccessKeyMetadata"]] == [
+        rotated["alert_publisher"]["access_key"]["access_key_id"]
+    ]
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"kind": "role"}, "alert_publisher: applies only to kind=user"),
+        ({"sns_topic_arns": []}, "sns_topic_arns: is empty: an alert publisher needs the alert topic"),
+        ({"alert_publisher": {"name": "a", "credentials_path": "/tmp/x.ini"}}, "alert_publisher.name: a is also principals[0]'s"),
+    ],
+)
+def test_a_bad_alert_publisher_fails_before_any_request(moto, run_module, change, expected):
+    before = moto.requests()
+    args = {
+        **moto.module_args(),
+        "bucket": "acme-backups",
+        "principals": [{"name": "a", "prefix": "hosts/a"}],
+        "sns_topic_arns": ["arn:aws:sns:us-east-1:123456789012:alerts"],
+        "alert_publisher": {"name": "backup-alert-publisher", "credentials_path": "/tmp/alert-publisher.ini"},
+        **change,
+    }
+    result = run_module(MODULE, args)
+    assert result.get("failed") and expected in result["msg"], result.get("msg")
+    assert moto.requests() == before
