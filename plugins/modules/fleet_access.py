@@ -193,6 +193,9 @@ notes:
     deleted after the report was made is seen as deleted on the first run after the next report (or at once
     with O(rotate_access_keys)). Every other mismatch between the report and a credentials file is checked
     with C(iam:ListAccessKeys). C(iam:GenerateCredentialReport) is asked in check mode too.
+  - A departed user that also has a console password, an MFA device, an SSH key, a signing certificate or a
+    service-specific credential cannot be deleted (IAM answers DeleteConflict after its keys and policies are
+    gone); remove those by hand, then run again.
   - Runs at the same time (AWX job slices) are tolerated - a user, role, policy or instance profile another run
     has just made is taken as made, a policy it has just deleted as deleted.
   - A user's inline policies are limited to 2,048 characters, a role's to 10,240. A host whose own statements are
@@ -872,6 +875,7 @@ class Fleet:
         before["instance_profile_roles"], after["instance_profile_roles"] = roles, [name]
         if roles != [name]:
             for stranger in [r for r in roles if r != name]:
+                self.module.warn(f"instance profile {name} held role {stranger}: it is taken out (an instance profile holds one role)")
                 self._change(changes, f"remove role {stranger} from instance profile {name}", self.iam.remove_role_from_instance_profile,
                              InstanceProfileName=name, RoleName=stranger)
             if name not in roles:
