@@ -106,8 +106,8 @@ def host_problems(units, facts, config_dir=contract.CONFIG_DIR):
     return jobs.host_problems(units, facts, config_dir)
 
 
-def host_changes(units, facts, layout=None, rendered=None, host=None, key_source="", key_created=False, check_mode=False):
-    return jobs.host_changes(units, facts, layout, rendered or [], host, key_source, key_created, check_mode)
+def host_changes(units, facts, layout=None, rendered=None, host=None, key_source="", key_created=False, check_mode=False, alert_key_source=""):
+    return jobs.host_changes(units, facts, layout, rendered or [], host, key_source, key_created, check_mode, alert_key_source)
 
 
 class FilterModule:

@@ -21,6 +21,8 @@ import tempfile
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
 
 IAM_MAX_ACCESS_KEYS = 2
+# Shown in a diff for a key that check mode would create.
+NEW_KEY_PLACEHOLDER = "(new access key)"
 KEY_CREATED_OPTION = "systemd_s3_backup_key_created"
 # The reasons of rotation_reason that are a rotation (rather than a host without a usable key).
 ROTATIONS = ("rotation requested", "newest active key is older than")
@@ -40,7 +42,8 @@ def check_credentials_path(path, field="credentials_path"):
 
 def read_held_key(path):
     """(key ID, secret, creation time or None) of the key in a credentials file, or (None, None, None)
-    when the file is missing or unreadable. The time is None in files written before 0.3.0."""
+    when the file is missing, unreadable or lacks the ID or the secret. The time is None in files
+    written by 0.1.x."""
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with open(path, encoding="utf-8") as f:
@@ -49,6 +52,8 @@ def read_held_key(path):
         secret = parser.get("default", "aws_secret_access_key", fallback=None)
         created = parser.get("default", KEY_CREATED_OPTION, fallback=None)
     except (OSError, UnicodeDecodeError, configparser.Error):
+        return None, None, None
+    if not key_id or not secret:  # half a key is no key
         return None, None, None
     try:
         created = to_seconds(datetime.datetime.fromisoformat(created)) if created else None
@@ -154,6 +159,16 @@ def plan_keys(name, keys, held_key_id, options, now):
     - ``kept``: the other keys that stay (a host may still use one);
     - ``warning``: why a wanted rotation was not done, or None."""
     plan = {"create": rotation_reason(keys, held_key_id, options, now), "make_room": None, "retire": [], "warning": None}
+    if options["retire_previous_access_keys"] and plan["create"] and not plan["create"].startswith(ROTATIONS):
+        # The host runs with a key the control node no longer knows: a new key now would exist on the
+        # control node only, and retiring the others would take the host's working key away.
+        plan.update(
+            create=None,
+            current=None,
+            kept=list(keys),
+            warning=f"{name}: no key retired ({plan['create']}): the host may still use any of them. Run site.yml to give it a key first",
+        )
+        return plan
     active = [k for k in keys if k["Status"] == "Active"]
     credentials_path = options["credentials_path"]
     held_active = not credentials_path or held_key_id in {k["AccessKeyId"] for k in active}

@@ -58,6 +58,8 @@ EXIT_STATUSES = {
 CONFIG_DIR = "/etc/systemd-s3-backup"  # root only: the host's key, passphrases, job configs
 JOBS_DIR = CONFIG_DIR + "/jobs"  # <unit name without prefix>.json: the runner's configs
 CREDENTIALS_PATH = CONFIG_DIR + "/aws-credentials"
+# The fleet's publish-only key, which the alert unit passes instead (the host's own key may be what failed).
+ALERT_CREDENTIALS_PATH = CONFIG_DIR + "/alert-credentials"
 RUNNER_PATH = "/usr/local/sbin/systemd-s3-backup"  # the launcher the units call
 LIBRARY_DIR = "/usr/local/lib/systemd-s3-backup"  # <VERSION>/systemd_s3_backup/: the runner package
 STATE_ROOT = "/var/lib/s3-backup"  # StateDirectory=s3-backup/<job>: lock, last success, duplicity cache

@@ -94,7 +94,10 @@ def fleet_principals(hosts, host_vars, prefix, name_prefix="", credentials_dir=N
         # Method and name are never set by jobs_defaults, so the host's jobs_list tells them all.
         jobs = settings.get("jobs_list") or []
         entry["duplicity_jobs"] = [job["name"] for job in jobs if isinstance(job, Mapping) and job.get("method") == "duplicity" and job.get("name")]
-        if credentials_dir:
+        if credentials_dir is not None:
+            if not credentials_dir:
+                # Without a file the module would return each new secret in its result instead.
+                raise InputError("aws_backup_credentials_dir", "is empty", "Name a directory on the control node for the hosts' keys")
             entry["credentials_path"] = f"{credentials_dir}/{host}.ini"
         principals.append(entry)
     return principals

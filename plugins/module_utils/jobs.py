@@ -443,7 +443,7 @@ def host_inspection(units, layout=None):
     if layout is None:
         return {"users": users, "paths": sorted(paths)}
     paths |= {unit["passphrase_path"] for unit in units if unit["encryption"] != "passphrase"}
-    wanted_files = [item["dest"] for item in _package_files(layout)] + [layout["runner"], layout["credentials_path"]]
+    wanted_files = [item["dest"] for item in _package_files(layout)] + [layout["runner"], layout["credentials_path"], layout["alert_credentials_path"]]
     wanted_files += [unit["config_path"] for unit in units] + unit_files(units, layout)
     return {
         "users": users,
@@ -612,7 +612,7 @@ def systemd_problems(units, facts):
     ]
 
 
-def host_changes(units, facts, layout, rendered, host, key_source="", key_created=False, check_mode=False):
+def host_changes(units, facts, layout, rendered, host, key_source="", key_created=False, check_mode=False, alert_key_source=""):
     """What the jobs role changes on a host, from what inspect_host.py found there (facts, the answer to
     host_inspection(units, layout)): only what differs, so an idempotent run changes nothing and asks the
     host nothing more. Returns
@@ -633,15 +633,19 @@ def host_changes(units, facts, layout, rendered, host, key_source="", key_create
     ``layout``: the role's paths (config_dir, credentials_path, unit_dir, runner, runner_library,
     runner_version, package_source, package_files relative to it, packages, remove_undeclared).
     ``rendered``: the files rendered from templates ({dest, content, mode, validate?, reload?}).
-    ``key_source``: the host's key on the control node ('' when the host has none, e.g. a role)."""
+    ``key_source``: the host's key on the control node ('' when the host has none, e.g. a role);
+    ``alert_key_source``: the fleet's publish-only alert key there ('' when there is none): ``alert_key``
+    says whether to copy it, and a host that has one no longer wanted gets it removed."""
     files_on_host = facts["files"]
     problems = schedule_problems(units, facts) + systemd_problems(units, facts) + host_problems(units, facts, layout["config_dir"])
     key_sha1 = local_sha1(key_source) if key_source else None
-    if key_source and key_sha1 is None and not check_mode:
-        problems.append(
-            f"{key_source} (the key of {host}) does not exist on the control node. "
-            "Run the systemd_s3.backup.aws role first (site.yml does); it writes the key there."
-        )
+    alert_key_sha1 = local_sha1(alert_key_source) if alert_key_source else None
+    for source, sha1, whose in ((key_source, key_sha1, f"the key of {host}"), (alert_key_source, alert_key_sha1, "the fleet's alert publisher key")):
+        if source and sha1 is None and not check_mode:
+            problems.append(
+                f"{source} ({whose}) does not exist on the control node. "
+                "Run the systemd_s3.backup.aws role first (site.yml does); it writes the key there."
+            )
     installed = facts["packages"]
     directories = [dict(item, owner="root", group="root") for item in _managed_directories(layout) if not _is_root_file(
         files_on_host.get(item["path"], {}), "directory", item["mode"])]
@@ -657,7 +661,11 @@ def host_changes(units, facts, layout, rendered, host, key_source="", key_create
         if not _is_root_file(files_on_host.get(item["dest"], {}), "file", item["mode"], sha1):
             files.append(item)
     write_key = bool(key_sha1) and not _is_root_file(files_on_host.get(layout["credentials_path"], {}), "file", "0600", key_sha1)
+    alert_on_host = files_on_host.get(layout["alert_credentials_path"], {})
+    write_alert_key = bool(alert_key_sha1) and not _is_root_file(alert_on_host, "file", "0600", alert_key_sha1)
     removals = _removals(units, facts, layout)
+    if not alert_key_source and alert_on_host.get("type"):
+        removals.append({"path": layout["alert_credentials_path"]})
     undeclared = _undeclared(units, facts, layout)
     removals += [{"path": f"{layout['unit_dir']}/{name}", "reload": True} for name in undeclared]
     for job in [name[len(UNIT_PREFIX) + 1:-len(".service")] for name in undeclared if name.endswith(".service")]:
@@ -670,6 +678,7 @@ def host_changes(units, facts, layout, rendered, host, key_source="", key_create
         "files": files,
         "key": write_key,
         "key_available": bool(key_sha1),
+        "alert_key": write_alert_key,
         "removals": removals,
         "old_runners": [{"path": f"{layout['runner_library']}/{name}"} for name in library if name != str(layout["runner_version"])],
         "undeclared_timers": [name for name in undeclared if name.endswith(".timer")],

@@ -429,9 +429,7 @@ def access_policy(
             {"Sid": "DenyOutsideAllowedNetworks", "Effect": "Deny", "Action": ["s3:*"], "Resource": [bucket_arn, f"{bucket_arn}/*"], "Condition": networks}
         )
     if topics:
-        # Deliberately not network-restricted: an alert must get out even when a changed address
-        # is what broke the backup; a leaked key can at worst send alerts.
-        statements.append({"Sid": "PublishAlerts", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": topics})
+        statements.append(publish_statement(topics))
     document = {"Version": POLICY_VERSION, "Statement": statements}
     size = policy_size(document)
     if size > MANAGED_POLICY_MAX_CHARACTERS:
@@ -444,6 +442,22 @@ def access_policy(
             "Give fewer entries, e.g. a CIDR block instead of single addresses",
         )
     return document
+
+
+def publish_statement(topics):
+    """Publishing to the alert topics. Deliberately not network-restricted: an alert must get out even
+    when a changed address is what broke the backup; a leaked key can at worst send alerts."""
+    return {"Sid": "PublishAlerts", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": topics}
+
+
+def alert_publisher_policy(sns_topic_arns, field="sns_topic_arns"):
+    """The policy of the fleet's alert publisher: publishing to the alert topics and nothing else, so
+    its key, on every host beside the host's backup key, lets alerts out whatever happened to that
+    key, and a leaked copy can at worst send alerts."""
+    topics = validate_topic_arns(_as_list(sns_topic_arns), field)
+    if not topics:
+        raise InputError(field, "is empty: an alert publisher needs the alert topic", "Enable alerts (the topic's ARN), or leave out the alert publisher")
+    return {"Version": POLICY_VERSION, "Statement": [publish_statement(topics)]}
 
 
 # The statements of access_policy that depend only on the bucket, its KMS key and the alert topics,

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 # What IAM answers about a user, role, policy or instance profile that does not exist.
 NO_SUCH_ENTITY = ("NoSuchEntity",)
+# IAM keeps at most this many versions of a managed policy.
+IAM_MAX_POLICY_VERSIONS = 5
 # The description of the managed policy the access module makes per principal: how fleet_access tells
 # the policies it migrates away from (and may delete once unused) from anyone else's.
 PER_PRINCIPAL_POLICY_DESCRIPTION = "systemd_s3.backup: least-privilege access of one backup principal"
+# The description of the managed policy a fleet's principals share (fleet_access): how a run tells
+# another fleet's principals (another bucket, the same names) from its own.
+SHARED_POLICY_DESCRIPTION = "systemd_s3.backup: what every backup principal of the fleet shares"
 
 
 class PrincipalRequests:

@@ -372,6 +372,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_
 
 from ansible_collections.systemd_s3.backup.plugins.module_utils import access_keys
 from ansible_collections.systemd_s3.backup.plugins.module_utils import policies
+from ansible_collections.systemd_s3.backup.plugins.module_utils.principals import IAM_MAX_POLICY_VERSIONS
 from ansible_collections.systemd_s3.backup.plugins.module_utils.principals import NO_SUCH_ENTITY
 from ansible_collections.systemd_s3.backup.plugins.module_utils.principals import PER_PRINCIPAL_POLICY_DESCRIPTION
 from ansible_collections.systemd_s3.backup.plugins.module_utils.principals import PrincipalRequests
@@ -383,9 +384,6 @@ from ansible_collections.systemd_s3.backup.plugins.module_utils.common import In
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import diff
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import validate_or_fail
 
-IAM_MAX_POLICY_VERSIONS = 5
-# Shown in the diff for a key that check mode would create.
-NEW_KEY_PLACEHOLDER = "(new access key)"
 USER_ONLY_OPTIONS = ("credentials_path", "rotate_access_key", "access_key_max_age_days", "retire_previous_access_keys")
 
 
@@ -702,7 +700,7 @@ class BackupPrincipal:
         result["create_date"] = current["CreateDate"].isoformat() if current else None
         result["previous_access_key_ids"] = [k["AccessKeyId"] for k in plan["kept"]]
         in_use = sorted(plan["kept"] + ([current] if current else []), key=lambda k: k["CreateDate"])
-        after["access_key_ids"] = [k["AccessKeyId"] for k in in_use] + ([] if current else [NEW_KEY_PLACEHOLDER])
+        after["access_key_ids"] = [k["AccessKeyId"] for k in in_use] + ([access_keys.NEW_KEY_PLACEHOLDER] if plan["create"] and not current else [])
         return result
 
     def create_access_key(self, reason, credentials_path, result):

@@ -442,6 +442,7 @@ class Bucket:
             call(f"create bucket {self.name}", self.s3.create_bucket, **params)
         except AWSCallError as e:
             if e.code == "BucketAlreadyOwnedByYou":
+                self.s3 = aws_client(self.module, "s3", not_yet_visible=["NoSuchBucket"])
                 return False
             if e.code == "BucketAlreadyExists":
                 self.module.fail_json(msg=f"name: bucket {self.name} already belongs to another AWS account (names are global). Choose another name")

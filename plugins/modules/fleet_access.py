@@ -31,9 +31,10 @@ description:
     migrated - the inline policy is put first, then the old policy is detached and, once nothing uses it,
     deleted, so no host is ever without access and no policy is left behind. Only that module's policies
     (under O(path), with its description) are ever deleted.
-  - Principals under O(path) whose names start with O(name_prefix) and that no entry of O(principals)
-    names belong to hosts that left; they are listed in RV(departed) and deleted only with
-    O(remove_departed=true).
+  - Principals of this fleet (under O(path), names starting with O(name_prefix), with the fleet's shared policy or a
+    policy naming O(bucket)) that no entry of O(principals) names belong to hosts that left; they are listed in
+    RV(departed) and deleted only with O(remove_departed=true). Another fleet's principals (another bucket) are
+    never listed, and a principal that has another fleet's shared policy is refused before any change.
   - All input is checked before any AWS request; an error names the entry and option and how to fix it.
 options:
   principals:
@@ -138,6 +139,29 @@ options:
       - Name of the customer-managed policy every principal of the fleet has attached. Defaults to
         C(systemd-s3-backup-<bucket>). Policy names are unique in an account, whatever the path.
     type: str
+  alert_publisher:
+    description:
+      - An IAM user of the fleet that may only publish to O(sns_topic_arns), whose key every host keeps beside its
+        backup key for its failure alerts - an alert then goes out on the first attempt whatever happened to the
+        backup key (wrong, revoked, rotated). A leaked copy can at worst send alerts. Only with O(kind=user).
+      - Managed like the hosts' users (inline policy, drift, key in a credentials file, O(rotate_access_keys),
+        O(access_key_max_age_days)); returned in RV(alert_publisher).
+    type: dict
+    suboptions:
+      name:
+        description: Name of the user. It must differ from every principal's.
+        type: str
+        required: true
+      credentials_path:
+        description: Credentials file on the target for its key, as O(principals[].credentials_path).
+        type: path
+        required: true
+      retire_previous_access_keys:
+        description:
+          - Delete its keys other than the one in O(alert_publisher.credentials_path). Only once every host has that
+            key (the aws role's C(retire_keys) tasks decide); O(retire_previous_access_keys) does not apply to it.
+        type: bool
+        default: false
   rotate_access_keys:
     description: Create a new access key for every user, keeping the previous one until O(retire_previous_access_keys).
     type: bool
@@ -166,10 +190,17 @@ options:
     default: 10
 notes:
   - IAM's credential report is at most four hours old (IAM makes a new one only when the last is older); a key
-    deleted after the report was made is seen as deleted on the first run after the next report. Every
-    other mismatch between the report and a credentials file is checked with C(iam:ListAccessKeys).
-  - A user's inline policies are limited to 2,048 characters, a role's to 10,240; a host whose own statements
-    are larger is refused before any request (fewer duplicity jobs or addresses, or O(kind=role)).
+    deleted after the report was made is seen as deleted on the first run after the next report (or at once
+    with O(rotate_access_keys)). Every other mismatch between the report and a credentials file is checked
+    with C(iam:ListAccessKeys). C(iam:GenerateCredentialReport) is asked in check mode too.
+  - A departed user that also has a console password, an MFA device, an SSH key, a signing certificate or a
+    service-specific credential cannot be deleted (IAM answers DeleteConflict after its keys and policies are
+    gone); remove those by hand, then run again.
+  - Runs at the same time (AWX job slices) are tolerated - a user, role, policy or instance profile another run
+    has just made is taken as made, a policy it has just deleted as deleted.
+  - A user's inline policies are limited to 2,048 characters, a role's to 10,240. A host whose own statements are
+    larger (many duplicity jobs or addresses) gets them in a customer-managed policy of its own instead (named after
+    its principal, 6,144 characters), which counts against the account's managed-policy quota.
   - Supports check mode and diff mode (the shared policy and, per principal that changes, its inline and
     attached policies, groups, key IDs, trust policy and instance profile; never secrets).
   - Returned secrets (only without O(principals[].credentials_path)) must be protected with C(no_log).
@@ -263,6 +294,12 @@ principals:
       returned: when O(kind=role)
       type: str
       sample: arn:aws:iam::123456789012:instance-profile/systemd-s3-backup/backup-db1
+alert_publisher:
+  description: The alert publisher (O(alert_publisher)), with the same fields as an entry of RV(principals) but no prefix.
+  returned: when O(alert_publisher) is set
+  type: dict
+  sample: {name: backup-alert-publisher, arn: "arn:aws:iam::123456789012:user/systemd-s3-backup/backup-alert-publisher",
+           changes: [], access_key: {access_key_id: AKIAIOSFODNN7EXAMPLE, previous_access_key_ids: []}}
 shared_policy:
   description: The fleet's shared customer-managed policy.
   returned: always
@@ -297,6 +334,7 @@ quotas:
 import datetime
 import json
 import time
+from urllib.parse import unquote
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
@@ -310,15 +348,18 @@ from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import pagin
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import diff
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import validate_or_fail
+from ansible_collections.systemd_s3.backup.plugins.module_utils.principals import IAM_MAX_POLICY_VERSIONS
 from ansible_collections.systemd_s3.backup.plugins.module_utils.principals import NO_SUCH_ENTITY
 from ansible_collections.systemd_s3.backup.plugins.module_utils.principals import PER_PRINCIPAL_POLICY_DESCRIPTION
+from ansible_collections.systemd_s3.backup.plugins.module_utils.principals import SHARED_POLICY_DESCRIPTION
 from ansible_collections.systemd_s3.backup.plugins.module_utils.principals import PrincipalRequests
 
-IAM_MAX_POLICY_VERSIONS = 5
 # The credential report: how long to wait for IAM to make one (usually seconds).
 REPORT_WAIT_SECONDS = 120
 REPORT_NOT_READY = ("ReportInProgress", "ReportNotPresent", "ReportExpired")
-NEW_KEY_PLACEHOLDER = "(new access key)"
+
+# What IAM answers when a run creates what another run (an AWX job slice) has just made.
+ENTITY_EXISTS = ("EntityAlreadyExists",)
 USER_ONLY_OPTIONS = ("rotate_access_keys", "access_key_max_age_days", "retire_previous_access_keys")
 PRINCIPAL_DEFAULTS = ("permissions", "source_ip", "source_vpce", "source_vpc")
 
@@ -337,8 +378,14 @@ def validate(params, region):
                 raise InputError(option, "applies only to kind=user: a role gets temporary credentials through its instance profile", f"Remove {option}")
     if params["access_key_max_age_days"] is not None and params["access_key_max_age_days"] < 1:
         raise InputError("access_key_max_age_days", f"{params['access_key_max_age_days']} is not a positive number of days", "Use e.g. 90")
+    if params["remove_departed"] and not params["name_prefix"]:
+        raise InputError("remove_departed", "needs name_prefix: without it every principal under the path would count as departed",
+                         "Set name_prefix to the fleet's (the aws role's aws_backup_principal_name_prefix)")
+    if params["remove_departed"] and not params["principals"]:
+        raise InputError("remove_departed", "with no principals would delete the whole fleet (an empty or misspelt inventory group?)",
+                         "List the fleet's principals, or delete a fleet on purpose with the access module's state=absent")
     partition = policies.partition_for_region(region)
-    wanted, shared, names, prefixes = [], None, {}, {}
+    wanted, shared, names, prefixes, paths = [], None, {}, {}, {}
     for index, entry in enumerate(params["principals"]):
         where = f"principals[{index}]"
         try:
@@ -346,9 +393,16 @@ def validate(params, region):
         except InputError as e:
             raise InputError(f"{where} ({entry['name']}).{e.field}", e.problem, e.fix) from None
         principal = wanted[-1]
-        for seen, key, what in ((names, principal["name"], "name"), (prefixes, principal["prefix"], "prefix")):
+        # IAM names are unique regardless of case; two hosts sharing a key file would swap keys.
+        for seen, key, what in (
+            (names, principal["name"].lower(), "name"),
+            (prefixes, principal["prefix"], "prefix"),
+            (paths, principal["credentials_path"], "credentials_path"),
+        ):
+            if key is None:
+                continue
             if key in seen:
-                raise InputError(f"{where}.{what}", f"{key} is also principals[{seen[key]}]'s", f"Give every host its own {what}")
+                raise InputError(f"{where}.{what}", f"{entry[what] if what != 'prefix' else key} is also principals[{seen[key]}]'s", f"Give every host its own {what}")
             seen[key] = index
         if shared is None:
             shared = principal.pop("shared")
@@ -357,7 +411,32 @@ def validate(params, region):
     if shared is None:
         # No host yet: the shared policy still says what every host will share.
         shared = policies.split_for_fleet(fleet_policy(params, region, partition, "fleet/none", {}))[0]
-    return shared, wanted
+    publisher = validate_publisher(params, names)
+    return shared, wanted, publisher
+
+
+def validate_publisher(params, names):
+    """The alert publisher as a principal: publish-only inline policy, no shared policy, no prefix."""
+    entry = params["alert_publisher"]
+    if entry is None:
+        return None
+    if params["kind"] != "user":
+        raise InputError("alert_publisher", "applies only to kind=user: a role's temporary credentials cannot be wrong or revoked on the host",
+                         "Remove alert_publisher")
+    policies.validate_iam_name(entry["name"], "alert_publisher.name")
+    if entry["name"].lower() in names:
+        raise InputError("alert_publisher.name", f"{entry['name']} is also principals[{names[entry['name'].lower()]}]'s", "Give the alert publisher a name no host has")
+    access_keys.check_credentials_path(entry["credentials_path"], "alert_publisher.credentials_path")
+    return {
+        "name": entry["name"],
+        "publisher": True,
+        "prefix": None,
+        "permissions": [],
+        "duplicity_jobs": [],
+        "inline": policies.alert_publisher_policy(params["sns_topic_arns"]),
+        "credentials_path": entry["credentials_path"],
+        "retire_previous_access_keys": entry["retire_previous_access_keys"],
+    }
 
 
 def fleet_policy(params, region, partition, prefix, entry):
@@ -384,20 +463,15 @@ def validate_principal(entry, params, region, partition):
     elif params["retire_previous_access_keys"]:
         raise InputError("credentials_path", "is needed to retire previous keys: the key to keep is the one in that file", "Set credentials_path")
     shared, own = policies.split_for_fleet(fleet_policy(params, region, partition, entry["prefix"], entry))
-    limit = policies.INLINE_POLICY_MAX_CHARACTERS[params["kind"]]
-    size = policies.policy_size(own)
-    if size > limit:
-        raise InputError(
-            "duplicity_jobs",
-            f"makes an inline policy of {size} characters, over IAM's limit of {limit} for a {params['kind']}'s inline policies",
-            "Give the host fewer duplicity jobs or source addresses (a CIDR block instead of single addresses), or use kind: role (10,240)",
-        )
     return {
         "name": entry["name"],
         "prefix": policies.normalize_prefix(entry["prefix"]),
         "permissions": policies.normalize_permissions(entry.get("permissions") or params["permissions"]),
         "duplicity_jobs": list(entry.get("duplicity_jobs") or []),
         "inline": own,
+        # Own statements past IAM's inline limit (a user's inline policies: 2,048 characters) go into a
+        # customer-managed policy of the host's own instead (6,144), as the access module makes them.
+        "own_policy": "inline" if policies.policy_size(own) <= policies.INLINE_POLICY_MAX_CHARACTERS[params["kind"]] else "managed",
         "shared": shared,
         "credentials_path": entry.get("credentials_path"),
     }
@@ -416,8 +490,9 @@ class Fleet:
     """The fleet's principals against the account: read once, then each changed where it differs.
     A failed AWS request raises AWSCallError naming what was being done and the principal."""
 
-    def __init__(self, module, shared_document, wanted):
+    def __init__(self, module, shared_document, wanted, publisher=None):
         self.module = module
+        self.publisher = publisher
         self.params = module.params
         self.kind = self.params["kind"]
         self.path = self.params["path"]
@@ -427,8 +502,11 @@ class Fleet:
         self.iam = aws_client(module, "iam")
         # For requests about an entity this run has just created: IAM may not show it yet.
         self.iam_after_create = aws_client(module, "iam", not_yet_visible=NO_SUCH_ENTITY)
+        # For deleting a policy just detached: IAM may still count the attachment for a moment.
+        self.deleting = aws_client(module, "iam", not_yet_visible=("DeleteConflict",))
         self.partition = policies.partition_for_region(module.region)
         self.changed = False
+        self.just_created = set()  # policies this run created: IAM may not show them at once
         self.report = None  # the credential report, read when a user's key needs it
         self.detached = {}  # policy ARN -> detachments made by this run
         self.diff_before = {"principals": {}}
@@ -451,10 +529,47 @@ class Fleet:
         self.entities = {detail_name(e, self.kind): e for e in entities}
         self.policies = {policy_name(p): p for p in details.get("Policies", [])}
         self.account_summary = call("read the account's IAM usage and quotas (iam:GetAccountSummary)", self.iam.get_account_summary)["SummaryMap"]
-        ours = [name for name, e in self.entities.items() if e["Path"].startswith(self.path)]
-        wanted_names = [w["name"] for w in self.wanted]
+        self.shared_arn = self.policy_arn(self.params["shared_policy_name"])
+        # Another fleet's principals (another bucket) under the same path and name prefix are not ours to list or delete.
+        ours = [name for name, e in self.entities.items() if e["Path"] == self.path and self.belongs_to_fleet(e)]
+        wanted_names = [w["name"] for w in self.wanted] + ([self.publisher["name"]] if self.publisher else [])
         self.departed = fleet.plan(wanted_names, ours, self.params["name_prefix"])[1]
         self.missing = [name for name in wanted_names if name not in self.entities]
+        self.refuse_other_fleets_principals()
+        if self.kind == "user" and any(w["name"] in self.entities and w["credentials_path"] for w in self.wanted + [self.publisher] if w):
+            self.credential_report()  # before any change: a failure to make it changes nothing
+
+    def policy_arn(self, name):
+        """A managed policy's ARN: where it is (IAM cannot move a policy; names are unique in an account), else where it goes."""
+        existing = self.policies.get(name)
+        return existing["Arn"] if existing else f"arn:{self.partition}:iam::{self.account}:policy{self.path}{name}"
+
+    def default_document(self, policy):
+        return next((v["Document"] for v in policy.get("PolicyVersionList", []) if v["IsDefaultVersion"]), None)
+
+    def belongs_to_fleet(self, detail):
+        """Whether a principal is this fleet's: it has the fleet's shared policy, or a policy of its own
+        (inline, or the access module's managed one) that names the fleet's bucket."""
+        attached = [a["PolicyArn"] for a in detail.get("AttachedManagedPolicies", [])]
+        if self.shared_arn in attached:
+            return True
+        bucket_arn = f"arn:{self.partition}:s3:::{self.params['bucket']}"
+        documents = [p["PolicyDocument"] for p in detail.get("UserPolicyList" if self.kind == "user" else "RolePolicyList", [])]
+        documents += [self.default_document(p) for p in self.policies.values() if p["Arn"] in attached]
+        return any(bucket_arn in (json.dumps(d) if not isinstance(d, str) else unquote(d)) for d in documents if d)
+
+    def refuse_other_fleets_principals(self):
+        """A principal this run would manage that holds another fleet's shared policy (another bucket, the same
+        names): managing it here would take that fleet's access away. Refused before any change."""
+        others = {p["Arn"]: name for name, p in self.policies.items() if p.get("Description") == SHARED_POLICY_DESCRIPTION and p["Arn"] != self.shared_arn}
+        for wanted in self.wanted + ([self.publisher] if self.publisher else []):
+            detail = self.entities.get(wanted["name"]) or {}
+            clash = [others[a["PolicyArn"]] for a in detail.get("AttachedManagedPolicies", []) if a["PolicyArn"] in others]
+            if clash:
+                self.module.fail_json(
+                    msg=f"principals ({wanted['name']}).name: the principal is another fleet's (it has that fleet's policy {clash[0]}); nothing was"
+                    " changed. Give this fleet its own name prefix (the aws role's aws_backup_principal_name_prefix)"
+                )
 
     def credential_report(self):
         """IAM's credential report, by user name: asked for once, when a user's key needs it."""
@@ -479,7 +594,8 @@ class Fleet:
 
     def quotas(self):
         """Fails, before any change, when the account cannot hold the principals to create."""
-        new_policies = 0 if self.params["shared_policy_name"] in self.policies else 1
+        new_policies = int(self.params["shared_policy_name"] not in self.policies)
+        new_policies += sum(1 for w in self.wanted if w["own_policy"] == "managed" and w["name"] not in self.policies)
         report = fleet.capacity(self.account_summary, self.kind, len(self.missing), new_policies)
         problems = fleet.quota_problems(report)
         if problems:
@@ -498,6 +614,7 @@ class Fleet:
             )
         shared = self.ensure_shared_policy()
         principals = [self.ensure_principal(wanted, shared["arn"]) for wanted in self.wanted]
+        publisher = self.ensure_principal(self.publisher, shared["arn"]) if self.publisher else None
         removed = self.remove_departed() if self.params["remove_departed"] else []
         deleted = self.delete_left_over_policies(shared["arn"])
         result = {
@@ -508,50 +625,57 @@ class Fleet:
             "deleted_policies": deleted,
             "quotas": quotas,
         }
+        if publisher:
+            result["alert_publisher"] = publisher
         return result, diff(self.diff_before, self.diff_after)
 
     # --- requests -----------------------------------------------------------------------------
 
-    def _change(self, changes, what, method, **params):
-        """One change: recorded, skipped in check mode."""
+    def _change(self, changes, what, method, missing=(), **params):
+        """One change: recorded, skipped in check mode. ``missing``: error codes that mean it is done already."""
         self.changed = True
         changes.append(what)
         if self.check_mode:
             return None
-        return call(what, method, **params)
+        return call(what, method, missing=missing, **params)
 
     # --- the shared policy --------------------------------------------------------------------
 
     def ensure_shared_policy(self):
         name = self.params["shared_policy_name"]
+        return self.ensure_managed_policy(name, self.shared_document, SHARED_POLICY_DESCRIPTION, "the fleet's shared policy", [])
+
+    def ensure_managed_policy(self, name, document, description, what, changes):
+        """A customer-managed policy with ``document``: created, or given a new default version when it
+        means something else (the oldest other version deleted first, within IAM's 5)."""
         current = self.policies.get(name)
-        arn = current["Arn"] if current else f"arn:{self.partition}:iam::{self.account}:policy{self.path}{name}"
+        arn = self.policy_arn(name)
         versions = current.get("PolicyVersionList", []) if current else []
-        document = next((v["Document"] for v in versions if v["IsDefaultVersion"]), None)
-        result = {"name": name, "arn": arn, "default_version": current["DefaultVersionId"] if current else None, "document": self.shared_document}
-        if current is not None and not policies.policies_differ(document, self.shared_document):
+        before = self.default_document(current) if current else None
+        result = {"name": name, "arn": arn, "default_version": current["DefaultVersionId"] if current else None, "document": document}
+        if current is not None and not policies.policies_differ(before, document):
             return result
-        self.diff_before["shared_policy"] = document
-        self.diff_after["shared_policy"] = self.shared_document
+        if name == self.params["shared_policy_name"]:
+            self.diff_before["shared_policy"], self.diff_after["shared_policy"] = before, document
         self.changed = True
+        changes.append(f"{'create' if current is None else 'update'} {what} {name}")
         if self.check_mode:
             return result
-        wanted = json.dumps(self.shared_document)
+        text = json.dumps(document, separators=(",", ":"))
         if current is None:
             created = call(
-                f"create the fleet's shared policy {name}",
-                self.iam.create_policy,
-                PolicyName=name,
-                Path=self.path,
-                PolicyDocument=wanted,
-                Description="systemd_s3.backup: what every backup principal of the fleet shares",
-            )["Policy"]
-            result.update(arn=created["Arn"], default_version=created["DefaultVersionId"])
-            return result
+                f"create {what} {name}", self.iam.create_policy, missing=ENTITY_EXISTS, PolicyName=name, Path=self.path, PolicyDocument=text, Description=description
+            )
+            if created is not None:
+                result.update(arn=created["Policy"]["Arn"], default_version=created["Policy"]["DefaultVersionId"])
+                self.just_created.add(result["arn"])
+                return result
+            # Made meanwhile by another run (an AWX job slice): read it, and bring it in line as usual.
+            versions = paginate(f"list the versions of {name}", self.iam_after_create, "list_policy_versions", "Versions", PolicyArn=arn)
         if len(versions) >= IAM_MAX_POLICY_VERSIONS:
             oldest = min((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: (v["CreateDate"], int(v["VersionId"].lstrip("v"))))
-            call(f"delete the oldest version of {name}", self.iam.delete_policy_version, PolicyArn=arn, VersionId=oldest["VersionId"])
-        version = call(f"update the fleet's shared policy {name}", self.iam.create_policy_version, PolicyArn=arn, PolicyDocument=wanted, SetAsDefault=True)
+            call(f"delete the oldest version of {name}", self.iam.delete_policy_version, missing=NO_SUCH_ENTITY, PolicyArn=arn, VersionId=oldest["VersionId"])
+        version = call(f"update {what} {name}", self.iam.create_policy_version, PolicyArn=arn, PolicyDocument=text, SetAsDefault=True)
         result["default_version"] = version["PolicyVersion"]["VersionId"]
         return result
 
@@ -569,12 +693,20 @@ class Fleet:
         else:
             self.fix_path_and_trust(detail, requests, changes)
         about = dict(requests.name_param)
-        # The shared Deny statements first: never an Allow without them.
+        # The shared Deny statements first: never an Allow without them. (The alert publisher may only
+        # publish: it needs none.)
+        wanted_attached = set() if wanted.get("publisher") else {shared_arn}
+        if wanted.get("own_policy") == "managed":
+            own = self.ensure_managed_policy(name, wanted["inline"], PER_PRINCIPAL_POLICY_DESCRIPTION, "the host's own policy", changes)
+            wanted_attached.add(own["arn"])
         attached = {a["PolicyArn"] for a in detail.get("AttachedManagedPolicies", [])}
-        if shared_arn not in attached:
-            self._change(changes, f"attach the shared policy to {name}", requests.attach_policy, PolicyArn=shared_arn, **about)
+        for missing in sorted(wanted_attached - attached):
+            # A policy made a moment ago may not be attachable yet: retried while IAM does not show it.
+            attach = PrincipalRequests(self.iam_after_create, self.kind, name).attach_policy if missing in self.just_created else requests.attach_policy
+            self._change(changes, f"attach {'the shared policy' if missing == shared_arn else missing} to {name}", attach, PolicyArn=missing, **about)
         inline = {p["PolicyName"]: p["PolicyDocument"] for p in detail.get("UserPolicyList" if self.kind == "user" else "RolePolicyList", [])}
-        if policies.policies_differ(inline.get(fleet.INLINE_POLICY_NAME), wanted["inline"]):
+        wanted_inline = {fleet.INLINE_POLICY_NAME} if wanted.get("own_policy", "inline") == "inline" else set()
+        if wanted_inline and policies.policies_differ(inline.get(fleet.INLINE_POLICY_NAME), wanted["inline"]):
             self._change(
                 changes,
                 f"put {name}'s inline policy",
@@ -584,10 +716,10 @@ class Fleet:
                 **about,
             )
         # Anything else widens the principal's access (or is the access module's policy, now inline).
-        for other in sorted(attached - {shared_arn}):
+        for other in sorted(attached - wanted_attached):
             self._change(changes, f"detach {other} from {name}", requests.detach_policy, PolicyArn=other, **about)
             self.detached[other] = self.detached.get(other, 0) + 1
-        for other in sorted(set(inline) - {fleet.INLINE_POLICY_NAME}):
+        for other in sorted(set(inline) - wanted_inline):
             self._change(changes, f"delete {name}'s inline policy {other}", requests.delete_inline_policy, PolicyName=other, **about)
         for group in sorted(detail.get("GroupList", [])):
             self._change(changes, f"remove {name} from group {group}", requests.iam.remove_user_from_group, GroupName=group, UserName=name)
@@ -604,7 +736,7 @@ class Fleet:
             "inline_policies": sorted(inline),
             "attached_policies": sorted(attached),
         }
-        after = {"inline_policy": wanted["inline"], "inline_policies": [fleet.INLINE_POLICY_NAME], "attached_policies": [shared_arn]}
+        after = {"inline_policy": wanted["inline"], "inline_policies": sorted(wanted_inline), "attached_policies": sorted(wanted_attached)}
         if self.kind == "user":
             before["groups"], after["groups"] = sorted(detail.get("GroupList", [])), []
             result["access_key"] = self.ensure_access_key(wanted, requests, name in self.missing, changes, before, after)
@@ -618,7 +750,10 @@ class Fleet:
 
     def summary_line(self, result):
         """One line about a principal, for a role to show per host without a task per host."""
-        line = f"{result['name']}: s3://{self.params['bucket']}/{result['prefix']}/ as {result['arn']}"
+        if result["prefix"] is None:
+            line = f"{result['name']}: publishes alerts to {', '.join(self.params['sns_topic_arns'])} as {result['arn']}"
+        else:
+            line = f"{result['name']}: s3://{self.params['bucket']}/{result['prefix']}/ as {result['arn']}"
         key = result.get("access_key") or {}
         if key.get("access_key_id"):
             line += f" (key {key['access_key_id']})"
@@ -633,10 +768,16 @@ class Fleet:
         if self.kind == "role":
             args["AssumeRolePolicyDocument"] = json.dumps(policies.ec2_trust_policy(self.partition))
             args["Description"] = "systemd_s3.backup: writes this host's backups"
-        requests = PrincipalRequests(self.iam, self.kind, name)
-        created = self._change(changes, f"create {self.kind} {name}", requests.create, **requests.name_param, **args)
-        if created is None:  # check mode
+        principal_requests = PrincipalRequests(self.iam, self.kind, name)
+        self.changed = True
+        changes.append(f"create {self.kind} {name}")
+        if self.check_mode:
             return {"Arn": f"arn:{self.partition}:iam::{self.account}:{self.kind}{self.path}{name}", "Path": self.path}
+        created = call(f"create {self.kind} {name}", principal_requests.create, missing=ENTITY_EXISTS, **principal_requests.name_param, **args)
+        if created is None:
+            # Made meanwhile by another run (an AWX job slice): what it has is brought in line as usual.
+            getter = PrincipalRequests(self.iam_after_create, self.kind, name)
+            return call(f"get {self.kind} {name}", getter.get, **getter.name_param)["User" if self.kind == "user" else "Role"]
         return created["User" if self.kind == "user" else "Role"]
 
     def fix_path_and_trust(self, detail, requests, changes):
@@ -666,7 +807,7 @@ class Fleet:
             "credentials_path": credentials_path,
             "rotate_access_key": self.params["rotate_access_keys"],
             "access_key_max_age_days": self.params["access_key_max_age_days"],
-            "retire_previous_access_keys": self.params["retire_previous_access_keys"],
+            "retire_previous_access_keys": wanted.get("retire_previous_access_keys", self.params["retire_previous_access_keys"]),
         }
         plan = access_keys.plan_keys(name, keys, held_key_id, options, datetime.datetime.now(datetime.timezone.utc))
         if plan["warning"]:
@@ -696,7 +837,7 @@ class Fleet:
         result["previous_access_key_ids"] = [k["AccessKeyId"] for k in plan["kept"]]
         before["access_key_ids"] = [k["AccessKeyId"] for k in keys]
         in_use = sorted(plan["kept"] + ([current] if current else []), key=lambda k: k["CreateDate"])
-        after["access_key_ids"] = [k["AccessKeyId"] for k in in_use] + ([] if current else [NEW_KEY_PLACEHOLDER])
+        after["access_key_ids"] = [k["AccessKeyId"] for k in in_use] + ([access_keys.NEW_KEY_PLACEHOLDER] if plan["create"] and not current else [])
         return result
 
     def create_access_key(self, name, reason, credentials_path, requests, changes, result):
@@ -734,6 +875,7 @@ class Fleet:
         before["instance_profile_roles"], after["instance_profile_roles"] = roles, [name]
         if roles != [name]:
             for stranger in [r for r in roles if r != name]:
+                self.module.warn(f"instance profile {name} held role {stranger}: it is taken out (an instance profile holds one role)")
                 self._change(changes, f"remove role {stranger} from instance profile {name}", self.iam.remove_role_from_instance_profile,
                              InstanceProfileName=name, RoleName=stranger)
             if name not in roles:
@@ -787,9 +929,9 @@ class Fleet:
             changes = []
             for version in policy.get("PolicyVersionList", []):
                 if not version["IsDefaultVersion"]:
-                    self._change(changes, f"delete a version of the unused policy {name}", self.iam.delete_policy_version,
+                    self._change(changes, f"delete a version of the unused policy {name}", self.deleting.delete_policy_version, missing=NO_SUCH_ENTITY,
                                  PolicyArn=policy["Arn"], VersionId=version["VersionId"])
-            self._change(changes, f"delete the unused policy {name}", self.iam.delete_policy, PolicyArn=policy["Arn"])
+            self._change(changes, f"delete the unused policy {name}", self.deleting.delete_policy, missing=NO_SUCH_ENTITY, PolicyArn=policy["Arn"])
             self.diff_before.setdefault("deleted_policies", []).append(policy["Arn"])
             deleted.append(policy["Arn"])
         return deleted
@@ -824,18 +966,26 @@ def main():
         retire_previous_access_keys=dict(type="bool", default=False, no_log=False),
         remove_departed=dict(type="bool", default=False),
         max_departed_removals=dict(type="int", default=10),
+        alert_publisher=dict(
+            type="dict",
+            options=dict(
+                name=dict(type="str", required=True),
+                credentials_path=dict(type="path", required=True, no_log=False),
+                retire_previous_access_keys=dict(type="bool", default=False, no_log=False),
+            ),
+        ),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     if module.params["shared_policy_name"] is None:
         module.params["shared_policy_name"] = f"systemd-s3-backup-{module.params['bucket']}"
-    shared, wanted = validate_or_fail(module, validate, module.params, module.region)
-    principals = Fleet(module, shared, wanted)
+    shared, wanted, publisher = validate_or_fail(module, validate, module.params, module.region)
+    fleet_run = Fleet(module, shared, wanted, publisher)
     try:
-        principals.read()
-        result, changes = principals.apply()
+        fleet_run.read()
+        result, changes = fleet_run.apply()
     except AWSCallError as e:
         module.fail_json_aws_error(e)
-    module.exit_json(changed=principals.changed, diff=changes, **result)
+    module.exit_json(changed=fleet_run.changed, diff=changes, **result)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,15 @@ def test_role_end_to_end(fleet, moto_enforcing, run_playbook):
     assert access["web1"]["credentials_file"] == str(fleet["credentials"] / "web1.ini")
     assert access["web1"]["alert_topic_arn"].endswith(f":alerts-{fleet['unique']}")
     assert (access["web1"]["duplicity_jobs"], access["db1"]["duplicity_jobs"]) == ([], ["repos"])
+    # The fleet's publish-only alert key, for every host's alert unit: no access to the bucket at all.
+    publisher_file = fleet["credentials"] / "alert-publisher.ini"
+    assert access["web1"]["alert_credentials_file"] == access["db1"]["alert_credentials_file"] == str(publisher_file)
+    assert stat.S_IMODE(publisher_file.stat().st_mode) == 0o600
+    publisher_key = _keys(publisher_file)
+    assert publisher_key[1] not in proc.stdout + proc.stderr
+    publisher_s3 = moto_enforcing.client("s3", access_key=publisher_key[0], secret_key=publisher_key[1])
+    with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+        publisher_s3.put_object(Bucket=fleet["bucket"], Key="hosts/web1/x", Body=b"x")
     assert access["web1"]["key_created"] is True and access["web1"]["key_create_date"]
 
     # Each host's policy: db1 reads back its duplicity chain, and only from its networks.
@@ -179,6 +188,9 @@ def test_role_end_to_end(fleet, moto_enforcing, run_playbook):
     old_web1 = moto_enforcing.client("s3", access_key=secrets["web1"][0], secret_key=secrets["web1"][1])
     old_web1.put_object(Bucket=fleet["bucket"], Key="hosts/web1/still-works", Body=b"x")
 
+    publisher = f"backup-{fleet['unique']}-alert-publisher"
+    assert len(iam.list_access_keys(UserName=publisher)["AccessKeyMetadata"]) == 2  # rotated with the hosts
+
     # Retiring: check mode changes nothing; then only the keys in the files are left; then nothing to do.
     proc, output = run_playbook(fleet["retire"], inventory=fleet["inventory"], env=fleet["env"], check=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
@@ -193,6 +205,11 @@ def test_role_end_to_end(fleet, moto_enforcing, run_playbook):
     proc, output = run_playbook(fleet["retire"], inventory=fleet["inventory"], env=fleet["env"])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     assert all(s["changed"] == 0 for s in _stats(output).values()), _stats(output)
+    # The alert publisher's previous key only when the caller says every host has the new one.
+    assert len(iam.list_access_keys(UserName=publisher)["AccessKeyMetadata"]) == 2
+    proc, output = run_playbook(fleet["retire"], inventory=fleet["inventory"], env=fleet["env"], extra_vars={"aws_backup_retire_alert_publisher": True})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert [k["AccessKeyId"] for k in iam.list_access_keys(UserName=publisher)["AccessKeyMetadata"]] == [_keys(fleet["credentials"] / "alert-publisher.ini")[0]]
 
 
 SITE_WITH_RETIRE = """
@@ -232,11 +249,17 @@ def test_site_retires_a_replaced_key_only_once_no_run_uses_it(fleet, moto_enforc
     assert all(len(keys(host)) == 2 and set(first[host]) < set(keys(host)) for host in HOSTS)
     assert "keeps its previous key until a later run: still running with it s3-backup-pg.service" in proc.stdout
 
+    publisher = f"backup-{fleet['unique']}-alert-publisher"
+    publisher_keys = iam.list_access_keys(UserName=publisher)["AccessKeyMetadata"]
+    assert len(publisher_keys) == 2  # a host still runs: the publisher's previous key stays too
+
     (fake / "systemctl.running").unlink()
     proc, output = run_playbook(playbook, inventory=fleet["inventory"], env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     for host in HOSTS:
         assert keys(host) == [_keys(fleet["credentials"] / f"{host}.ini")[0]]
+    # Every host reached the play and none runs: the publisher's previous key goes as well.
+    assert [k["AccessKeyId"] for k in iam.list_access_keys(UserName=publisher)["AccessKeyMetadata"]] == [_keys(fleet["credentials"] / "alert-publisher.ini")[0]]
     proc, output = run_playbook(playbook, inventory=fleet["inventory"], env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     assert all(s["changed"] == 0 for s in _stats(output).values()), _stats(output)

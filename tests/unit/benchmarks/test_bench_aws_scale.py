@@ -3,6 +3,8 @@ benchmarks/bench.py (options, table, targets): the parts of the benchmark that n
 
 from __future__ import annotations
 
+import subprocess
+
 import sys
 from pathlib import Path
 
@@ -44,7 +46,9 @@ def test_extract_baseline_gives_a_collection_tree(tmp_path):
     dest = aws_scale.extract_baseline(tmp_path, "HEAD")
     assert dest == tmp_path / "ansible_collections" / "systemd_s3" / "backup"
     assert (dest / "galaxy.yml").is_file() and (dest / aws_scale.CHANGED_FILE).is_file()
-    assert aws_scale.file_digest(dest / aws_scale.CHANGED_FILE) == aws_scale.file_digest(REPO / aws_scale.CHANGED_FILE)
+    # HEAD's copy, not the work tree's (which may hold uncommitted edits).
+    committed = subprocess.run(["git", "-C", str(REPO), "show", f"HEAD:{aws_scale.CHANGED_FILE}"], capture_output=True, check=True).stdout
+    assert (dest / aws_scale.CHANGED_FILE).read_bytes() == committed
     assert aws_scale.file_digest(dest / "no-such-file") == "missing"
 
 

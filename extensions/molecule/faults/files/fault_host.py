@@ -11,7 +11,7 @@ SPEC_JSON (one entry of the fault list in verify.yml; every key but job optional
   trigger    systemctl (default: systemctl start, as its timer does), twice (two starts at once), or
              runner (while the unit runs, the runner started by hand on the same job)
   during     {"wait": REGEX, "run": COMMAND}: once REGEX shows in the run's journal, COMMAND runs
-  recover    shell commands run once the alert unit failed a first time (the fault is repaired);
+  recover    shell commands run once the alert unit's first attempt ended (the fault is repaired);
              then the alert unit's retry is waited for
   probe      a shell command run once the unit ended; its output is reported
   after      shell commands run at the end (clean up)
@@ -175,9 +175,10 @@ def watch_alert(alert_unit, before, recover, report):
     outcome = wait_for(alert_settled(alert_unit, restarts_before), ALERT_TIMEOUT)
     state = show(alert_unit, "ActiveState", "SubState", "Result", "ExecMainStatus", "NRestarts")
     alert["first_attempt"] = {"outcome": outcome or "timeout", "status": int(state["ExecMainStatus"] or 0), "failure": failure_line(journal(invocation))}
+    # The fault is repaired whether or not the first attempt delivered (the later faults need the host whole).
+    for command in recover:
+        sh(command)
     if outcome == "failed" and recover:
-        for command in recover:
-            sh(command)
         outcome = wait_for(alert_settled_after(alert_unit, int(state["NRestarts"] or 0)), ALERT_TIMEOUT)
         state = show(alert_unit, "ActiveState", "SubState", "Result", "ExecMainStatus", "NRestarts")
     alert.update(

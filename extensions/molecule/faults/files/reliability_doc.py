@@ -173,16 +173,18 @@ def render(results, date, wall_seconds=None):
             cause.append(f"left open: `{', '.join(measured['open_uploads'])}`; the runner: `{measured.get('failure')}`")
         out.append(f"- **{fault['title']}**: {cell(fault['gap'])} Measured: {cell('; '.join(cause)) or 'see the tables above'}.\n")
     out.append(
-        "- **Alerts during an outage**: an alert goes out over the same endpoint and with the same key as the\n"
-        "  backup. The alert unit tries again every 15s, at most 100 times an hour (faults 11 to 14 show a retry\n"
-        "  delivering it once the endpoint or the key is back); a longer outage loses the alert, and only the\n"
-        "  `systemd_s3.backup.freshness` playbook (no fresh backup) reports the job.\n"
+        "- **Alerts during an outage**: an alert goes out over the same endpoint as the backup, but with the\n"
+        "  fleet's publish-only key (`aws_backup_alert_publisher`), not the host's: a wrong or revoked host key\n"
+        "  does not stop it (faults 13 and 14: delivered on the first attempt). When the endpoint itself is down\n"
+        "  the alert unit tries again every 15s, at most 100 times an hour (faults 11 and 12 show a retry\n"
+        "  delivering it once the endpoint is back); a longer outage loses the alert, and only the\n"
+        "  `systemd_s3.backup.freshness` playbook (no fresh backup) or a missed ping reports the job.\n"
     )
     out.append(
         "- **moto and alerts**: moto checks `sns:Publish` against the resource `*`, so the collection's topic-scoped\n"
         "  statement never matches there. While moto enforces IAM (the two credential faults), the suite gives the\n"
-        "  host's user a test-only extra policy allowing `sns:Publish` on `*` (`fault_check.py allow-publish`); in AWS\n"
-        "  the collection's own policy suffices.\n"
+        "  alert publisher a test-only extra policy allowing `sns:Publish` on `*` (`fault_check.py allow-publish`); in\n"
+        "  AWS the collection's own policy suffices.\n"
     )
     return "".join(out)
 

@@ -264,8 +264,11 @@ def test_a_fleet_past_a_quota_fails_before_any_change(moto, run_module, unique):
         ({"principals": [{"name": "a", "prefix": "hosts/a"}, {"name": "b", "prefix": "hosts/a/"}]}, "principals[1].prefix: hosts/a is also"),
         ({"principals": [{"name": "a b", "prefix": "hosts/a"}]}, "principals[0] (a b).name"),
         ({"principals": [{"name": "a", "prefix": "hosts/*"}]}, "principals[0] (a).prefix"),
-        ({"principals": [{"name": "a", "prefix": "hosts/a", "duplicity_jobs": [f"job{n:02d}-with-a-long-name" for n in range(20)]}]},
-         "over IAM's limit of 2048 for a user's inline policies"),
+        ({"principals": [{"name": "a", "prefix": "hosts/a"}, {"name": "A", "prefix": "hosts/b"}]}, "principals[1].name: A is also principals[0]'s"),
+        ({"principals": [{"name": "a", "prefix": "hosts/a", "credentials_path": "/tmp/k.ini"}, {"name": "b", "prefix": "hosts/b", "credentials_path": "/tmp/k.ini"}]},
+         "principals[1].credentials_path: /tmp/k.ini is also principals[0]'s"),
+        ({"remove_departed": True}, "remove_departed: needs name_prefix"),
+        ({"remove_departed": True, "name_prefix": "b-", "principals": []}, "remove_departed: with no principals would delete the whole fleet"),
         ({"kind": "role", "principals": [{"name": "a", "prefix": "hosts/a", "credentials_path": "/tmp/x.ini"}]}, "principals[0] (a).credentials_path"),
         ({"kind": "role", "rotate_access_keys": True}, "rotate_access_keys: applies only to kind=user"),
         ({"retire_previous_access_keys": True}, "principals[0] (a).credentials_path: is needed to retire"),
@@ -278,3 +281,94 @@ def test_bad_input_fails_before_any_request(moto, run_module, change, expected):
     result = run_module(MODULE, args)
     assert result.get("failed") and expected in result["msg"], result.get("msg")
     assert moto.requests() == before
+
+
+def test_the_alert_publisher_may_only_publish(moto, run_module, unique, tmp_path):
+    iam = moto.client("iam")
+    topic = f"arn:aws:sns:us-east-1:123456789012:alerts-{unique}"
+    publisher = {"name": f"b{unique}-alert-publisher", "credentials_path": str(tmp_path / "alert-publisher.ini")}
+    args = fleet_args(moto, unique, tmp_path, hosts=("web1",), sns_topic_arns=[topic], alert_publisher=publisher)
+    created = run_module(MODULE, args)
+    assert_ok(created, True)
+    result = created["alert_publisher"]
+    assert result["name"] == publisher["name"] and result["access_key"]["created"] is True
+    assert held(tmp_path / "alert-publisher.ini")["aws_access_key_id"] == result["access_key"]["access_key_id"]
+    assert stat.S_IMODE(os.stat(tmp_path / "alert-publisher.ini").st_mode) == 0o600
+    assert iam.list_attached_user_policies(UserName=publisher["name"])["AttachedPolicies"] == []  # no bucket access at all
+    assert iam.get_user_policy(UserName=publisher["name"], PolicyName=INLINE)["PolicyDocument"]["Statement"] == [
+        {"Sid": "PublishAlerts", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": [topic]}
+    ]
+    assert result["summary"].startswith(f"{publisher['name']}: publishes alerts to {topic} as ")
+    assert created["departed"] == []  # the publisher shares the name prefix, and is no departed host
+    assert_ok(run_module(MODULE, args), False)
+
+    # Rotated with the hosts; its previous key is retired only when asked for it (every host has the new one).
+    rotated = run_module(MODULE, dict(args, rotate_access_keys=True))
+    assert rotated["alert_publisher"]["access_key"]["previous_access_key_ids"] == [result["access_key"]["access_key_id"]]
+    retired = run_module(MODULE, dict(args, retire_previous_access_keys=True))
+    assert len(iam.list_access_keys(UserName=publisher["name"])["AccessKeyMetadata"]) == 2  # hosts' flag: not the publisher's
+    retired = run_module(MODULE, dict(args, alert_publisher=dict(publisher, retire_previous_access_keys=True)))
+    assert_ok(retired, True)
+    assert [k["AccessKeyId"] for k in iam.list_access_keys(UserName=publisher["name"])["AccessKeyMetadata"]] == [
+        rotated["alert_publisher"]["access_key"]["access_key_id"]
+    ]
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"kind": "role"}, "alert_publisher: applies only to kind=user"),
+        ({"sns_topic_arns": []}, "sns_topic_arns: is empty: an alert publisher needs the alert topic"),
+        ({"alert_publisher": {"name": "a", "credentials_path": "/tmp/x.ini"}}, "alert_publisher.name: a is also principals[0]'s"),
+    ],
+)
+def test_a_bad_alert_publisher_fails_before_any_request(moto, run_module, change, expected):
+    before = moto.requests()
+    args = {
+        **moto.module_args(),
+        "bucket": "acme-backups",
+        "principals": [{"name": "a", "prefix": "hosts/a"}],
+        "sns_topic_arns": ["arn:aws:sns:us-east-1:123456789012:alerts"],
+        "alert_publisher": {"name": "backup-alert-publisher", "credentials_path": "/tmp/alert-publisher.ini"},
+        **change,
+    }
+    result = run_module(MODULE, args)
+    assert result.get("failed") and expected in result["msg"], result.get("msg")
+    assert moto.requests() == before
+
+
+def test_a_host_too_big_for_an_inline_policy_gets_a_managed_one_of_its_own(moto, run_module, unique, tmp_path):
+    """A user's inline policies may hold 2,048 characters: a host with many duplicity jobs gets its own
+    statements as a managed policy (as the access module made them), and inline again once they fit."""
+    iam = moto.client("iam")
+    args = fleet_args(moto, unique, tmp_path, hosts=("git1",))
+    args["principals"][0]["duplicity_jobs"] = [f"repository-{n:02d}" for n in range(30)]
+    name = args["principals"][0]["name"]
+    created = run_module(MODULE, args)
+    assert_ok(created, True)
+    own = f"arn:aws:iam::123456789012:policy{args['path']}{name}"
+    assert sorted(p["PolicyArn"] for p in iam.list_attached_user_policies(UserName=name)["AttachedPolicies"]) == sorted([own, created["shared_policy"]["arn"]])
+    assert iam.list_user_policies(UserName=name)["PolicyNames"] == []
+    assert created["quotas"]["Policies"]["needed"] == 2
+    assert_ok(run_module(MODULE, args), False)
+
+    args["principals"][0]["duplicity_jobs"] = ["repository-00"]
+    shrunk = run_module(MODULE, args)
+    assert_ok(shrunk, True)
+    assert iam.list_user_policies(UserName=name)["PolicyNames"] == [INLINE]
+    assert shrunk["deleted_policies"] == [own]
+    assert_ok(run_module(MODULE, args), False)
+
+
+def test_another_fleets_principals_are_neither_departed_nor_taken_over(moto, run_module, unique, tmp_path):
+    """Two buckets in one account with the same path and name prefix: neither fleet lists the other's
+    hosts as departed, and a host name in both is refused instead of moved between them."""
+    first = fleet_args(moto, unique, tmp_path / "first", hosts=("web1", "web2"))
+    second = dict(fleet_args(moto, unique, tmp_path / "second", hosts=("db1",)), bucket=f"other-{unique}")
+    assert_ok(run_module(MODULE, first), True)
+    created = run_module(MODULE, second)
+    assert_ok(created, True)
+    assert created["departed"] == []
+    assert run_module(MODULE, first)["departed"] == []
+    clash = run_module(MODULE, dict(second, principals=second["principals"] + [dict(first["principals"][0], credentials_path=str(tmp_path / "x.ini"))]))
+    assert clash.get("failed") and "the principal is another fleet's" in clash["msg"], clash.get("msg")

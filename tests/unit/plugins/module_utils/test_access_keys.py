@@ -50,6 +50,14 @@ def test_plan_replaces_a_lost_key_making_room_with_the_inactive_one():
     assert (plan["make_room"], plan["current"], plan["kept"]) == (inactive, None, [other])
 
 
+def test_retiring_never_creates_a_key_nor_deletes_one_the_host_may_use():
+    # The credentials file is lost (or holds an inactive key): the host still runs with one of these.
+    deployed = key("AKDEPLOYED", age=3)
+    plan = access_keys.plan_keys("backup-web1", [deployed], None, dict(OPTIONS, retire_previous_access_keys=True), NOW)
+    assert (plan["create"], plan["retire"], plan["kept"], plan["make_room"]) == (None, [], [deployed], None)
+    assert plan["warning"].startswith("backup-web1: no key retired (the credentials file holds no active key of the user)")
+
+
 def test_plan_does_not_rotate_over_an_unretired_previous_key():
     plan = access_keys.plan_keys("backup-web1", [key("AKA", age=5), key("AKB", age=1)], "AKB", dict(OPTIONS, rotate_access_key=True), NOW)
     assert plan["create"] is None and "retire_keys.yml" in plan["warning"]
@@ -64,6 +72,8 @@ def test_credentials_file_records_the_key_creation(tmp_path):
     # 0.2.0's files have no date; a missing or broken file holds nothing.
     path.write_text("[default]\naws_access_key_id = AKIA2\naws_secret_access_key = x\n")
     assert access_keys.read_held_key(path) == ("AKIA2", "x", None)
+    path.write_text("[default]\naws_access_key_id = AKIA3\n")  # no secret: no key
+    assert access_keys.read_held_key(path) == (None, None, None)
     path.write_text("not ini")
     assert access_keys.read_held_key(path) == (None, None, None)
     assert access_keys.read_held_key(tmp_path / "missing") == (None, None, None)

@@ -181,6 +181,9 @@ def test_the_roles_host_paths_and_version_are_the_contracts():
     assert str(role_vars["jobs_runner_version"]) == contract.VERSION
     assert yaml.safe_load((REPO / "galaxy.yml").read_text())["version"] == contract.VERSION
     assert contract.CREDENTIALS_PATH == f"{contract.CONFIG_DIR}/aws-credentials"
+    assert contract.ALERT_CREDENTIALS_PATH == f"{contract.CONFIG_DIR}/alert-credentials"
+    for variable, path in (("jobs_credentials_path", contract.CREDENTIALS_PATH), ("jobs_alert_credentials_path", contract.ALERT_CREDENTIALS_PATH)):
+        assert role_vars[variable].replace("{{ jobs_config_dir }}", contract.CONFIG_DIR) == path
     restore_vars = yaml.safe_load((REPO / "roles" / "restore" / "vars" / "main.yml").read_text())
     assert (restore_vars["restore_runner"], restore_vars["restore_config_dir"]) == (contract.RUNNER_PATH, contract.CONFIG_DIR)
 

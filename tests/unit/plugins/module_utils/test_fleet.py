@@ -64,3 +64,5 @@ def test_fleet_principals_name_the_host_and_variable_of_a_mistake():
         fleet.fleet_principals(["web9"], {}, "hosts")
     with pytest.raises(InputError, match=r"web1: backup_permissions: is 'backup', not a list\. Write a list, e.g\. backup_permissions: \[backup, restore\]"):
         fleet.fleet_principals(["web1"], {"web1": {"backup_permissions": "backup"}}, "hosts")
+    with pytest.raises(InputError, match=r"aws_backup_credentials_dir: is empty"):
+        fleet.fleet_principals(["web1"], {"web1": {}}, "hosts", credentials_dir="")

@@ -368,6 +368,7 @@ RUNNER_SOURCE = Path(__file__).resolve().parents[4] / "roles" / "jobs" / "files"
 LAYOUT = {
     "config_dir": "/etc/systemd-s3-backup",
     "credentials_path": "/etc/systemd-s3-backup/aws-credentials",
+    "alert_credentials_path": "/etc/systemd-s3-backup/alert-credentials",
     "unit_dir": "/etc/systemd/system",
     "runner": "/usr/local/sbin/systemd-s3-backup",
     "runner_library": "/usr/local/lib/systemd-s3-backup",
@@ -444,12 +445,30 @@ def test_a_converged_host_gets_nothing_done_and_no_bucket_check(key_file):
         "files": [],
         "key": False,
         "key_available": True,
+        "alert_key": False,
         "removals": [],
         "old_runners": [],
         "undeclared_timers": [],
         "timers": [],
         "check_bucket": False,
     }
+
+
+def test_the_alert_publisher_key_is_copied_when_it_differs_and_removed_when_no_longer_wanted(key_file, tmp_path):
+    deployed = units([STREAM])
+    alert_key = tmp_path / "alert-publisher.ini"
+    alert_key.write_text("[default]\naws_access_key_id = AKIAALERT\naws_secret_access_key = not-a-real-secret\n")
+    facts = converged(deployed, key_file)
+    assert changes(deployed, facts, key_file, alert_key_source=str(alert_key))["alert_key"] is True
+    facts["files"][LAYOUT["alert_credentials_path"]] = root_file("0600", path=alert_key)
+    plan = changes(deployed, facts, key_file, alert_key_source=str(alert_key))
+    assert (plan["alert_key"], plan["removals"], plan["check_bucket"]) == (False, [], False)
+    # The fleet went without an alert publisher: the host's copy goes.
+    assert changes(deployed, facts, key_file)["removals"] == [{"path": LAYOUT["alert_credentials_path"]}]
+    # A key the control node does not have is refused like the host's own.
+    missing = changes(deployed, facts, key_file, alert_key_source=str(tmp_path / "gone.ini"))["problems"]
+    assert missing == [f"{tmp_path / 'gone.ini'} (the fleet's alert publisher key) does not exist on the control node."
+                       " Run the systemd_s3.backup.aws role first (site.yml does); it writes the key there."]
 
 
 def test_a_fresh_host_gets_everything_and_the_bucket_checked(key_file):
