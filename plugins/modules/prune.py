@@ -126,29 +126,36 @@ deleted:
     host:
       description: The host's folder name.
       type: str
+      returned: always
       sample: db1
     job:
       description: The job's name.
       type: str
+      returned: always
       sample: pg
     run:
       description: The run folder's name (when the run started, UTC).
       type: str
+      returned: always
       sample: 20261101T020312Z
     run_prefix:
       description: The run's folder in the bucket.
       type: str
+      returned: always
       sample: hosts/db1/pg/20261101T020312Z/
     complete:
       description: Whether the run had its manifest (false for an incomplete run older than O(incomplete_after)).
       type: bool
+      returned: always
     objects:
       description: How many objects were deleted with it, its manifest included.
       type: int
+      returned: always
       sample: 2
     size:
       description: Their bytes, from the listing.
       type: int
+      returned: always
       sample: 73400320
 jobs:
   description: One entry per job with C(keep), sorted by host and job.
@@ -159,20 +166,25 @@ jobs:
     host:
       description: The host's folder name.
       type: str
+      returned: always
     job:
       description: The job's name.
       type: str
+      returned: always
     keep:
       description: The job's policy, as checked.
       type: dict
+      returned: always
       sample: {last: 7, daily: 14}
     max_age:
       description: The age under which no run is deleted.
       type: str
+      returned: always
       sample: 26h
     kept:
       description: The complete runs kept, newest first, each with the rules that keep it.
       type: list
+      returned: always
       elements: dict
       sample:
         - run: 20261122T020312Z
@@ -180,12 +192,15 @@ jobs:
     deleted:
       description: How many runs were deleted (in check mode, would be).
       type: int
+      returned: always
     incomplete_kept:
       description: Incomplete runs not yet old enough to delete (or all of them with O(incomplete_after=never)).
       type: int
+      returned: always
     suspicious:
       description: The manifests of runs refused as suspicious, never deleted.
       type: list
+      returned: always
       elements: str
 deleted_objects:
   description: How many objects were deleted (in check mode, would be).
