@@ -763,6 +763,37 @@ JOB_FIELDS = {
             },
         },
     },
+    "keep": {
+        "methods": ("stream", "archive"),
+        # Never reaches a host: the prune module (plugins/module_utils/retention.py) applies it from the
+        # control node, with credentials no host holds; jobs.py checks it when the role deploys the job.
+        "spec": {
+            "type": "dict",
+            "description": [
+                "C(stream) and C(archive) - which complete runs the C(systemd_s3.backup.prune) playbook (module C(systemd_s3.backup.prune)) keeps;"
+                " it deletes the other run folders from the control node, so the host needs no delete permission. Default: none, every run is kept."
+                " A run kept by any rule stays (restic's C(forget)); the newest complete run and every run younger than"
+                " O(jobs_list[].max_age) always stay. Not for C(sync) (its history is the bucket's noncurrent versions) nor C(duplicity)"
+                " (use O(jobs_list[].retention)).",
+                "Example: V({last: 7, daily: 14, weekly: 8, monthly: 12, yearly: 3}), or V({within: 90d}) to delete what is older than 90 days.",
+                "In the versioned bucket a deleted object becomes a noncurrent version: the space is freed when the bucket's"
+                " C(noncurrent_version_expiration_days) expires it, and until then the run can be recovered.",
+            ],
+            "options": {
+                "last": {"type": "int", "description": "Keep the N newest runs."},
+                "hourly": {"type": "int", "description": "Keep the newest run of each of the N newest hours (UTC) that have one."},
+                "daily": {"type": "int", "description": "Keep the newest run of each of the N newest days (UTC) that have one."},
+                "weekly": {"type": "int", "description": "Keep the newest run of each of the N newest ISO weeks that have one."},
+                "monthly": {"type": "int", "description": "Keep the newest run of each of the N newest months that have one."},
+                "yearly": {"type": "int", "description": "Keep the newest run of each of the N newest years that have one."},
+                "within": {
+                    "type": "str",
+                    "description": "Keep every run started at most this long before the newest run (V(90d), V(12w); units s, min, h, d, w), so"
+                    " older runs go: counted from the newest run, not from now, so a job that stopped keeps its runs.",
+                },
+            },
+        },
+    },
     "read_write_paths": {
         "methods": ALL,
         "default": [],
@@ -792,7 +823,7 @@ JOB_FIELDS = {
             "type": "str",
             "description": [
                 "How old the job's newest complete backup may be before the C(systemd_s3.backup.freshness) playbook fails for it, e.g. V(26h) for a"
-                " daily job (default there 2 days)."
+                " daily job (default there 2 days). The C(systemd_s3.backup.prune) playbook never deletes a run younger than this."
             ],
         },
     },

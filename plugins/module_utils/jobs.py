@@ -16,6 +16,7 @@ import os
 import re
 
 from ansible_collections.systemd_s3.backup.plugins.module_utils import contract
+from ansible_collections.systemd_s3.backup.plugins.module_utils import retention
 from ansible_collections.systemd_s3.backup.plugins.module_utils.backups import parse_duration
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
 
@@ -194,6 +195,9 @@ def normalize_job(index, job, access=None):
     if method not in METHODS:
         raise InputError(_field(index, job, "method"), f"{method!r} is not a backup method", f"Choose one of {', '.join(METHODS)}")
     allowed = contract.fields_of(method)
+    if job.get("keep") is not None and "keep" not in allowed:
+        # Says why, rather than only that keep is not an option of this method.
+        retention.keep_policy(_field(index, job, "keep"), job["keep"], method)
     unknown = set(job) - allowed
     if unknown:
         raise InputError(
@@ -231,6 +235,9 @@ def normalize_job(index, job, access=None):
         # Read by the freshness playbook, checked here so a typo fails at deploy time.
         out["max_age"] = _one_line(field("max_age"), str(out["max_age"]), "a time span")
         parse_duration(out["max_age"], field("max_age"))
+    if out.get("keep") is not None:
+        # Read by the prune module on the control node, checked here so a typo fails at deploy time.
+        out["keep"] = retention.keep_policy(field("keep"), out["keep"], method)
 
     if method in ("stream", "archive"):
         out["command"] = _one_line(field("command"), job.get("command"), "the backup command")

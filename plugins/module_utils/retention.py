@@ -1,0 +1,141 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Retention of stream and archive runs: the job field ``keep`` checked, and which run folders a
+policy keeps, with restic's ``forget`` semantics. Pure functions, no AWS calls: the prune module
+lists the bucket and deletes what ``select_runs`` and ``select_incomplete`` leave out.
+
+A run is kept when any rule keeps it:
+- ``last: N``      the N newest complete runs;
+- ``hourly``, ``daily``, ``weekly``, ``monthly``, ``yearly: N``  the newest run of each of the N
+                   newest hours, days, ISO weeks, months, years (UTC) that have a run; a period without
+                   a run does not count, so a job that stopped keeps what it has;
+- ``within: D``    every run started at most D before the newest complete run (not before now: a job
+                   that stopped is never pruned away);
+and always, whatever the policy: the newest complete run, and every run younger than the job's
+max_age (counted from the later of its folder's time and when S3 stored its manifest).
+
+Runs are bucketed by their folder's time (when the run started, UTC), the time the operator sees in
+the key. Suspicious runs (see backups.forged_reasons) never reach this module: they are evidence."""
+
+from __future__ import annotations
+
+from ansible_collections.systemd_s3.backup.plugins.module_utils.backups import parse_duration
+from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
+
+# The rules that count runs, in the order restic applies (and reports) them.
+COUNT_RULES = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+KEEP_OPTIONS = COUNT_RULES + ("within",)
+MAX_COUNT = 100000
+# The periods of the calendar rules, as the text that names one period (UTC).
+PERIOD_FORMATS = {"hourly": "%Y-%m-%dT%H", "daily": "%Y-%m-%d", "monthly": "%Y-%m", "yearly": "%Y"}
+# The methods whose run folders a policy prunes, and why the others take no keep.
+METHODS = ("stream", "archive")
+NOT_FOR = {
+    "sync": (
+        "is not for sync jobs: every run of a sync job updates one mirror in <job>/data/, so there are no per-run copies to prune; the"
+        " older versions of its files are the bucket's noncurrent versions, which noncurrent_version_expiration_days (bucket module,"
+        " aws_backup_noncurrent_version_expiration_days) expires, and its run folders hold only a small manifest each",
+        "Remove keep from this job; bound the mirror's history with noncurrent_version_expiration_days",
+    ),
+    "duplicity": (
+        "is not for duplicity jobs: duplicity's sets form chains that only duplicity may cut",
+        "Remove keep and use retention: {keep_full: N} or {older_than: 6M} (needs the host's prune permission)",
+    ),
+}
+EXAMPLE = "{last: 7, daily: 14, weekly: 8, monthly: 12, yearly: 3} or {within: 90d}"
+
+
+def _count(field, value):
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)  # templating yields strings
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
+        raise InputError(field, f"{value!r} is not a whole number from 1 to {MAX_COUNT}", "Give how many to keep, or leave the rule out")
+    return value
+
+
+def keep_policy(field, value, method):
+    """The job field ``keep`` as {rule: count, ..., "within": "90d"}, only the rules given; raises
+    InputError naming ``field`` (jobs[<job>].keep) or its rule (jobs[<job>].keep.daily)."""
+    if method in NOT_FOR:
+        raise InputError(field, *NOT_FOR[method])
+    if not isinstance(value, dict):
+        raise InputError(field, f"must be a mapping of rules, not {type(value).__name__}", f"Write e.g. {EXAMPLE}")
+    unknown = sorted(str(name) for name in value if name not in KEEP_OPTIONS)
+    if unknown:
+        raise InputError(f"{field}.{unknown[0]}", "is not a rule of keep (misspelt?)", f"Use {', '.join(KEEP_OPTIONS)}")
+    policy = {name: _count(f"{field}.{name}", value[name]) for name in COUNT_RULES if value.get(name) is not None}
+    if value.get("within") is not None:
+        policy["within"] = str(value["within"]).strip()
+        parse_duration(policy["within"], f"{field}.within")
+    if not policy:
+        raise InputError(field, "sets no rule, which would delete every run but the newest", f"Set at least one rule, e.g. {EXAMPLE}")
+    return policy
+
+
+def period(rule, moment):
+    """The period of a calendar rule ``moment`` (UTC) falls in, as text: 2026-11-22, 2026-W47, ..."""
+    if rule == "weekly":
+        year, week, _day = moment.isocalendar()
+        return f"{year}-W{week:02d}"
+    return moment.strftime(PERIOD_FORMATS[rule])
+
+
+def _age_moment(run):
+    """The later of the run's folder time and S3's time of its manifest: a run counts as young when
+    either says so."""
+    return max(moment for moment in (run["started"], run.get("stored")) if moment is not None)
+
+
+def select_runs(runs, policy, now, max_age_seconds):
+    """Which complete runs ``policy`` (keep_policy's form) keeps. ``runs`` are
+    {"run": folder name, "started": its time, "stored": S3's time of its manifest}, in any order.
+    Returns (kept, deleted): kept maps a folder name to the reasons that keep it, deleted lists the
+    other folder names, oldest first."""
+    ordered = sorted(runs, key=lambda run: (run["started"], run["run"]), reverse=True)  # newest first
+    kept = {}
+
+    def keep(run, reason):
+        kept.setdefault(run["run"], []).append(reason)
+
+    if not ordered:
+        return kept, []
+    keep(ordered[0], "the newest complete backup")
+    # The newest by S3's time too, should a host's clock have put a later run in an earlier folder.
+    stored = [run for run in ordered if run.get("stored") is not None]
+    if stored:
+        newest_stored = max(stored, key=lambda run: (run["stored"], run["run"]))
+        if newest_stored is not ordered[0]:
+            keep(newest_stored, "the newest complete backup S3 stored")
+    for run in ordered:
+        if (now - _age_moment(run)).total_seconds() <= max_age_seconds:
+            keep(run, "younger than the job's max_age")
+    for index, run in enumerate(ordered[: policy.get("last", 0)]):
+        keep(run, f"last {index + 1}")
+    for rule in COUNT_RULES[1:]:
+        remaining, previous = policy.get(rule, 0), None
+        for run in ordered:
+            if not remaining:
+                break
+            current = period(rule, run["started"])
+            if current != previous:
+                keep(run, f"{rule} {current}")
+                previous, remaining = current, remaining - 1
+    if "within" in policy:
+        limit = ordered[0]["started"].timestamp() - parse_duration(policy["within"], "keep.within")
+        for run in ordered:
+            if run["started"].timestamp() >= limit:
+                keep(run, f"within {policy['within']} of the newest")
+    deleted = [run["run"] for run in reversed(ordered) if run["run"] not in kept]
+    return kept, deleted
+
+
+def select_incomplete(runs, now, after_seconds, max_age_seconds):
+    """Which incomplete runs (folders without a manifest: failed or interrupted, or still running)
+    may go: those whose folder time and newest object are both more than ``after_seconds`` and the
+    job's max_age old. ``runs`` are {"run", "started", "stored": the newest object's S3 time or
+    None}. None for ``after_seconds`` keeps them all. Returns the folder names, oldest first."""
+    if after_seconds is None:
+        return []
+    limit = max(after_seconds, max_age_seconds)
+    ordered = sorted(runs, key=lambda run: (run["started"], run["run"]))
+    return [run["run"] for run in ordered if (now - _age_moment(run)).total_seconds() > limit]
