@@ -11,11 +11,11 @@ short_description: Read a sample of the recent backups back from S3 and check th
 version_added: 0.2.0
 author: systemd_s3.backup maintainers (!UNKNOWN)
 description:
-  - The deep check next to the freshness check (M(systemd_s3.backup.backups_info), playbook
+  - "The deep check next to the freshness check (M(systemd_s3.backup.backups_info), playbook
     C(systemd_s3.backup.freshness)): freshness proves that a recent backup was committed; this module proves
     that what is stored still is what the runner stored. It downloads a sample of each job's recent objects
     and compares the size and SHA-256 of the bytes S3 serves with the ones their run's C(manifest.json)
-    records (for encrypted objects, the digest of the stored, encrypted bytes, so no key is needed).
+    records (for encrypted objects, the digest of the stored, encrypted bytes, so no key is needed)."
   - "Which runs: the complete runner runs (those whose C(manifest.json) is stored) of each job whose manifest S3
     stored within O(within), and the job's newest good run however old it is. Runs C(backups_info) refuses as
     suspicious are read too: a changed object shows in them."
@@ -106,8 +106,8 @@ notes:
   - "Permissions needed: C(s3:ListBucket) on the bucket and C(s3:GetObject) on the objects under O(prefix), and
     C(kms:Decrypt) through S3 when the bucket uses a customer-managed KMS key. The filter
     P(systemd_s3.backup.check_policy#filter) gives a read-only policy with exactly these, for a dedicated checker."
-  - Schedule it like the freshness check, from the control node: the C(systemd_s3.backup.check) playbook, run
-    nightly by an AWX schedule or a systemd timer (see the collection's README).
+  - "Schedule it like the freshness check, from the control node: the C(systemd_s3.backup.check) playbook, run
+    nightly by an AWX schedule or a systemd timer (see the collection's README)."
 seealso:
   - module: systemd_s3.backup.backups_info
 extends_documentation_fragment:
