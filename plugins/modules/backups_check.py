@@ -268,21 +268,27 @@ summary:
     checked:
       description: Objects read whole and compared (V(ok) and V(mismatch) after a read).
       type: int
+      returned: always
     problems:
       description: How many entries RV(problems) has.
       type: int
+      returned: always
     cold:
       description: Objects drawn that are cold, not read.
       type: int
+      returned: always
     skipped:
       description: Objects drawn that were not read (over O(max_bytes), or deleted meanwhile).
       type: int
+      returned: always
     bytes_read:
       description: Bytes downloaded, manifests included.
       type: int
+      returned: always
     requests:
       description: GetObject requests made (manifests and objects); the listings are not counted.
       type: int
+      returned: always
   sample: {checked: 12, problems: 0, cold: 0, skipped: 1, bytes_read: 734105600, requests: 15}
 seed:
   description: The seed the sample was drawn with (O(seed), or a new one); give it as O(seed) to draw the same sample again.
