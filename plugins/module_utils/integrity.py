@@ -13,6 +13,7 @@ import re
 import secrets
 
 from ansible_collections.systemd_s3.backup.plugins.module_utils import backups as bk
+from ansible_collections.systemd_s3.backup.plugins.module_utils import contract
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
 from ansible_collections.systemd_s3.backup.plugins.module_utils.policies import validate_bucket_name
 
@@ -170,6 +171,23 @@ def share_budget(queues, max_bytes):
                 else:
                     over.append(item)
     return chosen, over
+
+
+def volume_gaps(volumes):
+    """The keys a duplicity set's volumes ({key: listed}) lack between 1 and the highest one stored, named
+    like their neighbours (vol<N>). duplicity numbers a set's volumes from 1 without gaps; a gap is a lost
+    volume, which a restore of the set (and of every incremental built on it) cannot do without. A lost
+    last volume does not show in a listing: only duplicity's manifest, often encrypted, counts them."""
+    numbered = {}
+    for key in volumes:
+        match = contract.duplicity_volume(key.rsplit("/", 1)[-1])
+        if match:
+            numbered[int(match.group("volume"))] = key
+    if not numbered:
+        return []
+    model = numbered[max(numbered)]
+    head, name = model.rsplit("/", 1)
+    return [f"{head}/{name.replace(f'.vol{max(numbered)}.', f'.vol{number}.', 1)}" for number in range(1, max(numbered)) if number not in numbered]
 
 
 # ---------------------------------------------------------------------------------------------- verdicts

@@ -34,7 +34,9 @@ description:
   - "Not checkable: duplicity jobs (their volumes' digests are in duplicity's own manifests, encrypted when
     the job encrypts; a restore, or C(duplicity verify) with the key, checks them) and sync jobs (C(aws s3 sync)
     mirrors the files into C(data/) and records no digest of them; S3 checks each upload's integrity itself).
-    They are listed in RV(jobs) with RV(jobs[].checkable=false) and why."
+    They are listed in RV(jobs) with RV(jobs[].checkable=false) and why. A duplicity set of O(within) (and the
+    job's newest) whose volume numbers have a gap in the listing has the lost volume reported as V(missing),
+    at no request; a lost last volume does not show in a listing."
   - "Problems, which RV(problems) lists each with one line naming the host, job, run and object: an object
     whose size or SHA-256 is not its manifest's (V(mismatch)); one its manifest lists that the bucket does not
     hold (V(missing)); one stored in a committed run's folder that its manifest does not list (V(unlisted));
@@ -318,7 +320,7 @@ from ansible_collections.systemd_s3.backup.plugins.module_utils.common import va
 NOT_CHECKABLE = {
     bk.DUPLICITY: (
         "duplicity job: its volumes' digests are in duplicity's own manifests (encrypted when the job encrypts);"
-        " a restore, or duplicity verify with the key, checks them"
+        " a restore, or duplicity verify with the key, checks them. Its recent sets were checked for lost volumes in the listing only"
     ),
     "sync": "sync job: aws s3 sync mirrors its files into data/ and records no digest of them",
 }
@@ -445,6 +447,7 @@ def check_job(checker, host, job, listing):
     newest_backup = bk.newest_backup(good)
     if newest_backup and newest_backup["method"] == bk.DUPLICITY and not found:
         entry["method"] = bk.DUPLICITY
+    items += duplicity_gaps(host, job, listing, good + suspicious, newest_backup, checker)
     if found:
         entry.update(checkable=True, reason=None)
     elif newest_backup is None:
@@ -454,6 +457,21 @@ def check_job(checker, host, job, listing):
         entry.update(checkable=False, reason=reason)
     pending = {one["key"]: one for one in items if one["status"] is None}
     return entry, items, [pending[candidate["key"]] for candidate in drawn if candidate["key"] in pending]
+
+
+def duplicity_gaps(host, job, listing, backups, newest, checker):
+    """MISSING items for the volumes a duplicity set lacks, from the listing alone (no request), for the
+    sets stored within O(within) and the job's newest one. Its run is the set's time, as in its names."""
+    sets = {backup_set["manifest_key"]: backup_set for backup_set in listing["duplicity"].values()}
+    items = []
+    for backup in backups:
+        recent = (checker.now - backup["time"]).total_seconds() <= checker.options["within"]
+        if backup["method"] != bk.DUPLICITY or not (recent or backup is newest):
+            continue
+        for key in ic.volume_gaps(sets[backup["manifest_key"]]["volumes"]):
+            gap = {"host": host, "job": job, "run": backup["finished"].strftime(bk.RUN_TIMESTAMP), "key": key}
+            items.append(item(gap, ic.MISSING, "is missing: the set's other volumes are stored, a restore of it needs every one"))
+    return items
 
 
 def job_message(entry):

@@ -202,6 +202,24 @@ def test_unreadable_and_cold_manifests(history, run_module):
     assert "manifest is in GLACIER (cold)" in next(one["message"] for one in result["objects"] if one["status"] == "cold")
 
 
+def test_a_duplicity_sets_lost_volume_is_missing_from_the_listing_alone(history, run_module):
+    s3, bucket, layout = new_bucket(history, "check-duplicity")
+    layout.duplicity_set("nas1", "home", NOW - 30 * DAY)  # outside within: not looked at
+    newest = layout.duplicity_set("nas1", "home", NOW - DAY, start=NOW - 30 * DAY, volumes=3)
+    lost = newest.replace(".manifest.gpg", ".vol2.difftar.gpg")
+    s3.delete_object(Bucket=bucket, Key=lost)
+
+    before = history.requests()
+    result = check(history, run_module, bucket)
+    assert_ok(result)
+    assert history.requests() - before == 1  # the listing only
+    [problem] = result["problems"]
+    assert problem["status"] == "missing" and problem["key"] == lost
+    assert problem["message"] == f"nas1 home run {folder(NOW - DAY)}: {lost} is missing: the set's other volumes are stored, a restore of it needs every one"
+    [home] = result["jobs"]
+    assert home["checkable"] is False and home["method"] == "duplicity" and "lost volumes in the listing only" in home["reason"]
+
+
 def test_hosts_and_jobs_without_backups(history, run_module, fleet):
     result = check(history, run_module, fleet.bucket, hosts=["db1", "web9"], jobs=["pg", "mail"])
     assert_ok(result)

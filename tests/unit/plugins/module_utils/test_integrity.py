@@ -226,3 +226,12 @@ def test_problems_and_the_message_name_host_job_run_and_object():
     assert ic.OK not in ic.PROBLEMS and ic.COLD not in ic.PROBLEMS and ic.SKIPPED not in ic.PROBLEMS
     line = ic.message({"host": "db1", "job": "pg", "run": "20261123T020000Z", "key": "hosts/db1/pg/20261123T020000Z/pg.sql.zst", "what": "is gone"})
     assert line == "db1 pg run 20261123T020000Z: hosts/db1/pg/20261123T020000Z/pg.sql.zst is gone"
+
+
+def test_a_duplicity_sets_lost_volume_is_named_like_its_neighbours():
+    base = "hosts/nas1/home/duplicity/duplicity-inc.20261101T020000Z.to.20261108T020000Z"
+    volumes = {f"{base}.vol{n}.difftar.gpg": {} for n in (1, 2, 4, 6)}
+    assert ic.volume_gaps(volumes) == [f"{base}.vol3.difftar.gpg", f"{base}.vol5.difftar.gpg"]
+    assert ic.volume_gaps({f"{base}.vol1.difftar.gz": {}, f"{base}.vol2.difftar.gz": {}}) == []
+    assert ic.volume_gaps({f"{base}.vol2.difftar.gz": {}}) == [f"{base}.vol1.difftar.gz"]
+    assert ic.volume_gaps({}) == []
