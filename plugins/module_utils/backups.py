@@ -426,15 +426,25 @@ def refuse_if_suspicious(backup, good, suspicious):
     return True
 
 
+def manifest_objects(body):
+    """(the manifest, its objects as {'key', 'size', 'sha256'}) from a manifest.json's bytes; raises
+    ValueError saying what is wrong (not JSON, not a manifest, a version this collection does not know)."""
+    try:
+        manifest = contract.read_manifest(json.loads(body))
+        objects = [{"key": str(o["key"]), "size": int(o["size"]), "sha256": o.get("sha256")} for o in manifest["objects"]]
+    except (ValueError, TypeError, KeyError, AttributeError) as error:  # contract.ManifestError is a ValueError
+        raise ValueError(str(error)) from None
+    return manifest, objects
+
+
 def apply_manifest(backup, body, listed_files, now):
     """The backup completed with its manifest's contents: finished time, method, objects, sha256;
     its claimed started/finished checked against S3's time (adding to backup['reasons']).
     Returns a list of warnings (unreadable manifest, objects missing from the bucket)."""
     where = backup["manifest_key"]
     try:
-        manifest = contract.read_manifest(json.loads(body))
-        objects = [{"key": str(o["key"]), "size": int(o["size"]), "sha256": o.get("sha256")} for o in manifest["objects"]]
-    except (ValueError, TypeError, KeyError, AttributeError) as error:  # contract.ManifestError is a ValueError
+        manifest, objects = manifest_objects(body)
+    except ValueError as error:
         return [f"{where}: unreadable manifest ({error}); only the listing is reported for this run"]
     warnings = []
     finished = parse_iso(manifest.get("finished"))

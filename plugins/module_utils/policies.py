@@ -460,6 +460,44 @@ def alert_publisher_policy(sns_topic_arns, field="sns_topic_arns"):
     return {"Version": POLICY_VERSION, "Statement": [publish_statement(topics)]}
 
 
+# What the deep check (backups_check) needs, and what it must never do: it reads (GetObject) and never
+# thaws, writes or deletes, whatever else gets attached to its principal later.
+CHECKER_DENIED_ACTIONS = sorted(["s3:RestoreObject", "s3:PutObject", "s3:DeleteObject", "s3:PutObjectTagging", "s3:DeleteObjectTagging"])
+
+
+def check_policy(bucket, prefix="hosts", kms_key_arn=None, region=None, partition="aws"):
+    """The identity policy of a principal that runs backups_check (or backups_info and the freshness
+    check): list and read the backups under ``prefix`` (all hosts' folders, by default), decrypt with
+    the bucket's KMS key through S3 only, and an explicit Deny of thawing (RestoreObject is billed per
+    GB), writing and deleting. Every statement is explained in docs/security.md."""
+    bucket = validate_bucket_name(bucket)
+    prefix = normalize_prefix(prefix)
+    kms_region = validate_kms_key_arn(kms_key_arn, partition, region) if kms_key_arn else None
+    bucket_arn = f"arn:{partition}:s3:::{bucket}"
+    statements = [
+        {
+            "Sid": "ListBackups",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": bucket_arn,
+            "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/", f"{prefix}/*"]}},
+        },
+        {"Sid": "ReadBackups", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"{bucket_arn}/{prefix}/*"},
+    ]
+    if kms_region:
+        condition = {"StringEquals": {"kms:ViaService": _via_s3(kms_region, partition)}}
+        statements.append({"Sid": "UseBucketKey", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": kms_key_arn, "Condition": condition})
+    statements.append(
+        {
+            "Sid": "DenyThawAndWrites",
+            "Effect": "Deny",
+            "Action": sorted(set(CHECKER_DENIED_ACTIONS + DENIED_ACTIONS)),
+            "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        }
+    )
+    return {"Version": POLICY_VERSION, "Statement": statements}
+
+
 # The statements of access_policy that depend only on the bucket, its KMS key and the alert topics,
 # never on a host: the fleet_access module puts them in one managed policy that the whole fleet
 # shares, and each host's own statements in an inline policy (no per-account quota, unlike managed

@@ -361,84 +361,11 @@ import datetime
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.systemd_s3.backup.plugins.module_utils import backups as bk
-from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import BUCKET_NOT_FOUND_CODES
 from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import AWSCallError
 from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import aws_client
-from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import call
+from ansible_collections.systemd_s3.backup.plugins.module_utils.backups_store import Store
+from ansible_collections.systemd_s3.backup.plugins.module_utils.backups_store import read_manifest
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import validate_or_fail
-
-COLD = "cold"  # Store.read's answer for an object GetObject refuses until it is thawed
-
-
-class Store:
-    """The bucket's read requests, retried on throttling; a failed one raises AWSCallError."""
-
-    def __init__(self, module, client, bucket):
-        self.module = module
-        self.client = client
-        self.bucket = bucket
-
-    def objects(self, prefix, listing_prefix):
-        """Every object under listing_prefix, one page at a time, jumping over sync data/ trees.
-
-        Not botocore's paginator: a jump starts the listing again after the tree (StartAfter), which
-        saves a request for each page of the tree's objects, and each page is retried on its own."""
-        request = {}
-        while True:
-            try:
-                page = call(
-                    f"list bucket {self.bucket} under {listing_prefix}", self.client.list_objects_v2, Bucket=self.bucket, Prefix=listing_prefix, **request
-                )
-            except AWSCallError as e:
-                if e.code in BUCKET_NOT_FOUND_CODES:
-                    self.module.fail_json(
-                        msg=f"bucket: {self.bucket} does not exist. Check the bucket name, and the region and endpoint_url", error_code=e.code
-                    )
-                raise
-            contents = page.get("Contents") or []
-            yield from contents
-            if not page.get("IsTruncated"):
-                return
-            jump = bk.skip_sync_data(contents[-1]["Key"], prefix) if contents else None
-            request = {"StartAfter": jump} if jump else {"ContinuationToken": page["NextContinuationToken"]}
-
-    def read(self, key):
-        """An object's body; None (with a warning) when it is gone since it was listed; COLD when
-        GetObject refuses it until it is thawed (an archive tier the listing could not show)."""
-
-        def body(**params):
-            # Read within the request: a download cut short fails as the request does.
-            return self.client.get_object(**params)["Body"].read()
-
-        try:
-            return call(f"read s3://{self.bucket}/{key}", body, Bucket=self.bucket, Key=key)
-        except AWSCallError as e:
-            if e.code in ("NoSuchKey", "404"):
-                self.module.warn(f"{key} was deleted after it was listed")
-                return None
-            if e.code == "InvalidObjectState":
-                return COLD
-            raise
-
-
-def read_manifest(module, store, backup, listing, now):
-    """Completes a runner backup from its manifest, each read at most once, none when it is cold."""
-    if backup["method"] == bk.DUPLICITY or backup["manifest_read"]:
-        return
-    backup["manifest_read"] = True
-    if backup["manifest_storage_class"] in bk.COLD_STORAGE_CLASSES:
-        module.warn(bk.cold_manifest_warning(backup))
-        return
-    body = store.read(backup["manifest_key"])
-    if body == COLD:
-        backup.update(cold=True, manifest_storage_class=f"{backup['manifest_storage_class']} (archived)")
-        module.warn(bk.cold_manifest_warning(backup))
-        return
-    if body is None:
-        return
-    folder = backup["run_prefix"].rstrip("/").rsplit("/", 1)[-1]
-    for warning in bk.apply_manifest(backup, body, listing["runs"][folder]["files"], now):
-        module.warn(warning)
 
 
 def job_report(module, store, options, host, job, listing, now):
@@ -481,12 +408,8 @@ def public(value):
 def report(module, options):
     """The module's result: every job's backups under the prefixes asked for."""
     store = Store(module, aws_client(module, "s3"), options["bucket"])
-    prefix = options["prefix"]
     hosts_given = options["hosts"] is not None
-    listing_prefixes = [f"{prefix}/{host}/" for host in options["hosts"]] if hosts_given else [f"{prefix}/"]
-    listings = {}
-    for listing_prefix in listing_prefixes:
-        listings.update(bk.index_listing(store.objects(prefix, listing_prefix), prefix))
+    listings = store.listings(options["prefix"], options["hosts"])
     now = datetime.datetime.now(datetime.timezone.utc)
 
     found_hosts = sorted({host for host, _job in listings})

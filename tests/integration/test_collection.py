@@ -9,7 +9,7 @@ import tarfile
 
 from conftest import BIN, REPO, _isolated_env
 
-MODULES = ["bucket", "access", "alerts", "backups_info"]
+MODULES = ["bucket", "access", "alerts", "backups_info", "backups_check"]
 
 
 def _run(cmd, env, cwd):
@@ -44,5 +44,6 @@ def test_build_install_and_document(tmp_path):
 
     role_doc = _run([str(BIN / "ansible-doc"), "-t", "role", "--json", "systemd_s3.backup.aws"], env, tmp_path)
     assert role_doc.returncode == 0, role_doc.stderr
-    filter_doc = _run([str(BIN / "ansible-doc"), "-t", "filter", "--json", "systemd_s3.backup.access_policy"], env, tmp_path)
-    assert filter_doc.returncode == 0, filter_doc.stderr
+    for name in ("access_policy", "check_policy"):
+        filter_doc = _run([str(BIN / "ansible-doc"), "-t", "filter", "--json", f"systemd_s3.backup.{name}"], env, tmp_path)
+        assert filter_doc.returncode == 0, filter_doc.stderr

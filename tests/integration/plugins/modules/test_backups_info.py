@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 import pytest
 from botocore.exceptions import ClientError
-from harness.history import History
+from harness.history import RUN_DURATION, History, Layout, folder, iso, to_glacier
 
 pytestmark = pytest.mark.integration
 
@@ -28,15 +28,6 @@ UTC = datetime.timezone.utc
 NOW = datetime.datetime.now(UTC).replace(microsecond=0)
 HOUR = datetime.timedelta(hours=1)
 DAY = datetime.timedelta(days=1)
-RUN_DURATION = datetime.timedelta(minutes=3)
-
-
-def folder(moment):
-    return moment.strftime("%Y%m%dT%H%M%SZ")
-
-
-def iso(moment):
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @pytest.fixture(scope="module")
@@ -44,61 +35,6 @@ def history():
     server = History()
     yield server
     server.stop()
-
-
-class Layout:
-    """Puts backups into a bucket as the runner does, at the times it would have (``history``), and
-    remembers what it put."""
-
-    def __init__(self, s3, bucket, history=None):
-        self.s3 = s3
-        self.bucket = bucket
-        self.history = history
-        self.runs = {}  # (host, job) -> [(started, finished or None, [objects])]
-
-    def put(self, key, body, stored=None):
-        """Stores ``key``; with ``stored`` (and a History), as if at that time."""
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
-        if stored and self.history:
-            self.history.backdate(self.bucket, key, stored)
-
-    def run(self, host, job, method, started, files, complete=True, listed_size=None):
-        """A runner run: its files, then (when complete) its manifest. ``listed_size`` stores the first
-        file at another size than the manifest says (a damaged backup)."""
-        prefix = f"hosts/{host}/{job}/{folder(started)}"
-        objects = []
-        finished = started + RUN_DURATION
-        for name, body in files.items():
-            key = f"{prefix}/{name}"
-            self.put(key, body if listed_size is None else body[:listed_size], stored=finished - datetime.timedelta(seconds=30))
-            objects.append({"key": key, "size": len(body), "sha256": hashlib.sha256(body).hexdigest()})
-        if complete:
-            manifest = {
-                "job": job,
-                "host": host,
-                "method": method,
-                "started": iso(started),
-                "finished": iso(finished),
-                "objects": objects,
-                "compression": "zstd" if method == "stream" else "none",
-                "runner_version": "0.1.0",
-            }
-            if method == "sync":
-                manifest["source"] = "/srv/files"
-            self.put(f"{prefix}/manifest.json", json.dumps(manifest).encode(), stored=finished)
-        self.runs.setdefault((host, job), []).append((started, finished if complete else None, objects))
-        return objects
-
-    def duplicity_set(self, host, job, end, start=None, complete=True, volumes=2):
-        base = f"duplicity-inc.{folder(start)}.to.{folder(end)}" if start else f"duplicity-full.{folder(end)}"
-        signatures = f"duplicity-new-signatures.{folder(start)}.to.{folder(end)}" if start else f"duplicity-full-signatures.{folder(end)}"
-        prefix = f"hosts/{host}/{job}/duplicity"
-        for number in range(1, volumes + 1):
-            self.put(f"{prefix}/{base}.vol{number}.difftar.gpg", b"v" * 100 * number, stored=end + RUN_DURATION / 2)
-        self.put(f"{prefix}/{signatures}.sigtar.gpg", b"s" * 7, stored=end + RUN_DURATION)
-        if complete:
-            self.put(f"{prefix}/{base}.manifest.gpg", b"m" * 5, stored=end + RUN_DURATION)
-        return f"{prefix}/{base}.manifest.gpg"
 
 
 @pytest.fixture(scope="module")
@@ -407,13 +343,6 @@ def test_a_run_rewritten_after_it_finished_is_refused(history, run_module, uniqu
     assert refused["started"] == iso(NOW - DAY)
     [reason] = refused["reasons"]
     assert reason.startswith(f"{rewritten['key']} was stored at ") and reason.endswith("the run was changed after it was committed")
-
-
-def to_glacier(history, s3, bucket, key):
-    """An admin's copy onto itself into GLACIER; then its LastModified as before, as a lifecycle transition keeps it."""
-    stored = s3.head_object(Bucket=bucket, Key=key)["LastModified"]
-    s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key}, StorageClass="GLACIER", MetadataDirective="COPY")
-    history.backdate(bucket, key, stored)
 
 
 def test_cold_runs_are_reported_and_a_cold_manifest_is_not_read(history, run_module, unique):

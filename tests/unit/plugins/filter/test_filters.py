@@ -54,6 +54,20 @@ def test_access_policy_filter_bad_input(kwargs, field):
         FILTERS["access_policy"]("my-bucket", **kwargs)
 
 
+def test_check_policy_filter_returns_the_builders_policy():
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    assert FILTERS["check_policy"]("my-bucket") == policies.check_policy("my-bucket", "hosts")
+    assert FILTERS["check_policy"]("my-bucket", prefix="fleet", kms_key_arn=key) == policies.check_policy("my-bucket", "fleet", kms_key_arn=key)
+
+
+@pytest.mark.parametrize("kwargs, field", [({"prefix": "hosts/*"}, "prefix"), ({"kms_key_arn": "alias/backups"}, "kms_key_arn")])
+def test_check_policy_filter_bad_input(kwargs, field):
+    with pytest.raises(AnsibleFilterError, match=f"^{field}: "):
+        FILTERS["check_policy"]("my-bucket", **kwargs)
+    with pytest.raises(AnsibleFilterError, match="^check_policy: .*permissions"):
+        FILTERS["check_policy"]("my-bucket", permissions=["restore"])
+
+
 def test_access_policy_filter_bad_bucket():
     with pytest.raises(AnsibleFilterError, match="^bucket: .*not a valid S3 bucket name"):
         FILTERS["access_policy"]("My_Bucket", prefix="h")

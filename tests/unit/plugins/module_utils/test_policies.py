@@ -739,3 +739,50 @@ def test_fleet_doc_shows_what_the_builder_makes():
         path.write_text(text)
     assert fleet_doc.blocks(text) == fleet_doc.documents()
     assert fleet_doc.update(text) == text
+
+
+# ---------------------------------------------------------------------------------------------- the deep check's principal
+
+
+def test_a_checker_reads_and_lists_the_backups_and_can_never_thaw_write_or_delete():
+    """Evaluated as AWS does (tests/harness/iam.py), with a broad Allow attached beside it later."""
+    from harness import iam  # pylint: disable=import-outside-toplevel
+
+    document = policies.check_policy(BUCKET, "hosts")
+    broad = {"Version": policies.POLICY_VERSION, "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+
+    def decision(action, resource, context=None, attached=(document,)):
+        return iam.evaluate(list(attached), action, resource, context or {}).decision
+
+    assert decision("s3:ListBucket", BUCKET_ARN, {"s3:prefix": "hosts/db1/"}) == "allow"
+    assert decision("s3:ListBucket", BUCKET_ARN, {"s3:prefix": "elsewhere/"}) != "allow"
+    assert decision("s3:GetObject", f"{BUCKET_ARN}/hosts/db1/pg/20261122T020000Z/pg.sql.zst") == "allow"
+    assert decision("s3:GetObject", f"{BUCKET_ARN}/secrets/x") != "allow"
+    for action in ("s3:RestoreObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectTagging", "s3:PutLifecycleConfiguration"):
+        resource = BUCKET_ARN if action == "s3:PutLifecycleConfiguration" else f"{BUCKET_ARN}/hosts/db1/pg/20261122T020000Z/pg.sql.zst"
+        assert decision(action, resource, attached=(document, broad)) == "explicit-deny", action
+    assert [s["Sid"] for s in document["Statement"]] == ["ListBackups", "ReadBackups", "DenyThawAndWrites"]
+
+
+def test_a_checker_decrypts_with_the_buckets_key_through_s3_only():
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    [statement] = [s for s in policies.check_policy(BUCKET, "hosts/web1", kms_key_arn=key)["Statement"] if s["Sid"] == "UseBucketKey"]
+    assert statement == {
+        "Sid": "UseBucketKey",
+        "Effect": "Allow",
+        "Action": ["kms:Decrypt"],
+        "Resource": key,
+        "Condition": {"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}},
+    }
+    read = [s for s in policies.check_policy(BUCKET, "hosts/web1")["Statement"] if s["Sid"] == "ReadBackups"]
+    assert read[0]["Resource"] == f"{BUCKET_ARN}/hosts/web1/*"
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [({"bucket": "Bad_Bucket"}, "bucket"), ({"prefix": "hosts/*"}, "prefix"), ({"kms_key_arn": "alias/aws/s3"}, "kms_key_arn")],
+)
+def test_check_policy_bad_input_names_the_field(kwargs, field):
+    with pytest.raises(InputError) as error:
+        policies.check_policy(**{"bucket": BUCKET, **kwargs})
+    assert error.value.field == field
