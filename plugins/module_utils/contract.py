@@ -854,11 +854,11 @@ JOB_FIELDS = {
         "spec": {
             "type": "path",
             "description": [
-                "node_exporter's textfile collector directory (C(--collector.textfile.directory); Debian's C(prometheus-node-exporter) reads"
-                " V(/var/lib/prometheus/node-exporter)). After every run, successful or not, the runner replaces"
-                " C(<metrics_dir>/systemd_s3_backup_<name>.prom) (mode 0644) with the job's metrics: last success time, the last run's start,"
-                " duration and exit status, what the last successful run stored, and O(jobs_list[].max_age). The directory must exist on the host;"
-                " the unit may write to it. Default off. README has example Prometheus alerting rules.",
+                "The textfile collector directory of node_exporter (C(--collector.textfile.directory); the Debian package"
+                " C(prometheus-node-exporter) reads V(/var/lib/prometheus/node-exporter)). After every run, successful or not, the runner"
+                " replaces C(<metrics_dir>/systemd_s3_backup_<name>.prom) (mode 0644) with the metrics of the job: time of the last success,"
+                " start, duration and exit status of the last run, what the last successful run stored, and O(jobs_list[].max_age)."
+                " The directory must exist on the host; the unit may write to it. Default off. README has example Prometheus alerting rules.",
             ],
         },
     },

@@ -58,11 +58,9 @@ def test_a_run_pings_start_then_success_and_writes_its_metrics(host, pings):
     assert pings.requests[1].body.startswith("backup complete: 1 object(s)")
     assert f"start ping sent to http://127.0.0.1:{pings.port}" in output
 
-    _, manifest = host.manifest()
+    manifest = host.manifest()[1]
     found = metrics(host)
-    labels, _ = found["systemd_s3_backup_last_run_exit_status"]
-    assert labels == {"backup_job": "pg", "method": "stream"}
-    assert found["systemd_s3_backup_last_run_exit_status"][1] == 0
+    assert found["systemd_s3_backup_last_run_exit_status"] == ({"backup_job": "pg", "method": "stream"}, 0)
     assert before - 1 <= found["systemd_s3_backup_last_success_timestamp_seconds"][1] <= time.time()
     assert found["systemd_s3_backup_last_success_bytes"][1] == manifest["objects"][0]["size"]
     assert found["systemd_s3_backup_last_success_objects"][1] == 1

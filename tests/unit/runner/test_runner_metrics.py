@@ -3,6 +3,7 @@ Prometheus text-format parser that node_exporter's textfile collector follows.""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -19,9 +20,9 @@ sys.path.insert(0, str(REPO / "roles" / "jobs" / "files" / "runner"))
 from systemd_s3_backup import contract, metrics  # noqa: E402  pylint: disable=wrong-import-position
 from systemd_s3_backup.methods import Outcome  # noqa: E402  pylint: disable=wrong-import-position
 
-STARTED, ENDED = 1_764_115_200.25, 1_764_115_290.75
 RECORD = {"finished": "2026-11-26T00:01:30Z", "stored": {"objects": 2, "bytes": 4096}}
-FINISHED = 1_764_115_290  # RECORD's finished as Unix time
+FINISHED = datetime.datetime(2026, 11, 26, 0, 1, 30, tzinfo=datetime.timezone.utc).timestamp()  # RECORD's finished
+STARTED, ENDED = FINISHED - 90.25, FINISHED + 0.25
 
 
 def parsed(text):
@@ -81,12 +82,12 @@ def test_without_any_success_the_last_success_is_0_and_bytes_are_left_out(config
 
 
 def test_the_file_is_replaced_whole_and_readable_by_node_exporter(config):
-    os.umask(0o077)  # as the unit's UMask=
+    umask = os.umask(0o077)  # as the unit's UMask=
     try:
         metrics.write_metrics(config, STARTED, ENDED, 1)
         metrics.write_metrics(config, STARTED, ENDED, 0, RECORD)
     finally:
-        os.umask(0o022)
+        os.umask(umask)
     assert os.listdir(config["metrics_dir"]) == ["systemd_s3_backup_pg-main.prom"]  # no temporary file left
     mode = stat.S_IMODE(os.stat(Path(config["metrics_dir"]) / "systemd_s3_backup_pg-main.prom").st_mode)
     assert mode == 0o644

@@ -28,9 +28,11 @@ def server():
 
 
 @pytest.fixture(autouse=True)
-def no_proxy(monkeypatch):
+def isolated(monkeypatch):
+    """No proxy or systemd invocation of the machine's, and the journal's tag before a job's."""
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "INVOCATION_ID"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(ping.log, "tag", "systemd-s3-backup")
 
 
 def job_config(tmp_path, url):

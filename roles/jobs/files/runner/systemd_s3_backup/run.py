@@ -24,8 +24,8 @@ def command_run(args):
     log.tag = config["job"]
     signals.install()
     began = time.time()
-    send_ping(config, "start", f"{config['unit']} on {config['host']} (runner {contract.VERSION})")
     try:
+        send_ping(config, "start", f"{config['unit']} on {config['host']} (runner {contract.VERSION})")
         outcome, record = run_job(config)
     except BaseException as error:
         write_metrics(config, began, time.time(), run_exit_status(error))
