@@ -92,6 +92,21 @@ def passphrase_path(job, config_dir=CONFIG_DIR):
     return f"{config_dir}/{job}.passphrase"
 
 
+def ping_url_path(job, config_dir=CONFIG_DIR):
+    """A job's ping URL (root only, 0600): it holds the check's secret, so it is never in a config."""
+    return f"{config_dir}/{job}.ping-url"
+
+
+# node_exporter's textfile collector reads <metrics_dir>/*.prom; one file per job, every metric named so.
+METRICS_PREFIX = "systemd_s3_backup_"
+# What metrics report as a job's max_age when it sets none: the freshness playbook's default (2d).
+DEFAULT_MAX_AGE_SECONDS = 2 * 24 * 3600
+
+
+def metrics_file_name(job):
+    return f"{METRICS_PREFIX}{job}.prom"
+
+
 def library_path(version=VERSION):
     return f"{LIBRARY_DIR}/{version}"
 
@@ -272,6 +287,8 @@ REGION = re.compile(r"[a-z0-9-]+")  # as the SDKs accept them (eu-west-1, us-gov
 TOPIC_NAME = re.compile(r"[A-Za-z0-9_-]{1,256}")
 TOPIC_ARN = re.compile(rf"arn:(aws[a-z-]*):sns:[a-z0-9-]+:\d{{12}}:{TOPIC_NAME.pattern}")
 ENDPOINT_URL = re.compile(r"https?://[^\s/]+(/\S*)?")
+# A ping URL: http(s), a host (and port), a path; the runner appends /start or /fail, so no query or fragment.
+PING_URL = re.compile(r"(?i:https?)://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:%@/-]*)?")
 # duplicity's time intervals (man duplicity, TIME FORMATS): 1M, 2W, 1Y6M, 30D.
 DUPLICITY_INTERVAL = re.compile(r"(\d+[smhDWMY])+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -399,6 +416,28 @@ def topic_arn(value):
 
 def endpoint_url(value):
     return matching(value, ENDPOINT_URL, "an http:// or https:// URL", "Use e.g. https://s3.example.com")
+
+
+def ping_url(value):
+    """A healthchecks.io-style ping URL (https://hc-ping.com/<uuid>, or a self-hosted one). Its path
+    is the check's secret: no problem repeats the value."""
+    if not isinstance(value, str) or not value.strip():
+        raise FieldError("must be a non-empty string (a ping URL)", "Use the check's ping URL, e.g. https://hc-ping.com/<uuid>")
+    url = value.strip()
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in ("http", "https"):
+        raise FieldError("is not an http:// or https:// URL (the value is not shown: it holds the check's secret)", "Use e.g. https://hc-ping.com/<uuid>")
+    if "@" in url.split("://", 1)[1].split("/", 1)[0]:
+        raise FieldError("holds a user name or password before the host (not shown)", "Give the ping URL without credentials")
+    if "?" in url or "#" in url:
+        raise FieldError("has a query or fragment (not shown); /start and /fail are appended to the URL", "Give the check's base ping URL")
+    if not PING_URL.fullmatch(url):
+        raise FieldError("is not a valid URL: a host name, an optional port and a path without spaces (not shown)", "Use e.g. https://hc-ping.com/<uuid>")
+    return url.rstrip("/")
+
+
+def max_age_seconds(value):
+    return integer(value, 1, 10 * 366 * 24 * 3600)
 
 
 def duplicity_interval(value):
@@ -823,7 +862,37 @@ JOB_FIELDS = {
             "type": "str",
             "description": [
                 "How old the job's newest complete backup may be before the C(systemd_s3.backup.freshness) playbook fails for it, e.g. V(26h) for a"
-                " daily job (default there 2 days). The C(systemd_s3.backup.prune) playbook never deletes a run younger than this."
+                " daily job (default there 2 days). The C(systemd_s3.backup.prune) playbook never deletes a run younger than this. With"
+                " O(jobs_list[].metrics_dir) it is also the metric C(systemd_s3_backup_max_age_seconds)."
+            ],
+        },
+    },
+    "ping_url": {
+        "methods": ALL,
+        "spec": {
+            "type": "str",
+            "no_log": True,
+            "description": [
+                "A dead man's switch: a healthchecks.io-style ping URL (V(https://hc-ping.com/<uuid>), or a self-hosted Healthchecks or any"
+                " service with the same API). The runner sends C(<url>/start) when a run begins and C(<url>) when it succeeds; the alert unit"
+                " (C(OnFailure=)) sends C(<url>/fail) with the alert text and the run's last journal lines, so a killed or crashed run pings"
+                " too, and a host that is down or a timer that never fires is noticed by the service when the success ping does not come."
+                " Each ping is tried 3 times (10 s timeout each); a ping that fails is a warning in the journal and never fails the backup.",
+                "The URL's path is the check's secret: keep it in Ansible Vault. It is stored on the host, root only, in"
+                " C(/etc/systemd-s3-backup/<name>.ping-url), never in the runner's config, a unit or the journal (which show its host only).",
+            ],
+        },
+    },
+    "metrics_dir": {
+        "methods": ALL,
+        "spec": {
+            "type": "path",
+            "description": [
+                "The textfile collector directory of node_exporter (C(--collector.textfile.directory); the Debian package"
+                " C(prometheus-node-exporter) reads V(/var/lib/prometheus/node-exporter)). After every run, successful or not, the runner"
+                " replaces C(<metrics_dir>/systemd_s3_backup_<name>.prom) (mode 0644) with the metrics of the job: time of the last success,"
+                " start, duration and exit status of the last run, what the last successful run stored, and O(jobs_list[].max_age)."
+                " The directory must exist on the host; the unit may write to it. Default off. README has example Prometheus alerting rules.",
             ],
         },
     },
@@ -890,12 +959,16 @@ RUNNER_FIELDS = {
     "retention": (None, retention),
     "part_size_mb": (16, part_size_mb),
     "max_concurrency": (4, max_concurrency),
+    # Set only when the job has them, so that other jobs' configs stay as they were.
+    "ping_url_file": (None, absolute_path),
+    "metrics_dir": (None, absolute_path),
+    "max_age_seconds": (None, max_age_seconds),
 }
 # What each method cannot run without.
 RUNNER_METHOD_FIELDS = {"stream": ("command", "object_name"), "archive": ("command", "archive_dir"), "sync": ("sync_dir",), "duplicity": ("duplicity_action",)}
 # alert, start-services and restore read only what they need, so that they still work when the rest of
 # the config is what made run fail (or no longer fits the backup being restored).
-ALERT_FIELDS = ("job", "host", "unit", "region", "endpoint_url", "credentials_file", "alert_topic_arn")
+ALERT_FIELDS = ("job", "host", "unit", "region", "endpoint_url", "credentials_file", "alert_topic_arn", "ping_url_file")
 START_SERVICES_FIELDS = ("job",)
 RESTORE_FIELDS = ("job", "host", "bucket", "prefix", "region", "endpoint_url")
 

@@ -238,6 +238,11 @@ def normalize_job(index, job, access=None):
     if out.get("keep") is not None:
         # Read by the prune module on the control node, checked here so a typo fails at deploy time.
         out["keep"] = retention.keep_policy(field("keep"), out["keep"], method)
+    if "ping_url" in out:
+        # The contract's problems never repeat the URL: its path is the check's secret.
+        out["ping_url"] = _checked(field("ping_url"), contract.ping_url, out["ping_url"])
+    if "metrics_dir" in out:
+        out["metrics_dir"] = _absolute_path(field("metrics_dir"), out["metrics_dir"])
 
     if method in ("stream", "archive"):
         out["command"] = _one_line(field("command"), job.get("command"), "the backup command")
@@ -304,10 +309,11 @@ def unit_names(job):
     return [job["name"]] + ([job["name"] + FULL_SUFFIX] if job["method"] == "duplicity" and job["full_schedule"] else [])
 
 
-def runner_config(job, access, host, credentials_file):
+def runner_config(job, access, host, credentials_file, config_dir=contract.CONFIG_DIR):
     """The runner's JSON config of one normalized job. ``access`` is what the aws role handed the
-    host (bucket, prefix, region, endpoint, alert topic); it holds no secret, nor does this.
-    ``credentials_file`` is where the host keeps its key (used when systemd cannot pass it)."""
+    host (bucket, prefix, region, endpoint, alert topic); it holds no secret, nor does this (a ping
+    URL is in a file of its own, ``ping_url_file``). ``credentials_file`` is where the host keeps its
+    key (used when systemd cannot pass it)."""
     for key in ("bucket", "prefix", "region"):
         if not access.get(key):
             raise InputError(
@@ -352,6 +358,12 @@ def runner_config(job, access, host, credentials_file):
         config["duplicity_action"] = "incremental"
     if "encryption" in contract.fields_of(job["method"]):
         config["encryption"] = public_encryption(job["encryption"])
+    # Only when set: the configs of jobs without them stay as they were.
+    if job.get("ping"):
+        config["ping_url_file"] = contract.ping_url_path(job["name"], config_dir)
+    if job.get("metrics_dir"):
+        config["metrics_dir"] = job["metrics_dir"]
+        config["max_age_seconds"] = parse_duration(job["max_age"]) if job.get("max_age") else contract.DEFAULT_MAX_AGE_SECONDS
     return checked_runner_config(config)
 
 
@@ -398,10 +410,15 @@ def job_units(jobs, access, host, defaults=None, config_dir=contract.CONFIG_DIR)
         encryption = job.get("encryption")
         _refuse_secret_source(job, config_dir)
         packages = list(contract.METHOD_PACKAGES[job["method"]])
+        if job.get("metrics_dir"):
+            writable.append(job["metrics_dir"])
         if encryption:
             packages.append(contract.ENCRYPTION_PACKAGES[encryption["method"]])
             job = dict(job, encryption=public_encryption(encryption))
-        config = runner_config(job, access, host, f"{config_dir}/aws-credentials")
+        # The ping URL's path is a secret: the role writes it from the job itself (tasks/main.yml).
+        ping = bool(job.pop("ping_url", None))
+        job["ping"] = ping
+        config = runner_config(job, access, host, f"{config_dir}/aws-credentials", config_dir)
         unit = {
             "name": job["name"],
             "service": contract.service_name(job["name"]),
@@ -415,6 +432,8 @@ def job_units(jobs, access, host, defaults=None, config_dir=contract.CONFIG_DIR)
             "read_write_paths": writable,
             "encryption": encryption["method"] if encryption else None,
             "passphrase_path": contract.passphrase_path(job["name"], config_dir),
+            "ping": ping,
+            "ping_url_path": contract.ping_url_path(job["name"], config_dir),
             "packages": packages,
         }
         result.append(unit)
@@ -450,6 +469,7 @@ def host_inspection(units, layout=None):
     if layout is None:
         return {"users": users, "paths": sorted(paths)}
     paths |= {unit["passphrase_path"] for unit in units if unit["encryption"] != "passphrase"}
+    paths |= {unit["ping_url_path"] for unit in units if not unit["ping"]}
     wanted_files = [item["dest"] for item in _package_files(layout)] + [layout["runner"], layout["credentials_path"], layout["alert_credentials_path"]]
     wanted_files += [unit["config_path"] for unit in units] + unit_files(units, layout)
     return {
@@ -468,7 +488,7 @@ def host_inspection(units, layout=None):
 
 
 # The directories a job names on the host, checked there before deployment (host_problems).
-HOST_DIRECTORIES = ("archive_dir", "sync_dir", "source_dir")
+HOST_DIRECTORIES = ("archive_dir", "sync_dir", "source_dir", "metrics_dir")
 
 
 def host_problems(units, facts, config_dir=contract.CONFIG_DIR):
@@ -491,6 +511,11 @@ def host_problems(units, facts, config_dir=contract.CONFIG_DIR):
             where = path if fact["real"] == path else f"{path} (which leads to {fact['real']})"
             if field == "archive_dir":
                 problem = _archive_dir_problem(config, fact, facts["paths"].get(unit["config_path"], {}).get("exists"))
+            elif field == "metrics_dir":
+                problem = None if fact["exists"] and fact.get("isdir") else (
+                    "is not a directory on this host. Install node_exporter's textfile collector first (Debian's prometheus-node-exporter"
+                    " reads /var/lib/prometheus/node-exporter), or fix the path"
+                )
             elif not fact["exists"] or not fact.get("isdir"):
                 problem = "is not a directory on this host. Create it first, or fix the path"
             elif fact["real"].rstrip("/") == config_dir.rstrip("/"):
@@ -629,7 +654,7 @@ def host_changes(units, facts, layout, rendered, host, key_source="", key_create
       files         to write ({dest, mode, src or content, validate?, reload?}): the runner package's
                     modules, the rendered files (launcher, units), the runner configs;
       key           whether the host's key is to be copied (key_available: the control node has it);
-      removals      files of the runner package it no longer has, passphrases no job uses, and the units,
+      removals      files of the runner package it no longer has, passphrases and ping URLs no job uses, and the units,
                     configs and passphrases of jobs no longer listed ({path, reload?});
       old_runners   the runner packages of other versions (removed when no job runs);
       undeclared_timers  timers of jobs no longer listed, stopped before their files go;
@@ -677,6 +702,7 @@ def host_changes(units, facts, layout, rendered, host, key_source="", key_create
     removals += [{"path": f"{layout['unit_dir']}/{name}", "reload": True} for name in undeclared]
     for job in [name[len(UNIT_PREFIX) + 1:-len(".service")] for name in undeclared if name.endswith(".service")]:
         removals += [{"path": contract.config_path(job, layout["config_dir"])}, {"path": contract.passphrase_path(job, layout["config_dir"])}]
+        removals.append({"path": contract.ping_url_path(job, layout["config_dir"])})
     library = facts["listings"].get("library") or []
     return {
         "problems": problems,
@@ -696,15 +722,16 @@ def host_changes(units, facts, layout, rendered, host, key_source="", key_create
 
 def _removals(units, facts, layout):
     """Files of the runner package it no longer has (a method module left behind would still be loaded;
-    Python's caches stay), and passphrases no job uses any more."""
+    Python's caches stay), and passphrases and ping URLs no job uses any more."""
     package_files = set(layout["package_files"])
     stale = [name for name in facts["listings"].get("package") or [] if name not in package_files and not name.endswith(".pyc")]
     removals = [{"path": f"{_package_dir(layout)}/{name}"} for name in stale]
-    return removals + [
+    removals += [
         {"path": unit["passphrase_path"]}
         for unit in units
         if unit["encryption"] != "passphrase" and facts["paths"].get(unit["passphrase_path"], {}).get("exists")
     ]
+    return removals + [{"path": unit["ping_url_path"]} for unit in units if not unit["ping"] and facts["paths"].get(unit["ping_url_path"], {}).get("exists")]
 
 
 def _undeclared(units, facts, layout):

@@ -59,6 +59,7 @@ BAD_VALUES = [
     ("archive", "archive_dir", "//etc", "//etc"),
     ("archive", "archive_dir", "/var/backups", "/var/backups"),
     ("sync", "sync_dir", "relative", "relative"),
+    ("sync", "metrics_dir", "var/lib/prometheus/node-exporter", "var/lib/prometheus/node-exporter"),
     ("sync", "excludes", ["a\nb"], ["a\nb"]),
     ("duplicity", "retention", {"keep_full": 0}, {"keep_full": 0}),
     ("duplicity", "retention", {"older_than": "1 month"}, {"older_than": "1 month"}),
@@ -110,6 +111,21 @@ def test_a_bad_hand_over_from_the_aws_role_is_refused_on_both_sides(tmp_path, fi
     assert field in refused.value.field
     config = dict(control_node_config(GOOD_JOBS["sync"]), **{field: value})
     assert runner_verdict(tmp_path, config) == field
+
+
+def test_pings_and_metrics_reach_the_runner_as_files_it_accepts(tmp_path):
+    job = dict(GOOD_JOBS["sync"], ping_url="https://hc-ping.com/0b5d", metrics_dir="/var/lib/prometheus/node-exporter", max_age="26h")
+    config = control_node_config(job)
+    assert (config["ping_url_file"], config["metrics_dir"], config["max_age_seconds"]) == (
+        contract.ping_url_path("files"), "/var/lib/prometheus/node-exporter", 93600)
+    assert runner_verdict(tmp_path, config) is None
+    assert runner_verdict(tmp_path, dict(config, ping_url_file="pg.ping-url")) == "ping_url_file"
+    assert runner_verdict(tmp_path, dict(config, max_age_seconds=0)) == "max_age_seconds"
+
+
+@pytest.mark.parametrize("value", ["https://hc-ping.com/0b5d", "http://127.0.0.1:8000/ping/0b5d/", "HTTPS://hc.example.org", " https://hc-ping.com/k/slug-1\n"])
+def test_ping_urls_that_are_accepted(value):
+    assert contract.ping_url(value) == value.strip().rstrip("/")
 
 
 def test_only_the_host_can_tell_whether_a_user_exists(tmp_path):

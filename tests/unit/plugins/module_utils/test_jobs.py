@@ -196,6 +196,79 @@ def test_max_age_is_checked_as_the_verify_playbook_reads_it():
         units([dict(STREAM, max_age="soon")])
 
 
+# ---------------------------------------------------------------------------------------------- pings and metrics
+
+PING_URL = "https://hc-ping.com/2f9c1d7e-ping-secret-never-shown"
+TEXTFILE = "/var/lib/prometheus/node-exporter"
+
+
+def test_a_ping_url_is_in_nothing_the_filter_returns_and_the_config_names_its_file():
+    """The role writes it from the job itself; Ansible prints loop items (these units) at -v."""
+    (unit,) = units([dict(STREAM, ping_url=PING_URL + "/")])
+    assert "ping-secret" not in repr(unit)
+    assert unit["config"]["ping_url_file"] == unit["ping_url_path"] == "/etc/systemd-s3-backup/pg.ping-url"
+    assert unit["ping"] is True
+    (plain,) = units([STREAM])
+    assert plain["ping"] is False and "ping_url_file" not in plain["config"] and "metrics_dir" not in plain["config"]
+
+
+def test_a_ping_url_from_the_defaults_reaches_every_method_and_both_duplicity_units():
+    found = units([STREAM, SYNC, DUPLICITY], defaults={"ping_url": PING_URL})
+    assert [unit["config"]["ping_url_file"] for unit in found] == [
+        "/etc/systemd-s3-backup/pg.ping-url",
+        "/etc/systemd-s3-backup/files.ping-url",
+        "/etc/systemd-s3-backup/records.ping-url",
+        "/etc/systemd-s3-backup/records.ping-url",  # the -full unit's
+    ]
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("hc-ping.com/ping-secret", "is not an http:// or https:// URL"),
+        ("https://user:ping-secret@hc-ping.com/x", "user name or password"),
+        ("https://hc-ping.com/ping-secret?create=1", "query or fragment"),
+        ("https://hc-ping.com/ping secret", "is not a valid URL"),
+        ("https://hc-ping.com/ping-secret\nExecStart=/bin/evil", "is not a valid URL"),
+        (["https://hc-ping.com/ping-secret"], "non-empty string"),
+    ],
+)
+def test_a_bad_ping_url_names_the_job_and_field_and_never_the_url(value, words):
+    with pytest.raises(InputError) as error:
+        units([dict(STREAM, ping_url=value)])
+    assert "jobs[pg].ping_url" in str(error.value) and words in str(error.value)
+    assert "ping-secret" not in str(error.value) and "ping secret" not in str(error.value)
+
+
+def test_metrics_dir_is_writable_for_the_unit_and_carries_the_jobs_max_age():
+    (unit,) = units([dict(ARCHIVE, metrics_dir=TEXTFILE + "/", max_age="26h")])
+    assert (unit["config"]["metrics_dir"], unit["config"]["max_age_seconds"]) == (TEXTFILE, 26 * 3600)
+    assert unit["read_write_paths"] == ["/var/backups/chat", TEXTFILE]
+    (unit,) = units([STREAM], defaults={"metrics_dir": TEXTFILE})
+    assert unit["config"]["max_age_seconds"] == 2 * 24 * 3600  # the freshness playbook's default
+    with pytest.raises(InputError, match="jobs\\[pg\\].metrics_dir.*absolute"):
+        units([dict(STREAM, metrics_dir="node-exporter")])
+
+
+def test_a_missing_metrics_dir_is_named_with_the_fix():
+    job = dict(HOST_SYNC, metrics_dir=TEXTFILE)
+    answer = {"users": {}, "paths": {"/srv/files": {"real": "/srv/files", "exists": True, "isdir": True}, TEXTFILE: {"real": TEXTFILE, "exists": False}}}
+    (problem,) = problems(job, answer)
+    assert problem.startswith(f"jobs[files].metrics_dir: {TEXTFILE} is not a directory on this host. Install node_exporter's textfile collector")
+    answer["paths"][TEXTFILE] = {"real": TEXTFILE, "exists": True, "isdir": True, "owner": "prometheus", "empty": True}
+    assert problems(job, answer) == []
+
+
+def test_a_ping_url_file_no_job_uses_any_more_is_removed_and_a_used_one_never_read(key_file):
+    with_ping, without = units([dict(STREAM, ping_url=PING_URL), dict(ARCHIVE)])
+    asked = jobs.host_inspection([with_ping, without], LAYOUT)
+    assert "/etc/systemd-s3-backup/chat.ping-url" in asked["paths"]
+    assert "/etc/systemd-s3-backup/pg.ping-url" not in asked["paths"] + asked["files"]
+    facts = converged([with_ping, without], key_file)
+    facts["paths"]["/etc/systemd-s3-backup/chat.ping-url"] = {"real": "/etc/systemd-s3-backup/chat.ping-url", "exists": True}
+    assert changes([with_ping, without], facts, key_file)["removals"] == [{"path": "/etc/systemd-s3-backup/chat.ping-url"}]
+
+
 # ---------------------------------------------------------------------------------------------- duplicity
 
 DUPLICITY = {"name": "records", "method": "duplicity", "source_dir": "/srv/records/"}
@@ -549,6 +622,7 @@ def test_what_no_job_uses_any_more_is_removed(key_file):
         {"path": "/etc/systemd/system/s3-backup-old.timer", "reload": True},
         {"path": "/etc/systemd-s3-backup/jobs/old.json"},
         {"path": "/etc/systemd-s3-backup/old.passphrase"},
+        {"path": "/etc/systemd-s3-backup/old.ping-url"},
     ]
     assert plan["undeclared_timers"] == ["s3-backup-old.timer"]
     assert plan["old_runners"] == [{"path": "/usr/local/lib/systemd-s3-backup/0.1.0"}]

@@ -1,25 +1,35 @@
 """``alert``: the unit s3-backup-alert@<job>.service publishes a failed run to the job's SNS topic:
-host, job, unit, result, exit status, the last success and the end of that run's journal."""
+host, job, unit, result, exit status, the last success and the end of that run's journal. The same
+text goes to the job's fail ping first: OnFailure= starts this unit however the run ended (an exit
+status, a timeout, SIGKILL, the OOM killer), so a run that could not say so itself is reported too."""
 
+import os
 import re
 import subprocess
 
 from .config import load_config
 from .contract import ALERT_FIELDS, iso, utc_now
 from .journal import ERR, INFO, WARNING, describe_status, log, signal_name
+from .ping import send_ping
 from .s3 import aws_client, use_credentials
 from .state import last_success
 
 ALERT_LOG_LINES = 30
 # SNS limits: subject <= 100 ASCII characters, message <= 256 KiB (some room left for the envelope).
 SNS_SUBJECT_MAX, SNS_MESSAGE_MAX_BYTES = 100, 250_000
+# In the alert unit's RuntimeDirectory= (kept across its restarts: RuntimeDirectoryPreserve=restart):
+# the invocation whose fail ping went out, so that a retried SNS delivery does not ping again.
+FAIL_PINGED = "fail-pinged"
 
 
 def command_alert(args):
     config = load_config(args.config, ALERT_FIELDS)
     log.tag = config["job"]
     subject = ascii_subject(f"Backup failed: {config['job']} on {config['host']}")
-    message = alert_message(config)
+    properties, problem = unit_properties(config["unit"])
+    message = alert_message(config, properties, problem)
+    # Before SNS, whose failure restarts this unit: the ping is the channel that does not need AWS.
+    fail_ping(config, properties.get("InvocationID"), message)
     topic = config["alert_topic_arn"]
     if not topic:
         log(WARNING, "alert_topic_arn is not set: the alert is only logged here")
@@ -32,14 +42,36 @@ def command_alert(args):
     return 0
 
 
+def fail_ping(config, invocation, message):
+    """The job's fail ping with the alert's text, once per failed run (invocation) however often this
+    unit restarts to deliver the SNS alert."""
+    if not config.get("ping_url_file"):
+        return
+    marker = os.path.join(os.environ["RUNTIME_DIRECTORY"].split(":")[0], FAIL_PINGED) if os.environ.get("RUNTIME_DIRECTORY") else None
+    if marker and invocation:
+        try:
+            with open(marker, encoding="utf-8") as handle:
+                if handle.read().strip() == invocation:
+                    log(INFO, "the fail ping of this run was sent by an earlier attempt of this alert")
+                    return
+        except OSError:
+            pass
+    if send_ping(config, "fail", message, invocation=invocation) and marker and invocation:
+        try:
+            with open(marker, "w", encoding="utf-8") as handle:
+                handle.write(invocation + "\n")
+        except OSError as error:
+            log(WARNING, f"could not record the fail ping in {marker}: {error.strerror}")
+
+
 def ascii_subject(text):
     """SNS subjects: ASCII without control characters, at most 100 characters."""
     text = re.sub(r"[^\x20-\x7e]+", "?", text).strip()
     return text if len(text) <= SNS_SUBJECT_MAX else text[: SNS_SUBJECT_MAX - 3] + "..."
 
 
-def alert_message(config):
-    properties, problem = unit_properties(config["unit"])
+def alert_message(config, properties, problem):
+    """The alert's text; ``properties``, ``problem``: unit_properties() of the failed unit."""
     lines = [
         f"The backup job {config['job']} on {config['host']} failed.",
         "",

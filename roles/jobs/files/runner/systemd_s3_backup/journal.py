@@ -9,7 +9,7 @@ import threading
 from boto3.exceptions import S3UploadFailedError
 from botocore import exceptions as aws_errors
 
-from .contract import EX_CONFIG, EX_DATAERR, EX_IOERR, EX_NOPERM, EX_UNAVAILABLE
+from .contract import EX_CONFIG, EX_DATAERR, EX_IOERR, EX_NOPERM, EX_SOFTWARE, EX_UNAVAILABLE
 
 ERR, WARNING, INFO = 3, 4, 6
 ACCESS_DENIED_CODES = {
@@ -89,6 +89,15 @@ def exit_status_for(error):
     if isinstance(error, aws_errors.ClientError) and error.response.get("Error", {}).get("Code") in ACCESS_DENIED_CODES:
         return EX_NOPERM
     return EX_IOERR
+
+
+def run_exit_status(error):
+    """The exit status main() gives a run that ``error`` ended: 128+N for a stop signal, EX_SOFTWARE for a bug."""
+    if isinstance(error, Terminated):
+        return 128 + error.signum
+    if isinstance(error, RUN_ERRORS):
+        return exit_status_for(error)
+    return EX_SOFTWARE
 
 
 def describe_status(status):

@@ -2,11 +2,14 @@
 before any service stops; the services start again whatever happened; the manifest goes last."""
 
 import json
+import time
 
 from . import contract
 from .config import load_config
-from .journal import INFO, WARNING, Failure, log, signals
+from .journal import INFO, WARNING, Failure, log, run_exit_status, signals
 from .methods import METHODS, Run
+from .metrics import write_metrics
+from .ping import send_ping
 from .proc import SHELL, run_checked
 from .s3 import PendingAborts, aws_client, check_bucket_access, keep_part_buffers_unpooled, use_credentials
 from .services import StoppedServices
@@ -14,10 +17,26 @@ from .state import JobLock, remember_success
 
 
 def command_run(args):
+    """The run between its pings and with its metrics: start once the config is read, success at the
+    end; a failure's ping is the alert unit's (OnFailure=), which also hears of a run that was killed."""
     keep_part_buffers_unpooled()
     config = load_config(args.config)
     log.tag = config["job"]
     signals.install()
+    began = time.time()
+    try:
+        send_ping(config, "start", f"{config['unit']} on {config['host']} (runner {contract.VERSION})")
+        outcome, record = run_job(config)
+    except BaseException as error:
+        write_metrics(config, began, time.time(), run_exit_status(error))
+        raise
+    write_metrics(config, began, time.time(), 0, record)
+    send_ping(config, "success", f"backup complete: {outcome.summary}")
+    return 0
+
+
+def run_job(config):
+    """The backup; returns the method's outcome and what was remembered of it, or raises."""
     method = METHODS[config["method"]]
     method.check(config)
     use_credentials(config)
@@ -38,11 +57,12 @@ def command_run(args):
         outcome, record = backup(method, Run(config, s3, run_prefix, started, services))
     finally:
         services.start()
+    record = dict(record, stored=outcome.stored())
     remember_success(config["job"], record)
     if services.units:
         raise Failure(contract.EX_TEMPFAIL, f"the backup is stored, but {' '.join(services.units)} did not start again")
     log(INFO, f"backup complete: {outcome.summary}")
-    return 0
+    return outcome, record
 
 
 def backup(method, run):

@@ -40,6 +40,17 @@ class Outcome:
     objects: list  # manifest entries: key, size, sha256
     summary: str  # what the journal's "backup complete:" line says
     record: typing.Optional[dict] = None  # set by methods that commit their own backup: what is remembered
+    # What the run stored, when not its objects' (sync: the files it uploaded); None: unknown (duplicity).
+    stored_objects: typing.Optional[int] = None
+    stored_bytes: typing.Optional[int] = None
+
+    def stored(self):
+        """{"objects": N, "bytes": N} that the run stored, or None when the method does not tell."""
+        if self.stored_objects is not None:
+            return {"objects": self.stored_objects, "bytes": self.stored_bytes}
+        if self.record is None:
+            return {"objects": len(self.objects), "bytes": sum(entry["size"] for entry in self.objects)}
+        return None
 
 
 @dataclasses.dataclass

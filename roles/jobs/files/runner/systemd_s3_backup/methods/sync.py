@@ -46,7 +46,8 @@ def backup(run):
                 uploaded.append(0)
 
     run_checked(argv, "aws s3 sync", cwd=config["sync_dir"], on_line=count)
-    return Outcome([], f"{len(uploaded)} file(s) uploaded, {sum(uploaded)} bytes, to {sync_data_url(config)}")
+    summary = f"{len(uploaded)} file(s) uploaded, {sum(uploaded)} bytes, to {sync_data_url(config)}"
+    return Outcome([], summary, stored_objects=len(uploaded), stored_bytes=sum(uploaded))
 
 
 def sync_data_url(config):
