@@ -836,6 +836,21 @@ JOB_FIELDS = {
             ],
         },
     },
+    "enabled": {
+        "methods": ALL,
+        "default": True,
+        "spec": {"type": "bool", "description": "Whether the timer is enabled; a disabled job can still be started by hand."},
+    },
+    "max_age": {
+        "methods": ALL,
+        "spec": {
+            "type": "str",
+            "description": [
+                "How old the job's newest complete backup may be before the C(systemd_s3.backup.freshness) playbook fails for it, e.g. V(26h) for a"
+                " daily job (default there 2 days)."
+            ],
+        },
+    },
 }
 # duplicity jobs: incrementals weekly and fulls monthly, unless the job says otherwise.
 METHOD_DEFAULTS = {"duplicity": {"schedule": ["weekly"], "full_schedule": ["monthly"]}}
