@@ -15,7 +15,7 @@ key is accepted) and knows no bucket (any name is accepted).
     POST /_sink/reset   forgets it
 
 With --timeline (the bandwidth benchmark) it reads part bodies in 64 KiB slices and notes when each
-arrived: the stats then hold the rate they arrived at and the most bytes in any one second.
+arrived: the stats then hold the rates they arrived at and the most bytes in any one second.
 
 Sink() starts one as a child process for the harness. Standard library only."""
 
@@ -102,13 +102,16 @@ class State:
 
 
 def timeline(arrivals):
-    """How the part bodies arrived: the bytes after the first slice over the time from it to the last
-    (the rate), and the most bytes that arrived within any one second."""
+    """How the part bodies arrived: the rate after the first second (the limit, past the burst a token bucket lets
+    through at the start), the rate over the whole upload from the first slice's arrival, and the most bytes that
+    arrived within any one second."""
     arrivals = sorted(arrivals)
     if len(arrivals) < 2:
         return None
     first, last = arrivals[0][0], arrivals[-1][0]
     total = sum(size for _time, size in arrivals)
+    later = [(moment, size) for moment, size in arrivals if moment >= first + 1.0]
+    steady = (sum(size for _time, size in later[1:]) / (last - later[0][0])) if len(later) > 1 else None
     peak, window, start = 0, 0, 0
     for moment, size in arrivals:
         window += size
@@ -116,7 +119,7 @@ def timeline(arrivals):
             window -= arrivals[start][1]
             start += 1
         peak = max(peak, window)
-    return {"bytes": total, "seconds": last - first, "rate": (total - arrivals[0][1]) / (last - first), "peak_1s": peak}
+    return {"bytes": total, "seconds": last - first, "rate": steady, "overall_rate": (total - arrivals[0][1]) / (last - first), "peak_1s": peak}
 
 
 def part_sizes(sizes):
