@@ -4,22 +4,23 @@
 # table and writes it, with the machine and a note per benchmark, to benchmarks/RESULTS.md.
 #   bash benchmarks/run.sh                       all of them, 3 runs each (takes a while)
 #   bash benchmarks/run.sh --runs 5              5 runs each
-#   bash benchmarks/run.sh --only stream,upload  some of them: stream, upload, stream_memory, downtime, aws_calls,
+#   bash benchmarks/run.sh --only stream,upload  some of them: stream, upload, stream_memory, bandwidth, downtime, aws_calls,
 #                                                fleet, aws_scale; their figures are added after the earlier ones in RESULTS.md
 #   bash benchmarks/run.sh --quick               small sizes, 1 run, no 2 GiB stream and no fleet (smoke check)
 #   bash benchmarks/run.sh --only aws_scale      the aws role at 10, 100 and 1,000 hosts, new vs per-host (the role before fleet_access), one run each
 #       --aws-scale-hosts 10,100                 other fleet sizes (with --quick: 10 only)
 #       --aws-scale-sides new                    one side only (new = this work tree, per-host = the role at commit 149bed6, one access run per host)
 #       --aws-scale-baseline-1000                the per-host side above 100 hosts too (~40 min at 1,000; else earlier figures)
-# The stream, upload and stream_memory benchmarks run the on-host runner directly on this machine (stream_memory
-# against benchmarks/sink.py, a discarding S3 endpoint, with 20 GiB streams: about 5 minutes); downtime and
+# The stream, upload, stream_memory and bandwidth benchmarks run the on-host runner directly on this machine (stream_memory
+# against benchmarks/sink.py, a discarding S3 endpoint, with 20 GiB streams: about 5 minutes; bandwidth against the sink too,
+# a 64 MiB stream at upload_limit 2 and 8 MiB/s: about 2 minutes with 3 runs); downtime and
 # fleet use local containers booting systemd (Docker is started if needed, the image built once).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../scripts/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
 cd "$REPO_ROOT"
 
-only=stream,upload,stream_memory,downtime,aws_calls,fleet,aws_scale
+only=stream,upload,stream_memory,bandwidth,downtime,aws_calls,fleet,aws_scale
 args=("$@")
 while [ $# -gt 0 ]; do
     case $1 in

@@ -9,9 +9,13 @@ parts of at most 5 GiB (EntityTooLarge), on completion the listed parts and ETag
 InvalidPartOrder) and every part but the last at least 5 MiB (EntityTooSmall). It checks no signature (any
 key is accepted) and knows no bucket (any name is accepted).
 
-    python benchmarks/sink.py [--port N] [--max-parts N]     prints "listening on http://127.0.0.1:PORT"
+    python benchmarks/sink.py [--port N] [--max-parts N] [--timeline]
+                                                             prints "listening on http://127.0.0.1:PORT"
     GET  /_sink/stats   what it received, as JSON (bucket names cannot start with "_": no clash with S3 paths)
     POST /_sink/reset   forgets it
+
+With --timeline (the bandwidth benchmark) it reads part bodies in 64 KiB slices and notes when each
+arrived: the stats then hold the rates they arrived at and the most bytes in any one second.
 
 Sink() starts one as a child process for the harness. Standard library only."""
 
@@ -42,6 +46,7 @@ S3_MIN_PART = 5 * MIB
 S3_MAX_OBJECT = 5 * 1024 * 1024 * MIB
 KEEP_BODY = MIB  # PutObject bodies up to this size are kept (the manifest), larger ones discarded
 CHUNK = MIB
+TIMELINE_CHUNK = 64 * 1024  # --timeline: finer reads, so that a second's bytes are counted to 64 KiB
 XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 
@@ -54,8 +59,8 @@ class S3Error(Exception):
 class State:
     """What the sink received; one lock, taken briefly (never while a body is read)."""
 
-    def __init__(self, max_parts):
-        self.max_parts = max_parts
+    def __init__(self, max_parts, timeline=False):
+        self.max_parts, self.timeline = max_parts, timeline
         self.lock = threading.Lock()
         self.reset()
 
@@ -72,6 +77,7 @@ class State:
             self.max_parts_in_flight = 0
             self.aborted = 0
             self.started = time.monotonic()
+            self.arrivals = []  # --timeline: (monotonic time, bytes) of each slice of a part body read
 
     def count(self, operation):
         with self.lock:
@@ -91,7 +97,29 @@ class State:
                 "objects": dict(self.objects),
                 "max_parts": self.max_parts,
                 "seconds": time.monotonic() - self.started,
+                "timeline": timeline(self.arrivals) if self.timeline else None,
             }
+
+
+def timeline(arrivals):
+    """How the part bodies arrived: the rate after the first second (the limit, past the burst a token bucket lets
+    through at the start), the rate over the whole upload from the first slice's arrival, and the most bytes that
+    arrived within any one second."""
+    arrivals = sorted(arrivals)
+    if len(arrivals) < 2:
+        return None
+    first, last = arrivals[0][0], arrivals[-1][0]
+    total = sum(size for _time, size in arrivals)
+    later = [(moment, size) for moment, size in arrivals if moment >= first + 1.0]
+    steady = (sum(size for _time, size in later[1:]) / (last - later[0][0])) if len(later) > 1 else None
+    peak, window, start = 0, 0, 0
+    for moment, size in arrivals:
+        window += size
+        while arrivals[start][0] <= moment - 1.0:
+            window -= arrivals[start][1]
+            start += 1
+        peak = max(peak, window)
+    return {"bytes": total, "seconds": last - first, "rate": steady, "overall_rate": (total - arrivals[0][1]) / (last - first), "peak_1s": peak}
 
 
 def part_sizes(sizes):
@@ -169,11 +197,13 @@ class Handler(BaseHTTPRequestHandler):
         except (TypeError, ValueError):
             raise S3Error(411, "MissingContentLength", "You must provide the Content-Length HTTP header.") from None
 
-    def read_body(self, length, keep=0):
-        """Reads ``length`` bytes in 1 MiB chunks into one reused buffer; returns (md5, the first ``keep`` bytes)."""
+    def read_body(self, length, keep=0, part=False):
+        """Reads ``length`` bytes in 1 MiB chunks (a part's in timed 64 KiB slices with --timeline) into one reused
+        buffer; returns (md5, the first ``keep`` bytes)."""
         self.body_read = True
         md5, kept = hashlib.md5(usedforsecurity=False), bytearray()
-        buffer = bytearray(min(CHUNK, max(length, 1)))
+        timed = self.state.timeline and part
+        buffer = bytearray(min(TIMELINE_CHUNK if timed else CHUNK, max(length, 1)))
         view = memoryview(buffer)
         left = length
         while left:
@@ -181,6 +211,8 @@ class Handler(BaseHTTPRequestHandler):
             if not got:
                 raise ConnectionError("the client closed the connection mid-body")
             md5.update(view[:got])
+            if timed:
+                self.state.arrivals.append((time.monotonic(), got))  # list.append is atomic: no lock per slice
             if len(kept) < keep:
                 kept += view[: min(got, keep - len(kept))]
             left -= got
@@ -287,7 +319,7 @@ class Handler(BaseHTTPRequestHandler):
             self.state.parts_in_flight += 1
             self.state.max_parts_in_flight = max(self.state.max_parts_in_flight, self.state.parts_in_flight)
         try:
-            md5, _kept = self.read_body(length)
+            md5, _kept = self.read_body(length, part=True)
         finally:
             with self.state.lock:
                 self.state.parts_in_flight -= 1
@@ -385,9 +417,9 @@ def escape(text):
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
-def serve(port=0, max_parts=S3_MAX_PARTS):
+def serve(port=0, max_parts=S3_MAX_PARTS, timeline=False):
     """A started server on 127.0.0.1 (never another interface); serve_forever() is the caller's."""
-    handler = type("SinkHandler", (Handler,), {"state": State(max_parts)})
+    handler = type("SinkHandler", (Handler,), {"state": State(max_parts, timeline)})
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
     return server
@@ -396,11 +428,11 @@ def serve(port=0, max_parts=S3_MAX_PARTS):
 class Sink:
     """The sink as a child process of the harness: its CPU is then measurable apart, like moto's."""
 
-    def __init__(self, log_path, max_parts=S3_MAX_PARTS):
+    def __init__(self, log_path, max_parts=S3_MAX_PARTS, timeline=False):
         self.log_path = log_path
         self._log = open(log_path, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--max-parts", str(max_parts)],
+            [sys.executable, os.path.abspath(__file__), "--max-parts", str(max_parts), *(["--timeline"] if timeline else [])],
             stdout=subprocess.PIPE,
             stderr=self._log,
             text=True,
@@ -440,10 +472,11 @@ def main(argv=None):
     parser.add_argument(
         "--max-parts", type=int, default=S3_MAX_PARTS, help=f"refuse part numbers above this (default S3's {S3_MAX_PARTS})"
     )
+    parser.add_argument("--timeline", action="store_true", help="note when each 64 KiB of a part arrived (the bandwidth benchmark)")
     args = parser.parse_args(argv)
     if not 1 <= args.max_parts <= S3_MAX_PARTS:
         parser.error(f"--max-parts must be between 1 and {S3_MAX_PARTS}")
-    server = serve(args.port, args.max_parts)
+    server = serve(args.port, args.max_parts, args.timeline)
     print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

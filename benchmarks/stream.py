@@ -31,9 +31,9 @@ def aws_cli():
     return path
 
 
-def runner_argv(python, name, label, endpoint, credentials, command, compression, part_size_mb=16, max_concurrency=4):
+def runner_argv(python, name, label, endpoint, credentials, command, compression, part_size_mb=16, max_concurrency=4, **settings):
     """The runner's `run CONFIG` and the run's prefix; the config has the fields jobs.py's runner_config writes
-    (part_size_mb and max_concurrency at the jobs role's defaults unless given)."""
+    (part_size_mb and max_concurrency at the jobs role's defaults unless given), plus ``settings``."""
     config = {
         "job": "bench",
         "host": "bench",
@@ -55,6 +55,7 @@ def runner_argv(python, name, label, endpoint, credentials, command, compression
         "compression_level": None,
         "object_name": "dump.sql",
         "encryption": None,
+        **settings,
     }
     path = lib.WORK / "configs" / f"{name}-{label}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

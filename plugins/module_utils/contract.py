@@ -268,6 +268,13 @@ DUPLICITY_ACTIONS = ("incremental", "full")
 PASSPHRASE_MIN_LENGTH = 20
 S3_MIN_PART_MB, S3_MAX_PART_MB = 5, 5120
 MAX_CONCURRENCY = 32
+# upload_limit: bytes per second, a whole number or one with a binary unit. Below the lowest, a number
+# meant in MiB/s but written without its unit ("2") would make a 16 MiB part take days.
+UPLOAD_LIMIT = re.compile(r"(\d+(?:\.\d+)?)([kKmMgG]?)")
+UPLOAD_LIMIT_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+UPLOAD_LIMIT_MIN = 64 * 1024
+# progress_interval: seconds between the journal's progress lines of an upload (0: one per part).
+PROGRESS_INTERVAL_MAX = 86400
 # Everything in archive_dir is uploaded and then deleted, so it must be a dedicated directory.
 PROTECTED_DIRECTORIES = frozenset(
     ("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var")
@@ -451,6 +458,26 @@ def part_size_mb(value):
 
 def max_concurrency(value):
     return integer(value, 1, MAX_CONCURRENCY)
+
+
+def upload_limit(value):
+    """Bytes per second: a whole number, or a string of a number and k, M or G (KiB, MiB, GiB per
+    second; the letter's case does not matter): 500k, 2M, 1.5M. Returns the bytes per second."""
+    fix = "Use bytes per second as a number with k, M or G (KiB/MiB/GiB per second), e.g. 2M or 500k; a link of 16 Mbit/s carries at most 1.9M"
+    match = UPLOAD_LIMIT.fullmatch(value.strip()) if isinstance(value, str) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        rate = value
+    elif match:
+        rate = int(float(match.group(1)) * UPLOAD_LIMIT_UNITS[match.group(2).lower()])
+    else:
+        raise FieldError(f"{value!r} is not a rate in bytes per second", fix)
+    if rate < UPLOAD_LIMIT_MIN:
+        raise FieldError(f"{value!r} is {rate} bytes per second, below the lowest limit of 64k ({UPLOAD_LIMIT_MIN})", fix)
+    return rate
+
+
+def progress_interval(value):
+    return integer(value, 0, PROGRESS_INTERVAL_MAX)
 
 
 def compression_level(compression, level):
@@ -851,6 +878,36 @@ JOB_FIELDS = {
         },
     },
     "max_concurrency": {"methods": ALL, "default": 4, "spec": {"type": "int", "description": "Parts uploaded in parallel (1-32)."}},
+    "upload_limit": {
+        "methods": ALL,
+        "default": None,
+        "spec": {
+            "type": "raw",
+            "description": [
+                "Most bytes per second the job uploads, so that a nightly backup leaves room on a small office link: a number (bytes per"
+                " second) or one with V(k), V(M) or V(G) (KiB, MiB, GiB per second), e.g. V(2M) or V(500k); at least V(64k). A link of"
+                " 16 Mbit/s carries at most V(1.9M). Default none: as fast as the link allows.",
+                "C(stream) and C(archive) - the runner's own uploader, one token bucket for all parts in flight (bursts of a quarter second's"
+                " worth), and boto3's bandwidth limit for an C(archive) job's unencrypted files. C(sync) - the aws command's C(s3.max_bandwidth)"
+                " (rounded down to whole KiB per second). C(duplicity) - boto3's bandwidth limit on every file duplicity uploads.",
+                "The limit is per job: jobs that run at the same time add up, and restores are not limited. A C(stream) job's services stay"
+                " stopped for the whole upload, so its downtime grows to at least the stream's size divided by the limit; the job's"
+                " O(jobs_list[].timeout) must leave time for the whole upload too.",
+            ],
+        },
+    },
+    "progress_interval": {
+        "methods": ALL,
+        "default": 30,
+        "spec": {
+            "type": "int",
+            "description": [
+                "Seconds between the journal's progress lines of an upload (bytes so far, percentage where known, rate, parts), 0-86400;"
+                " V(0) logs one line per part (C(sync) and C(duplicity): per file). Whatever it is, every upload ends with one summary line"
+                " (bytes, parts, duration, average rate), not one line per part. C(sync) jobs keep the aws command's line per file.",
+            ],
+        },
+    },
     "enabled": {
         "methods": ALL,
         "default": True,
@@ -959,6 +1016,8 @@ RUNNER_FIELDS = {
     "retention": (None, retention),
     "part_size_mb": (16, part_size_mb),
     "max_concurrency": (4, max_concurrency),
+    "upload_limit": (None, upload_limit),
+    "progress_interval": (30, progress_interval),
     # Set only when the job has them, so that other jobs' configs stay as they were.
     "ping_url_file": (None, absolute_path),
     "metrics_dir": (None, absolute_path),

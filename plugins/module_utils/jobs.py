@@ -224,6 +224,9 @@ def normalize_job(index, job, access=None):
     out["io_scheduling_priority"] = _int(field("io_scheduling_priority"), out["io_scheduling_priority"], contract.integer, 0, 7)
     out["part_size_mb"] = _int(field("part_size_mb"), out["part_size_mb"], contract.part_size_mb)
     out["max_concurrency"] = _int(field("max_concurrency"), out["max_concurrency"], contract.max_concurrency)
+    if out["upload_limit"] is not None:
+        out["upload_limit"] = _checked(field("upload_limit"), contract.upload_limit, out["upload_limit"])
+    out["progress_interval"] = _int(field("progress_interval"), out["progress_interval"], contract.progress_interval)
     out["stop_services"] = [_unit(field("stop_services"), s) for s in _string_list(field("stop_services"), out["stop_services"])]
     out["pre_commands"] = [_one_line(field("pre_commands"), c, "a shell command") for c in _string_list(field("pre_commands"), out["pre_commands"])]
     out["read_write_paths"] = [_absolute_path(field("read_write_paths"), p) for p in _string_list(field("read_write_paths"), out["read_write_paths"])]
@@ -337,6 +340,8 @@ def runner_config(job, access, host, credentials_file, config_dir=contract.CONFI
         "pre_commands": job["pre_commands"],
         "part_size_mb": job["part_size_mb"],
         "max_concurrency": job["max_concurrency"],
+        "upload_limit": job["upload_limit"],
+        "progress_interval": job["progress_interval"],
     }
     for key in (
         "command",

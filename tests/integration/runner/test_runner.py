@@ -315,7 +315,58 @@ def test_multipart_stream(host):
     assert host.get(data_key) == data
     assert host.s3.head_object(Bucket=host.bucket, Key=data_key)["ETag"].endswith('-3"')
     assert host.manifest()[1]["objects"][0]["sha256"] == sha256(data)
-    assert f"uploaded part 3 ({len(data) - 10 * MIB} bytes)" in output
+    # Seconds, not 30 of them: no progress line, no line per part, one summary.
+    assert "so far" not in output and "uploaded part" not in output
+    assert f"<6>[pg] upload done: {len(data)} bytes (12.0 MiB) in 3 part(s) in " in output
+
+
+def test_progress_interval_0_logs_a_line_per_part(host):
+    data = os.urandom(12 * MIB + 12345)
+    (host.tmp / "big").write_bytes(data)
+    config = host.config(command=f"cat {host.tmp}/big", compression="none", part_size_mb=5, max_concurrency=1, progress_interval=0)
+    status, output = host.run("run", config)
+    assert status == 0, output
+    progress = [line for line in output.splitlines() if " so far, " in line]
+    assert [line.split(" uploaded in ")[1].split(" so far")[0] for line in progress] == ["1 part(s)", "2 part(s)", "3 part(s)"]
+    assert progress[-1].startswith(f"<6>[pg] upload: {len(data)} bytes (12.0 MiB) uploaded in 3 part(s) so far, ")
+
+
+def test_upload_limit_throttles_each_byte_sent_once_not_the_checksum_reads(moto, bucket, monkeypatch):
+    """Against moto (http: botocore reads each part to checksum and sign it before sending it): the bucket
+    is asked for exactly the bytes sent, in slices, and the object is whole. The rate: benchmarks/bandwidth.py."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    taken, lock = [], threading.Lock()
+
+    class Recording(runner_s3.Throttle):
+        def take(self, size, stopping=None):
+            with lock:
+                taken.append(size)
+            return super().take(size, stopping)
+
+    data = os.urandom(11 * MIB)
+    s3 = runner_s3.aws_client({"region": REGION, "endpoint_url": moto.endpoint}, "s3", connections=4)
+    upload = runner_s3.MultipartUpload(s3, bucket, "throttled/object", 5 * MIB, 2, "pg", throttle=Recording(1024 * MIB))
+    upload.upload_from(io.BytesIO(data))
+    upload.complete()
+    assert moto.client("s3").get_object(Bucket=bucket, Key="throttled/object")["Body"].read() == data
+    assert sum(taken) == len(data) and max(taken) <= runner_s3.THROTTLE_SLICE
+
+
+@pytest.mark.parametrize("method", ["stream", "archive"])
+def test_upload_limit_jobs_store_everything_and_say_so(host, method):
+    data = os.urandom(6 * MIB)
+    (host.tmp / "big").write_bytes(data)
+    directory = host.tmp / "archive"
+    directory.mkdir()
+    command = f"cat {host.tmp}/big" if method == "stream" else f"cp {host.tmp}/big {directory}/big.bin"
+    config = host.config(method=method, command=command, compression="none", archive_dir=str(directory), upload_limit=64 * MIB)
+    status, output = host.run("run", config)
+    assert status == 0, output
+    (key,) = [key for key in host.keys() if not key.endswith("manifest.json")]
+    assert host.get(key) == data
+    assert f"(upload_limit 64.0 MiB/s)" in output
+    assert "done: 6291456 bytes (6.0 MiB) in 2 part(s) in " in output  # 5 MiB parts
 
 
 def test_parts_in_flight_are_bounded_by_max_concurrency():
@@ -422,10 +473,10 @@ def test_missing_encryptor_is_a_config_error(host, monkeypatch):
 
 def test_failed_dump_commits_nothing_and_forwards_its_status(host):
     """Data first (a whole part is already uploaded), then exit 1: the seed's `dump | gzip | aws s3 cp -` trap."""
-    config = host.config(command="head -c 6000000 /dev/zero; exit 1", compression="none")
+    config = host.config(command="head -c 6000000 /dev/zero; exit 1", compression="none", progress_interval=0)
     status, output = host.run("run", config)
     assert status == 1, output
-    assert "uploaded part 1" in output
+    assert "uploaded in 1 part(s) so far" in output
     assert "<3>[pg] command finished with exit status 1" in output
     assert "<3>[pg] FAILED with exit status 1: command failed with exit status 1: nothing stored" in output
     assert_nothing_stored(host)
@@ -481,8 +532,8 @@ def assert_ended(pid_file):
 
 def test_sigterm_mid_stream_aborts_the_upload_and_starts_the_services(host):
     pid_file = host.tmp / "dump.pid"
-    config = host.config(command=f"echo $$ > {pid_file}; head -c 6000000 /dev/zero; sleep 60", compression="none")
-    terminate_when(host, config, "uploaded part 1")
+    config = host.config(command=f"echo $$ > {pid_file}; head -c 6000000 /dev/zero; sleep 60", compression="none", progress_interval=0)
+    terminate_when(host, config, "uploaded in 1 part(s) so far")
     assert_nothing_stored(host)
     assert_app_stopped_and_started(host)
     assert_ended(pid_file)
@@ -500,7 +551,7 @@ def test_an_abort_that_fails_is_retried_by_the_next_run(host, monkeypatch):
     monkeypatch.setenv("STATE_DIRECTORY", str(host.state))
     upload = runner_s3.MultipartUpload.__new__(runner_s3.MultipartUpload)
     upload.s3, upload.bucket, upload.key, upload.job = Unreachable(), host.bucket, left_open["Key"], "pg"
-    upload.upload_id, upload.pool = left_open["UploadId"], ThreadPoolExecutor(1)
+    upload.upload_id, upload.pool, upload.stopping = left_open["UploadId"], ThreadPoolExecutor(1), threading.Event()
     upload.abort()
     assert json.loads((host.state / "pending-aborts.json").read_text())[0]["upload_id"] == left_open["UploadId"]
 
@@ -780,6 +831,28 @@ def test_sync_uploads_the_directory_except_the_excludes(host):
     manifest = host.manifest()[1]
     assert (manifest["method"], manifest["objects"], manifest["source"]) == ("sync", [], str(source))
     assert_app_stopped_and_started(host)
+
+
+@pytest.mark.skipif(not aws_cli_works(), reason="needs a working aws CLI on PATH")
+def test_sync_with_upload_limit_gives_the_aws_command_its_max_bandwidth(host):
+    """The aws command refuses a max_bandwidth it cannot read: this run proves it takes the runner's."""
+    source = host.tmp / "files"
+    source.mkdir()
+    (source / "a.bin").write_bytes(os.urandom(100_000))
+    (source / "b.txt").write_text("b")
+    status, output = host.run("run", host.config(method="sync", sync_dir=str(source), command=None, upload_limit=1536 * 1024))
+    assert status == 0, output
+    assert f"{host.prefix}/pg/data/a.bin" in host.keys()
+    assert "<6>[pg] sync upload done: 100001 bytes (97.7 KiB) in 2 file(s) in " in output
+    assert "(upload_limit 1.5 MiB/s)" in output
+
+
+def test_the_aws_commands_settings_hold_the_limit_and_nothing_else(tmp_path):
+    from systemd_s3_backup.methods import sync as sync_method  # pylint: disable=import-outside-toplevel
+
+    assert sync_method.aws_cli_settings({"upload_limit": None}, str(tmp_path)) is None
+    env = sync_method.aws_cli_settings({"upload_limit": 2 * MIB + 1000}, str(tmp_path))
+    assert Path(env["AWS_CONFIG_FILE"]).read_text() == "[default]\ns3 =\n    max_bandwidth = 2048KB/s\n"
 
 
 @pytest.mark.skipif(not aws_cli_works(), reason="needs a working aws CLI on PATH")

@@ -139,6 +139,17 @@ def test_full_then_incremental_to_public_keys_restores_both_points_in_time(host,
     assert same_tree(host.tmp / "restored-inc", records)
 
 
+def test_upload_limit_and_progress_reach_duplicitys_uploads(host):
+    """Every file duplicity stores goes through the limited upload and counts in the job's progress."""
+    make_records(host.tmp / "records")
+    status, output = host.run("run", duplicity_config(host, duplicity_action="full", upload_limit="1M", progress_interval=0))
+    assert status == 0, output
+    sizes = [host.s3.head_object(Bucket=host.bucket, Key=key)["ContentLength"] for key in host.keys()]
+    assert len([line for line in output.splitlines() if line.startswith("<6>[records] duplicity upload: ")]) == len(sizes)
+    assert f"<6>[records] duplicity upload done: {sum(sizes)} bytes (" in output
+    assert f"in {len(sizes)} file(s) in " in output and "(upload_limit 1.0 MiB/s)" in output
+
+
 def test_restore_without_the_key_fails_and_leaves_no_target(host, gpg_key):
     make_records(host.tmp / "records")
     config = duplicity_config(host, duplicity_action="full", encryption={"method": "gpg", "public_keys": [gpg_key.public]})

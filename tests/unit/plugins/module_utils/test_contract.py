@@ -43,6 +43,13 @@ BAD_VALUES = [
     ("stream", "max_concurrency", 50, 50),
     ("stream", "max_concurrency", 0, 0),
     ("stream", "part_size_mb", 4, 4),
+    ("stream", "upload_limit", "2", "2"),
+    ("stream", "upload_limit", 1000, 1000),
+    ("archive", "upload_limit", "16 Mbit", "16 Mbit"),
+    ("sync", "upload_limit", "2MB/s", "2MB/s"),
+    ("duplicity", "upload_limit", True, True),
+    ("stream", "progress_interval", -1, -1),
+    ("duplicity", "progress_interval", "often", "often"),
     ("stream", "object_name", "x" * 101, "x" * 101),
     ("stream", "object_name", "../escape", "../escape"),
     ("stream", "compression", "lz4", "lz4"),
@@ -98,6 +105,24 @@ def test_what_the_runner_refuses_the_control_node_refuses_first(tmp_path, method
 
     config = dict(control_node_config(GOOD_JOBS[method]), **{field: runner_value})
     assert (runner_verdict(tmp_path, config) or "").split(".")[0] == field
+
+
+@pytest.mark.parametrize(
+    "value, rate",
+    [("2M", 2097152), ("500k", 512000), ("1.5m", 1572864), (" 1G ", 1073741824), ("65536", 65536), (65536, 65536), ("64K", 65536)],
+)
+def test_upload_limit_is_bytes_per_second_with_binary_units(tmp_path, value, rate):
+    (unit,) = jobs.job_units([dict(GOOD_JOBS["stream"], upload_limit=value)], ACCESS, "db1")
+    assert unit["config"]["upload_limit"] == rate
+    assert runner_verdict(tmp_path, unit["config"]) is None
+
+
+def test_a_bad_upload_limit_is_refused_naming_the_job_and_field_with_the_fix():
+    with pytest.raises(InputError) as refused:
+        jobs.job_units([dict(GOOD_JOBS["sync"], upload_limit="2")], ACCESS, "db1")
+    assert refused.value.field == "jobs[files].upload_limit"
+    assert "'2' is 2 bytes per second, below the lowest limit of 64k" in str(refused.value)
+    assert "e.g. 2M" in str(refused.value)
 
 
 @pytest.mark.parametrize(

@@ -59,6 +59,8 @@ def test_stream_job_gets_defaults_and_a_config_without_secrets():
         "pre_commands": [],
         "part_size_mb": 16,
         "max_concurrency": 4,
+        "upload_limit": None,
+        "progress_interval": 30,
         "command": "pg_dumpall",
         "run_as": "postgres",
         "compression": "zstd",

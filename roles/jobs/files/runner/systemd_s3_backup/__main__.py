@@ -7,7 +7,8 @@
     systemd-s3-backup restore CONFIG --run-prefix RUN --credentials FILE [--identity FILE] [--passphrase-file FILE]
         [--time ISO] (--to-command CMD [--run-as USER] | --to-file PATH | --to-dir DIR)
                                                a backup back onto the host (role systemd_s3.backup.restore)
-    systemd-s3-backup duplicity ARGS...        duplicity itself, with the change described at methods.duplicity.command_duplicity
+    systemd-s3-backup duplicity [--job NAME] [--upload-limit BYTES] [--progress-interval SECONDS] -- ARGS...
+                                               duplicity itself, with the changes described at methods.duplicity.command_duplicity
 
 Every step is one flushed line on stdout with an sd-daemon priority prefix, so the unit's journal shows
 each command and its exit status. The exit status is the failing command's own (128+N when killed by
@@ -101,6 +102,9 @@ def parse_args(argv):
     )
     restore.set_defaults(handler=command_restore)
     duplicity = actions.add_parser("duplicity", help="duplicity, for a host principal's permissions (used by run and restore)")
+    duplicity.add_argument("--job", metavar="NAME", help="the job whose backup this is: its journal tag, and its uploads' progress lines")
+    duplicity.add_argument("--upload-limit", type=positive_int, metavar="BYTES", help="most bytes per second uploaded (the job's upload_limit)")
+    duplicity.add_argument("--progress-interval", type=int, default=30, metavar="SECONDS", help="seconds between progress lines (0: one per file)")
     duplicity.add_argument("arguments", nargs=argparse.REMAINDER, metavar="ARGS")
     duplicity.set_defaults(handler=command_duplicity)
     check_unit = actions.add_parser("check-unit", help="systemd-analyze verify FILE as unit NAME", aliases=RENAMED["check-unit"])

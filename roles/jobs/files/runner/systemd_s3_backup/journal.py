@@ -5,6 +5,7 @@ import contextlib
 import signal
 import sys
 import threading
+import time
 
 from boto3.exceptions import S3UploadFailedError
 from botocore import exceptions as aws_errors
@@ -41,6 +42,63 @@ class Journal:
 
 
 log = Journal()
+
+
+def size_text(size):
+    """1536 -> '1.5 KiB': sizes and rates as the journal shows them next to the exact byte counts."""
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if abs(size) < 1024:
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def rate_text(size, seconds):
+    return f"{size_text(size / seconds if seconds > 0 else 0)}/s"
+
+
+class Progress:
+    """An upload's progress in the journal: instead of a line per part, at most one line every
+    ``interval`` seconds (0: one at every part), and one summary line at the end. Thread-safe: upload
+    threads report their parts. ``total``: the bytes to upload when known (archive), for a percentage."""
+
+    def __init__(self, what, interval, limit=None, total=None, unit="part", clock=time.monotonic):
+        self.what, self.interval, self.limit, self.total, self.unit, self.clock = what, interval, limit, total, unit, clock
+        self.size = self.parts = 0
+        self.started = self.last_time = clock()
+        self.last_size = 0
+        self._lock = threading.Lock()
+
+    def add(self, size, parts=0):
+        """``size`` more bytes stored (negative when a retry resends them), ``parts`` more parts (units) complete."""
+        with self._lock:
+            self.size += size
+            self.parts += parts
+            now = self.clock()
+            due = now - self.last_time >= self.interval if self.interval else parts > 0
+            if due:  # logged under the lock: the lines of several upload threads stay in order
+                log(INFO, self._line(now))
+                self.last_time, self.last_size = now, self.size
+
+    def _line(self, now):
+        done = f"{self.size} bytes ({size_text(self.size)})"
+        if self.total:
+            done += f" of {size_text(self.total)}, {100 * self.size // self.total}%"
+        recent = rate_text(self.size - self.last_size, now - self.last_time)
+        return f"{self.what}: {done} uploaded in {self.parts} {self.unit}(s) so far, {recent} over the last {now - self.last_time:.0f} s" + (
+            f", {rate_text(self.size, now - self.started)} on average" if self.last_time != self.started else ""
+        )
+
+    def summary(self):
+        """The upload's one summary line: bytes, parts, duration, average rate (and the limit if any)."""
+        with self._lock:
+            seconds = self.clock() - self.started
+            line = (
+                f"{self.what} done: {self.size} bytes ({size_text(self.size)}) in {self.parts} {self.unit}(s) in {seconds:.1f} s,"
+                f" {rate_text(self.size, seconds)} on average" + (f" (upload_limit {rate_text(self.limit, 1)})" if self.limit else "")
+            )
+        log(INFO, line)
+        return line
 
 
 def signal_name(number):

@@ -5,19 +5,22 @@ import base64
 import ctypes
 import ctypes.util
 import hashlib
+import io
 import itertools
 import json
+import math
 import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore import exceptions as aws_errors
 from botocore.config import Config as BotoConfig
 
 from .contract import DATA_TAG, EX_IOERR
-from .journal import ConfigError, ERR, Failure, INFO, WARNING, describe_status, log, signals
+from .journal import ConfigError, ERR, Failure, INFO, WARNING, Progress, describe_status, log, signals
 from .proc import Pipeline
 from .state import state_path, write_atomically
 
@@ -67,9 +70,12 @@ def aws_client(config, service, region=None, connections=10):
         read_timeout=120,
         max_pool_connections=connections,
     )
-    return boto3.session.Session().client(
+    client = boto3.session.Session().client(
         service, region_name=region or config["region"], endpoint_url=config["endpoint_url"], config=settings
     )
+    if service == "s3":
+        client.meta.events.register("before-send.s3.UploadPart", ThrottledBody.on_send, unique_id="systemd-s3-backup-throttle")
+    return client
 
 
 def check_bucket_access(s3, bucket, key):
@@ -98,14 +104,128 @@ def part_size_for(number, first_size, limit):
     return min(first_size << ((number - 1) // step), S3_MAX_PART_MB * MIB)
 
 
+# upload_limit's token bucket: a body is read in slices of at most THROTTLE_SLICE bytes while it is
+# sent, each taken from the bucket, which holds at most THROTTLE_BURST_SECONDS of the rate (or one slice).
+THROTTLE_SLICE = 64 * 1024
+THROTTLE_BURST_SECONDS = 0.25
+
+
+class Stopped(Exception):
+    """A throttled part's upload was stopped because its upload failed or is being aborted."""
+
+
+class Throttle:
+    """A token bucket that all of a job's upload threads share: on average at most ``rate`` bytes per
+    second, in bursts of at most a quarter second's worth. A taker that finds too few tokens takes
+    them anyway (the bucket goes into debt) and sleeps until they would have been there, so takers
+    queue in order and the rate holds whatever their number."""
+
+    def __init__(self, rate, clock=time.monotonic):
+        self.rate = rate
+        self.capacity = max(rate * THROTTLE_BURST_SECONDS, THROTTLE_SLICE)
+        self.tokens = self.capacity
+        self.clock = clock
+        self.updated = clock()
+        self._lock = threading.Lock()
+
+    def take(self, size, stopping=None):
+        """Waits until ``size`` bytes may go, or until ``stopping`` (an Event) is set; returns the wait."""
+        with self._lock:
+            now = self.clock()
+            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate) - size
+            self.updated = now
+            wait = -self.tokens / self.rate if self.tokens < 0 else 0
+        if wait > 0:
+            (stopping or threading.Event()).wait(wait)
+        return wait
+
+
+class ThrottledBody(io.RawIOBase):
+    """An UploadPart body read no faster than its throttle allows while it is being sent. botocore
+    also reads a body to checksum and sign it before sending, and again (after seeking back) for a
+    retry: those reads are not sent, so they are not throttled. before-send (on_send) marks the
+    sending, a seek ends it."""
+
+    def __init__(self, data, throttle, stopping):
+        super().__init__()
+        self._data = memoryview(data)
+        self._position = 0
+        self.throttle, self.stopping = throttle, stopping
+        self.sending = False
+
+    @staticmethod
+    def on_send(request, **_kwargs):
+        body = request.body
+        # An https request with a trailing checksum wraps the body in botocore's AwsChunkedWrapper;
+        # s3transfer finds its own bodies there the same way.
+        body = body if isinstance(body, ThrottledBody) else getattr(body, "_raw", None)
+        if isinstance(body, ThrottledBody):
+            body.sending = True
+
+    def __len__(self):  # botocore's Content-Length, without seeking to the end
+        return len(self._data)
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self._position
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._data)}[whence]
+        self._position = max(0, base + offset)
+        self.sending = False
+        return self._position
+
+    def read(self, size=-1):
+        left = len(self._data) - self._position
+        size = left if size is None or size < 0 else min(size, left)
+        if self.sending and size:
+            if self.stopping.is_set():
+                raise Stopped("the upload is being aborted")
+            size = min(size, THROTTLE_SLICE)
+            self.throttle.take(size, self.stopping)
+        chunk = self._data[self._position: self._position + size].tobytes()
+        self._position += size
+        return chunk
+
+    def readinto(self, buffer):
+        chunk = self.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def upload_throttle(config):
+    """The job's Throttle, or None without upload_limit."""
+    return Throttle(config["upload_limit"]) if config["upload_limit"] else None
+
+
+def transfer_config(config):
+    """boto3's transfer settings of a job (archive's unencrypted files): its part size and concurrency,
+    and upload_limit as s3transfer's own bandwidth limit."""
+    settings = {
+        "multipart_threshold": config["part_size_mb"] * MIB,
+        "multipart_chunksize": config["part_size_mb"] * MIB,
+        "max_concurrency": config["max_concurrency"],
+    }
+    if config["upload_limit"]:
+        settings["max_bandwidth"] = config["upload_limit"]
+    return TransferConfig(**settings)
+
+
 class MultipartUpload:
     """One S3 multipart upload fed from a stream. Parts grow as the stream does (part_size_for); the
     parts read and in flight together stay within ``concurrency`` first-size parts (fewer, larger parts
     in flight as they grow), or one part once a part alone is larger: memory stays flat until then and
     is bounded by one part (at most 4 GiB, past 4 TiB of stream) after."""
 
-    def __init__(self, s3, bucket, key, part_size, concurrency, job, tagging=DATA_TAG):
+    def __init__(self, s3, bucket, key, part_size, concurrency, job, tagging=DATA_TAG, throttle=None, progress=None):
         self.s3, self.bucket, self.key, self.part_size, self.job = s3, bucket, key, part_size, job
+        self.throttle, self.progress = throttle, progress
+        self.stopping = threading.Event()  # ends throttled parts' waits on a failure or an abort
         self.upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, Tagging=tagging)["UploadId"]
         self.budget = part_size * concurrency
         self.in_flight = 0  # bytes of parts read and not yet uploaded
@@ -153,15 +273,18 @@ class MultipartUpload:
     def _part_done(self, future, reserved):
         if not future.cancelled() and future.exception() and not self.error:
             self.error = future.exception()
+            self.stopping.set()
         self._release(reserved)
 
     def _upload_part(self, number, data):
         # Content-MD5: S3 rejects a part damaged on the way instead of storing it.
         md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+        body = ThrottledBody(data, self.throttle, self.stopping) if self.throttle else data
         response = self.s3.upload_part(
-            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data, ContentMD5=md5
+            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=body, ContentMD5=md5
         )
-        log(INFO, f"uploaded part {number} ({len(data)} bytes)")
+        if self.progress:
+            self.progress.add(len(data), parts=1)
         return {"PartNumber": number, "ETag": response["ETag"]}
 
     def complete(self):
@@ -173,7 +296,9 @@ class MultipartUpload:
 
     def abort(self):
         """Drops every uploaded part, so nothing of a failed run is stored. Parts still in flight are
-        waited for first: one that lands after the abort would stay as an unfinished upload."""
+        waited for first: one that lands after the abort would stay as an unfinished upload; a
+        throttled one stops sending at once."""
+        self.stopping.set()
         self.pool.shutdown(wait=True, cancel_futures=True)
         try:
             self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
@@ -226,10 +351,17 @@ class PendingAborts:
         self.write(left)
 
 
-def upload_pipeline(config, s3, key, start):
+def upload_pipeline(config, s3, key, start, progress=None):
     """Stores what the pipeline that ``start(pipeline)`` builds writes, as one object: committed only
-    if every stage and part succeeded, else aborted. Returns the manifest entry (of the stored bytes)."""
-    upload = MultipartUpload(s3, config["bucket"], key, config["part_size_mb"] * MIB, config["max_concurrency"], config["job"])
+    if every stage and part succeeded, else aborted. Returns the manifest entry (of the stored bytes).
+    Its progress goes to ``progress``, else to its own, whose summary it logs."""
+    own = progress is None
+    if own:
+        progress = Progress("upload", config["progress_interval"], config["upload_limit"])
+    upload = MultipartUpload(
+        s3, config["bucket"], key, config["part_size_mb"] * MIB, config["max_concurrency"], config["job"],
+        throttle=upload_throttle(config), progress=progress,
+    )
     pipeline = Pipeline()
     try:
         upload.upload_from(start(pipeline))
@@ -243,14 +375,21 @@ def upload_pipeline(config, s3, key, start):
             pipeline.end()
             upload.abort()
         raise
+    if own:
+        progress.summary()
     log(INFO, f"stored s3://{config['bucket']}/{key} ({upload.size} bytes)")
     return {"key": key, "size": upload.size, "sha256": upload.sha256.hexdigest()}
 
 
-def upload_file(s3, bucket, path, key, transfer):
+def upload_file(s3, bucket, path, key, transfer, progress=None):
+    """One file with boto3's transfer manager; its bytes reach ``progress`` as they are sent, and its
+    parts (as many as ``transfer`` cuts it into) once it is stored."""
     digest, size = file_digest(path)
     log(INFO, f"upload {path} to s3://{bucket}/{key} ({size} bytes)")
-    s3.upload_file(path, bucket, key, ExtraArgs={"Metadata": {"sha256": digest}, "Tagging": DATA_TAG}, Config=transfer)
+    callback = progress.add if progress else None
+    s3.upload_file(path, bucket, key, ExtraArgs={"Metadata": {"sha256": digest}, "Tagging": DATA_TAG}, Config=transfer, Callback=callback)
+    if progress:
+        progress.add(0, parts=1 if size < transfer.multipart_threshold else math.ceil(size / transfer.multipart_chunksize))
     return {"key": key, "size": size, "sha256": digest}
 
 

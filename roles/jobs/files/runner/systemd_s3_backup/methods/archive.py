@@ -4,15 +4,13 @@ nor leaks into the next run."""
 
 import os
 
-from boto3.s3.transfer import TransferConfig
-
 from .. import contract
 from ..config import host_archive_dir
 from ..crypto import check_stream_tools, encryptor_argv, stored_name
 from ..download import restore_files, restore_paths
-from ..journal import ERR, INFO, WARNING, ConfigError, Failure, describe_status, log, signals
+from ..journal import ERR, INFO, WARNING, ConfigError, Failure, Progress, describe_status, log, signals
 from ..proc import SHELL, run_logged
-from ..s3 import MIB, upload_file, upload_pipeline
+from ..s3 import transfer_config, upload_file, upload_pipeline
 from . import Outcome, describe_backup, run_folder
 
 NAME = "archive"
@@ -37,15 +35,15 @@ def backup(run):
         if not files:
             raise Failure(contract.EX_IOERR, f"the command succeeded but wrote no file into archive_dir {directory}")
         encryptor = encryptor_argv(config)
+        # One progress for all files; with encryption the stored bytes differ a little from the files'.
+        total = sum(os.path.getsize(path) for path, _name in files)
+        progress = Progress(f"upload of {len(files)} file(s)", config["progress_interval"], config["upload_limit"], total=None if encryptor else total)
         if encryptor:
-            objects = [upload_encrypted(config, s3, path, f"{run_prefix}/{stored_name(config, name)}", encryptor) for path, name in files]
+            objects = [upload_encrypted(config, s3, path, f"{run_prefix}/{stored_name(config, name)}", encryptor, progress) for path, name in files]
         else:
-            transfer = TransferConfig(
-                multipart_threshold=config["part_size_mb"] * MIB,
-                multipart_chunksize=config["part_size_mb"] * MIB,
-                max_concurrency=config["max_concurrency"],
-            )
-            objects = [upload_file(s3, config["bucket"], path, f"{run_prefix}/{name}", transfer) for path, name in files]
+            transfer = transfer_config(config)
+            objects = [upload_file(s3, config["bucket"], path, f"{run_prefix}/{name}", transfer, progress) for path, name in files]
+        progress.summary()
         return Outcome(objects, f"{len(objects)} object(s), {sum(entry['size'] for entry in objects)} bytes")
     finally:
         with signals.shielded():
@@ -67,11 +65,11 @@ def files_under(directory):
     return sorted(found)
 
 
-def upload_encrypted(config, s3, path, key, encryptor):
+def upload_encrypted(config, s3, path, key, encryptor, progress=None):
     """The file through the encryptor straight into the upload: no encrypted copy on disk either."""
     log(INFO, f"upload {path} to s3://{config['bucket']}/{key}, encrypted")
     with open(path, "rb") as plaintext:
-        return upload_pipeline(config, s3, key, lambda pipeline: pipeline.add("encrypt", encryptor, stdin=plaintext))
+        return upload_pipeline(config, s3, key, lambda pipeline: pipeline.add("encrypt", encryptor, stdin=plaintext), progress)
 
 
 def empty_directory(directory, run_as):

@@ -2,6 +2,7 @@
 write, with duplicity's boto3 S3 backend (run through this runner, see command_duplicity) into
 <prefix>/<job>/duplicity/. A job's full and incremental units share its lock, so they never overlap."""
 
+import copy
 import datetime
 import os
 import pwd
@@ -12,12 +13,13 @@ import sys
 import tempfile
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore import exceptions as aws_errors
 
 from .. import contract
 from ..config import existing_directory, secret_excludes
 from ..crypto import check_passphrase_credential, passphrase_credential
-from ..journal import INFO, WARNING, ConfigError, Failure, log, signals
+from ..journal import INFO, WARNING, ConfigError, Failure, Progress, log, signals
 from ..proc import SCRIPT_SHELL, run_checked
 from ..state import state_path
 from ..thaw import secret_scratch
@@ -73,7 +75,7 @@ def backup(run):
             if config["encryption"] and config["encryption"]["method"] == "gpg":
                 check_signature_cache(config, s3, cache)
             # Without an action word duplicity takes an incremental, or a full where no chain exists yet.
-            argv = duplicity_argv(*(["full"] if action == "full" else []), *common, *encryption_args)
+            argv = duplicity_argv(*(["full"] if action == "full" else []), *common, *encryption_args, config=config)
             if action == "incremental" and config["full_if_older_than"]:
                 argv += ["--full-if-older-than", config["full_if_older_than"]]
             if config["scripts"]:
@@ -118,15 +120,20 @@ def duplicity_cache(config):
     return state_path(config["job"], "duplicity-cache")
 
 
-def duplicity_argv(*arguments):
-    """duplicity through this runner (see command_duplicity), with the interpreter duplicity itself uses."""
+def duplicity_argv(*arguments, config=None):
+    """duplicity through this runner (see command_duplicity), with the interpreter duplicity itself uses.
+    With a backup's ``config``, its uploads follow the job's upload_limit and progress_interval."""
     program = shutil.which("duplicity")
     with open(program, "rb") as handle:
         first = handle.readline().decode(errors="replace")
     interpreter = first[2:].split()[0] if first.startswith("#!") and "python" in first else sys.executable
     # Isolated (-I): neither the working directory nor the environment adds to its import path; the
     # package's directory is given, as the launcher gives it.
-    return [interpreter, "-I", "-c", RUN_PACKAGE, PACKAGE_PARENT, "duplicity", "--", *arguments]
+    settings = []
+    if config:
+        settings = ["--job", config["job"], "--progress-interval", str(config["progress_interval"])]
+        settings += ["--upload-limit", str(config["upload_limit"])] if config["upload_limit"] else []
+    return [interpreter, "-I", "-c", RUN_PACKAGE, PACKAGE_PARENT, "duplicity", *settings, "--", *arguments]
 
 
 def duplicity_common_args(config, cache, work):
@@ -228,15 +235,18 @@ def run_scripts(config, work):
     return source
 
 
-def patch_duplicity_bucket_probe():
+def patch_duplicity_bucket_probe(upload_limit=None, progress=None):
     """duplicity's boto3 backend checks its bucket with HeadBucket, which IAM authorizes as s3:ListBucket
     with no s3:prefix; a host's principal may list its own prefix only, so on AWS that probe fails (403)
     for every duplicity job. This replaces it with a one-key listing of the job's own prefix, which the
     principal may do, and which still tells a missing bucket apart. The connection it makes also tags
-    duplicity's volumes (tag_duplicity_volume)."""
+    duplicity's volumes (tag_duplicity_volume), uploads them within ``upload_limit`` and reports them
+    to ``progress`` (limited_uploads)."""
     try:
         from duplicity.backends import s3_boto3_backend as backend  # pylint: disable=import-outside-toplevel
     except ImportError as error:
+        if upload_limit:  # run unlimited, it would saturate the link the limit is there to spare
+            raise Failure(contract.EX_CONFIG, f"upload_limit needs duplicity's boto3 backend, which is not importable ({error})") from None
         log(WARNING, f"duplicity's boto3 backend is not importable ({error}): duplicity runs unchanged")
         return
 
@@ -254,9 +264,31 @@ def patch_duplicity_bucket_probe():
             raise
         for operation in ("PutObject", "CreateMultipartUpload"):
             s3.meta.client.meta.events.register(f"before-parameter-build.s3.{operation}", tag_duplicity_volume)
+        limited_uploads(s3.meta.client, upload_limit, progress)
         self.s3, self.bucket = s3, s3.Bucket(self.bucket_name)
 
     backend.S3Boto3Backend.reset_connection = reset_connection
+
+
+def limited_uploads(client, upload_limit, progress):
+    """duplicity uploads each file with the client's upload_file (through its s3 resource's Object),
+    passing a TransferConfig of its own: this client's upload_file adds ``upload_limit`` to it as
+    s3transfer's bandwidth limit, and reports each file stored to ``progress`` (one part per file)."""
+    if not upload_limit and not progress:
+        return
+    upload_file = client.upload_file
+
+    def limited_upload_file(Filename, *args, Config=None, **kwargs):  # noqa: N803  pylint: disable=invalid-name
+        size = os.path.getsize(Filename)
+        if upload_limit:
+            Config = copy.copy(Config) if Config else TransferConfig()
+            Config.max_bandwidth = upload_limit
+        result = upload_file(Filename, *args, Config=Config, **kwargs)
+        if progress:
+            progress.add(size, parts=1)
+        return result
+
+    client.upload_file = limited_upload_file
 
 
 def tag_duplicity_volume(params, **_kwargs):
@@ -268,14 +300,22 @@ def tag_duplicity_volume(params, **_kwargs):
 
 
 def command_duplicity(args):
-    """Runs the installed duplicity program in this process, after patch_duplicity_bucket_probe."""
-    patch_duplicity_bucket_probe()
+    """Runs the installed duplicity program in this process, after patch_duplicity_bucket_probe. With
+    --job, its journal lines carry the job's tag and it logs its uploads' progress and summary."""
+    if args.job:
+        log.tag = args.job
+    progress = Progress("duplicity upload", args.progress_interval, args.upload_limit, unit="file") if args.job else None
+    patch_duplicity_bucket_probe(args.upload_limit, progress)
     program = shutil.which("duplicity")
     if not program:
         raise Failure(contract.EX_CONFIG, "the duplicity command (Debian package duplicity) is not installed")
     arguments = args.arguments[1:] if args.arguments[:1] == ["--"] else args.arguments
     sys.argv = [program, *arguments]
-    runpy.run_path(program, run_name="__main__")  # duplicity exits with its own status
+    try:
+        runpy.run_path(program, run_name="__main__")  # duplicity exits with its own status
+    finally:
+        if progress and progress.parts:
+            progress.summary()
     return 0
 
 

@@ -8,7 +8,7 @@ import tempfile
 
 from .. import contract
 from ..config import existing_directory, secret_excludes
-from ..journal import ConfigError, Failure
+from ..journal import ConfigError, Failure, Progress
 from ..proc import run_checked
 from . import Outcome, describe_backup, run_folder
 
@@ -35,6 +35,7 @@ def backup(run):
     for pattern in config["excludes"]:
         argv += ["--exclude", pattern]
     uploaded = []
+    progress = Progress("sync upload", config["progress_interval"], config["upload_limit"], unit="file")
 
     def count(line):
         if line.startswith(UPLOADED) and " to s3://" in line:
@@ -44,10 +45,29 @@ def backup(run):
                 uploaded.append(os.path.getsize(path))
             except OSError:  # gone since: it still counts, its size is unknown
                 uploaded.append(0)
+            progress.add(uploaded[-1], parts=1)
 
-    run_checked(argv, "aws s3 sync", cwd=config["sync_dir"], on_line=count)
+    with tempfile.TemporaryDirectory(prefix=f"s3-backup-{config['job']}-") as work:
+        run_checked(argv, "aws s3 sync", cwd=config["sync_dir"], env=aws_cli_settings(config, work), on_line=count)
+    progress.summary()
     summary = f"{len(uploaded)} file(s) uploaded, {sum(uploaded)} bytes, to {sync_data_url(config)}"
     return Outcome([], summary, stored_objects=len(uploaded), stored_bytes=sum(uploaded))
+
+
+def aws_cli_settings(config, work):
+    """The aws command's environment for a backup: with upload_limit, a config file of its own in
+    ``work`` that sets s3.max_bandwidth (the runner otherwise points AWS_CONFIG_FILE at /dev/null,
+    so that nothing of the host's own AWS configuration applies; this file holds nothing else).
+    The rate is written in whole KiB per second, rounded down: the aws command reads "KB/s" as 1024
+    bytes a second and refuses a bare number of "B/s". (max_bandwidth is the limit of its classic
+    transfer client, the one aws v1 and Debian 12's v2 use; its optional CRT client has a target
+    instead, target_bandwidth, which is not a limit.)"""
+    if not config["upload_limit"]:
+        return None
+    path = os.path.join(work, "aws-config")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(f"[default]\ns3 =\n    max_bandwidth = {config['upload_limit'] // 1024}KB/s\n")
+    return {"AWS_CONFIG_FILE": path}
 
 
 def sync_data_url(config):
