@@ -402,7 +402,8 @@ def validate(params, region):
             if key is None:
                 continue
             if key in seen:
-                raise InputError(f"{where}.{what}", f"{entry[what] if what != 'prefix' else key} is also principals[{seen[key]}]'s", f"Give every host its own {what}")
+                shown = entry[what] if what != "prefix" else key
+                raise InputError(f"{where}.{what}", f"{shown} is also principals[{seen[key]}]'s", f"Give every host its own {what}")
             seen[key] = index
         if shared is None:
             shared = principal.pop("shared")
@@ -425,7 +426,8 @@ def validate_publisher(params, names):
                          "Remove alert_publisher")
     policies.validate_iam_name(entry["name"], "alert_publisher.name")
     if entry["name"].lower() in names:
-        raise InputError("alert_publisher.name", f"{entry['name']} is also principals[{names[entry['name'].lower()]}]'s", "Give the alert publisher a name no host has")
+        index = names[entry["name"].lower()]
+        raise InputError("alert_publisher.name", f"{entry['name']} is also principals[{index}]'s", "Give the alert publisher a name no host has")
     access_keys.check_credentials_path(entry["credentials_path"], "alert_publisher.credentials_path")
     return {
         "name": entry["name"],
@@ -664,7 +666,13 @@ class Fleet:
         text = json.dumps(document, separators=(",", ":"))
         if current is None:
             created = call(
-                f"create {what} {name}", self.iam.create_policy, missing=ENTITY_EXISTS, PolicyName=name, Path=self.path, PolicyDocument=text, Description=description
+                f"create {what} {name}",
+                self.iam.create_policy,
+                missing=ENTITY_EXISTS,
+                PolicyName=name,
+                Path=self.path,
+                PolicyDocument=text,
+                Description=description,
             )
             if created is not None:
                 result.update(arn=created["Policy"]["Arn"], default_version=created["Policy"]["DefaultVersionId"])

@@ -365,7 +365,7 @@ def test_upload_limit_jobs_store_everything_and_say_so(host, method):
     assert status == 0, output
     (key,) = [key for key in host.keys() if not key.endswith("manifest.json")]
     assert host.get(key) == data
-    assert f"(upload_limit 64.0 MiB/s)" in output
+    assert "(upload_limit 64.0 MiB/s)" in output
     assert "done: 6291456 bytes (6.0 MiB) in 2 part(s) in " in output  # 5 MiB parts
 
 

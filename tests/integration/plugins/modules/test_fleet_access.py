@@ -265,8 +265,15 @@ def test_a_fleet_past_a_quota_fails_before_any_change(moto, run_module, unique):
         ({"principals": [{"name": "a b", "prefix": "hosts/a"}]}, "principals[0] (a b).name"),
         ({"principals": [{"name": "a", "prefix": "hosts/*"}]}, "principals[0] (a).prefix"),
         ({"principals": [{"name": "a", "prefix": "hosts/a"}, {"name": "A", "prefix": "hosts/b"}]}, "principals[1].name: A is also principals[0]'s"),
-        ({"principals": [{"name": "a", "prefix": "hosts/a", "credentials_path": "/tmp/k.ini"}, {"name": "b", "prefix": "hosts/b", "credentials_path": "/tmp/k.ini"}]},
-         "principals[1].credentials_path: /tmp/k.ini is also principals[0]'s"),
+        (
+            {
+                "principals": [
+                    {"name": "a", "prefix": "hosts/a", "credentials_path": "/tmp/k.ini"},
+                    {"name": "b", "prefix": "hosts/b", "credentials_path": "/tmp/k.ini"},
+                ]
+            },
+            "principals[1].credentials_path: /tmp/k.ini is also principals[0]'s",
+        ),
         ({"remove_departed": True}, "remove_departed: needs name_prefix"),
         ({"remove_departed": True, "name_prefix": "b-", "principals": []}, "remove_departed: with no principals would delete the whole fleet"),
         ({"kind": "role", "principals": [{"name": "a", "prefix": "hosts/a", "credentials_path": "/tmp/x.ini"}]}, "principals[0] (a).credentials_path"),
