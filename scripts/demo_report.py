@@ -64,8 +64,19 @@ def report(endpoint, bucket, prefix, credentials_dir):
     for item in (o for page in pages for o in page.get("Contents", [])):
         print(f"  {item['Size']:>10}  {item['Key']}")
 
-    files = sorted(Path(credentials_dir).glob("*.ini"))
+    # The fleet's publish-only alert key (aws_backup_alert_publisher) is no host's: shown on its own.
+    publisher = Path(credentials_dir) / "alert-publisher.ini"
+    files = sorted(f for f in Path(credentials_dir).glob("*.ini") if f != publisher)
     hosts = [f.stem for f in files]
+    if publisher.exists():
+        keys = configparser.ConfigParser()
+        keys.read(publisher)
+        key_id, secret = keys["default"]["aws_access_key_id"], keys["default"]["aws_secret_access_key"]
+        print(f"Alert publisher with its own key {key_id} ({publisher}, mode {oct(publisher.stat().st_mode & 0o777)}), on every host for its alerts:")
+        publisher_s3 = client(endpoint, "s3", key_id, secret)
+        attempt(f"put s3://{bucket}/{prefix}/{hosts[0] if hosts else 'a-host'}/...",
+                lambda: publisher_s3.put_object(Bucket=bucket, Key=f"{prefix}/{hosts[0] if hosts else 'a-host'}/probe.txt", Body=b"x"))
+        attempt(f"list s3://{bucket}/", lambda: publisher_s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/"))
     for path in files:
         host = path.stem
         other = next((h for h in hosts if h != host), "another-host")
