@@ -45,8 +45,8 @@ def test_fault_suite_on_a_real_systemd_host(tmp_path):
     missed = [r["id"] for r in results["faults"] + results["bad_inputs"] if not r["ok"]]
     assert missed == [], f"not as expected: {missed} (see {DOC})"
 
-    # The host's key (revoked and replaced during the suite) and the suite's admin key.
+    # The host's key (revoked and replaced during the suite), the fleet's alert publisher key and the suite's admin key.
     secrets = secret_keys(credentials)
-    assert len(secrets) == 3, "the host's key, the revoked one and the suite's admin key are all there"
+    assert len(secrets) == 4, "the host's key, the revoked one, the alert publisher's and the suite's admin key are all there"
     for secret in secrets:
         assert secret not in output, f"a secret key appears in the molecule output ({log_path})"
