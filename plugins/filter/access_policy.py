@@ -17,38 +17,33 @@ from ansible_collections.systemd_s3.backup.plugins.module_utils import policies
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
 
 
-def access_policy(bucket, prefix=None, **options):
-    """policies.access_policy with the same options (permissions, source_ip, duplicity_jobs, ...)."""
-    try:
-        return policies.access_policy(bucket, prefix, **options)
-    except InputError as e:
-        raise AnsibleFilterError(str(e)) from e
-    except TypeError as e:  # an option the policy builder does not take
-        raise AnsibleFilterError(f"access_policy: {e}") from e
+def as_filter(function, name):
+    """``function`` as a filter: its InputError (naming the field and the fix), or an option it does
+    not take, becomes the AnsibleFilterError Ansible shows."""
+
+    def run(*args, **options):
+        try:
+            return function(*args, **options)
+        except InputError as e:
+            raise AnsibleFilterError(str(e)) from e
+        except TypeError as e:
+            raise AnsibleFilterError(f"{name}: {e}") from e
+
+    run.__name__ = run.__qualname__ = name
+    return run
 
 
-def check_policy(bucket, prefix="hosts", **options):
-    """policies.check_policy with the same options (kms_key_arn, region, partition)."""
-    try:
-        return policies.check_policy(bucket, prefix, **options)
-    except InputError as e:
-        raise AnsibleFilterError(str(e)) from e
-    except TypeError as e:  # an option the policy builder does not take
-        raise AnsibleFilterError(f"check_policy: {e}") from e
+def _access_policy(bucket, prefix=None, **options):
+    """Without a prefix, the policy builder names the missing prefix and its fix."""
+    return policies.access_policy(bucket, prefix, **options)
 
 
-def iam_name(hostname, prefix=""):
-    try:
-        return policies.iam_name(hostname, prefix=prefix)
-    except InputError as e:
-        raise AnsibleFilterError(str(e)) from e
-
-
-def fleet_principals(hosts, hostvars, prefix, name_prefix="", credentials_dir=None):
-    try:
-        return fleet.fleet_principals(hosts, hostvars, prefix, name_prefix=name_prefix, credentials_dir=credentials_dir)
-    except InputError as e:
-        raise AnsibleFilterError(str(e)) from e
+# access_policy's options: permissions, source_ip, duplicity_jobs, ...; check_policy's: kms_key_arn,
+# region, partition.
+access_policy = as_filter(_access_policy, "access_policy")
+check_policy = as_filter(policies.check_policy, "check_policy")
+iam_name = as_filter(policies.iam_name, "iam_name")
+fleet_principals = as_filter(fleet.fleet_principals, "fleet_principals")
 
 
 class FilterModule:

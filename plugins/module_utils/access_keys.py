@@ -150,6 +150,20 @@ def key_to_make_room(keys, held_key_id):
     return min(keys, key=lambda k: (k["AccessKeyId"] == held_key_id and k["Status"] == "Active", k["Status"] == "Active", k["CreateDate"]))
 
 
+def key_report(plan, current):
+    """What a module reports about a user's keys once ``plan`` is carried out and ``current`` is the
+    key the host uses (None when check mode would create it): the result's fields, and the key IDs
+    the diff shows (a placeholder for the key check mode would create)."""
+    in_use = sorted(plan["kept"] + ([current] if current else []), key=lambda k: k["CreateDate"])
+    diff_ids = [k["AccessKeyId"] for k in in_use] + ([NEW_KEY_PLACEHOLDER] if plan["create"] and not current else [])
+    fields = {
+        "access_key_id": current["AccessKeyId"] if current else None,
+        "create_date": current["CreateDate"].isoformat() if current else None,
+        "previous_access_key_ids": [k["AccessKeyId"] for k in plan["kept"]],
+    }
+    return fields, diff_ids
+
+
 def plan_keys(name, keys, held_key_id, options, now):
     """What to do with a user's keys (oldest first): a dict of
     - ``create``: why a new key is made, or None;

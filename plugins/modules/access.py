@@ -696,11 +696,8 @@ class BackupPrincipal:
             self.changed = True
         for key in [] if self.check_mode else plan["retire"]:
             self._principal_call("delete a previous access key", self.principal.iam.delete_access_key, AccessKeyId=key["AccessKeyId"])
-        result["access_key_id"] = current["AccessKeyId"] if current else None
-        result["create_date"] = current["CreateDate"].isoformat() if current else None
-        result["previous_access_key_ids"] = [k["AccessKeyId"] for k in plan["kept"]]
-        in_use = sorted(plan["kept"] + ([current] if current else []), key=lambda k: k["CreateDate"])
-        after["access_key_ids"] = [k["AccessKeyId"] for k in in_use] + ([access_keys.NEW_KEY_PLACEHOLDER] if plan["create"] and not current else [])
+        fields, after["access_key_ids"] = access_keys.key_report(plan, current)
+        result.update(fields)
         return result
 
     def create_access_key(self, reason, credentials_path, result):

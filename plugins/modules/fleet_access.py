@@ -840,12 +840,9 @@ class Fleet:
                 access_keys.write_credentials(credentials_path, dict(current, SecretAccessKey=held_secret))
         for key in plan["retire"]:
             self._change(changes, f"delete a previous key of {name}", requests.iam.delete_access_key, UserName=name, AccessKeyId=key["AccessKeyId"])
-        result["access_key_id"] = current["AccessKeyId"] if current else None
-        result["create_date"] = current["CreateDate"].isoformat() if current else None
-        result["previous_access_key_ids"] = [k["AccessKeyId"] for k in plan["kept"]]
+        fields, after["access_key_ids"] = access_keys.key_report(plan, current)
+        result.update(fields)
         before["access_key_ids"] = [k["AccessKeyId"] for k in keys]
-        in_use = sorted(plan["kept"] + ([current] if current else []), key=lambda k: k["CreateDate"])
-        after["access_key_ids"] = [k["AccessKeyId"] for k in in_use] + ([access_keys.NEW_KEY_PLACEHOLDER] if plan["create"] and not current else [])
         return result
 
     def create_access_key(self, name, reason, credentials_path, requests, changes, result):
