@@ -2,10 +2,11 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters that preview what the ``access`` and ``fleet_access`` modules attach: the policy of a
 backup principal (``access_policy``), a valid IAM name for a host (``iam_name``), and the fleet's
-principals from the inventory (``fleet_principals``); and the read-only policy of a principal that
-runs the deep check (``check_policy``).
+principals from the inventory (``fleet_principals``); the read-only policy of a principal that
+runs the deep check (``check_policy``), and the list-and-delete-mark policy of one that prunes
+(``prune_policy``).
 
-The file holds four filters, so each is documented in a sidecar ``<name>.yml`` (as ansible.builtin
+The file holds five filters, so each is documented in a sidecar ``<name>.yml`` (as ansible.builtin
 does): a DOCUMENTATION here would be shown for both."""
 
 from __future__ import annotations
@@ -39,13 +40,14 @@ def _access_policy(bucket, prefix=None, **options):
 
 
 # access_policy's options: permissions, source_ip, duplicity_jobs, ...; check_policy's: kms_key_arn,
-# region, partition.
+# region, partition; prune_policy's: partition.
 access_policy = as_filter(_access_policy, "access_policy")
 check_policy = as_filter(policies.check_policy, "check_policy")
+prune_policy = as_filter(policies.prune_policy, "prune_policy")
 iam_name = as_filter(policies.iam_name, "iam_name")
 fleet_principals = as_filter(fleet.fleet_principals, "fleet_principals")
 
 
 class FilterModule:
     def filters(self):
-        return {"access_policy": access_policy, "check_policy": check_policy, "iam_name": iam_name, "fleet_principals": fleet_principals}
+        return {"access_policy": access_policy, "check_policy": check_policy, "prune_policy": prune_policy, "iam_name": iam_name, "fleet_principals": fleet_principals}

@@ -150,7 +150,7 @@ def _run_time(name):
     return datetime.datetime.strptime(name, RUN_TIMESTAMP).replace(tzinfo=UTC)
 
 
-def _listed_time(value):
+def listed_time(value):
     """A listing's LastModified (botocore gives a datetime) as a UTC datetime; None when absent."""
     if isinstance(value, datetime.datetime):
         return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
@@ -219,7 +219,7 @@ def index_listing(objects, prefix):
         host, job, folder, rest = parts[0], parts[1], parts[2], "/".join(parts[3:])
         listed = {
             "size": item.get("Size", 0),
-            "modified": _listed_time(item.get("LastModified")),
+            "modified": listed_time(item.get("LastModified")),
             "storage_class": item.get("StorageClass") or DEFAULT_STORAGE_CLASS,
         }
         if folder == SYNC_DATA:

@@ -817,15 +817,23 @@ JOB_FIELDS = {
     },
     "retention": {
         "methods": ("duplicity",),
+        # Never reaches a host: the prune module (plugins/module_utils/retention.py) cuts duplicity's chains
+        # from the control node, so the host needs no delete permission; jobs.py checks it at deploy time.
         "spec": {
             "type": "dict",
             "description": [
-                "C(duplicity) - after each successful backup, delete older sets with duplicity (C(--force)). Needs the C(prune) permission set for"
-                " the host (C(backup_permissions)); the versioned bucket keeps what it deletes as noncurrent versions, which its lifecycle expires."
+                "C(duplicity) - which chains (a full backup and its incrementals) the C(systemd_s3.backup.prune) playbook (module"
+                " C(systemd_s3.backup.prune)) keeps; it deletes the others whole from the control node, as duplicity's"
+                " C(remove-all-but-n-full) and C(remove-older-than) would, so the host needs no delete permission. Default: none, every chain"
+                " is kept. The newest complete chain, every chain touched within O(jobs_list[].max_age) and every chain holding a suspicious set"
+                " always stay; the versioned bucket keeps what is deleted as noncurrent versions until its lifecycle expires them.",
             ],
             "options": {
-                "keep_full": {"type": "int", "description": "Keep this many full chains (C(remove-all-but-n-full))."},
-                "older_than": {"type": "str", "description": "Delete sets older than this duplicity interval, e.g. V(6M) (C(remove-older-than))."},
+                "keep_full": {"type": "int", "description": "Keep this many full chains, the newest (C(remove-all-but-n-full))."},
+                "older_than": {
+                    "type": "str",
+                    "description": "Delete the chains whose newest set is older than this duplicity interval, e.g. V(6M) (C(remove-older-than)).",
+                },
             },
         },
     },
@@ -1013,7 +1021,6 @@ RUNNER_FIELDS = {
     "scripts": ([], scripts),
     "duplicity_action": (None, lambda value: choice(value, DUPLICITY_ACTIONS)),
     "full_if_older_than": (None, duplicity_interval),
-    "retention": (None, retention),
     "part_size_mb": (16, part_size_mb),
     "max_concurrency": (4, max_concurrency),
     "upload_limit": (None, upload_limit),

@@ -151,22 +151,12 @@ def _duplicity_fields(job, out, field, access):
                 "is empty, and full_if_older_than is not set: no full backup would ever be taken",
                 "Set full_schedule (e.g. monthly) or full_if_older_than (e.g. 1M)",
             )
-    out["retention"] = _retention(field("retention"), job.get("retention"), access)
+    out["retention"] = _retention(field("retention"), job.get("retention"))
 
 
-def _retention(field, value, access):
-    """{"keep_full": N} or {"older_than": "6M"}: duplicity deletes older sets, which needs the prune permission."""
-    if value is None:
-        return None
-    retention = _checked(field, contract.retention, value)
-    permissions = (access or {}).get("permissions")
-    if permissions is not None and "prune" not in permissions:
-        raise InputError(
-            field,
-            f"deletes old backup sets, and this host's principal has only {', '.join(permissions) or 'no'} permission(s)",
-            "Add prune to the host's backup_permissions (or aws_backup_permissions) and run the aws role, or remove retention",
-        )
-    return retention
+def _retention(field, value):
+    """{"keep_full": N} or {"older_than": "6M"}: which duplicity chains the prune module keeps (never on the host)."""
+    return None if value is None else _checked(field, contract.retention, value)
 
 
 def _duplicity_reads(name, field, access):
@@ -355,7 +345,6 @@ def runner_config(job, access, host, credentials_file, config_dir=contract.CONFI
         "source_dir",
         "scripts",
         "full_if_older_than",
-        "retention",
     ):
         if key in contract.fields_of(job["method"]):
             config[key] = job.get(key)

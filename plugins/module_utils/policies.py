@@ -465,6 +465,17 @@ def alert_publisher_policy(sns_topic_arns, field="sns_topic_arns"):
 CHECKER_DENIED_ACTIONS = sorted(["s3:RestoreObject", "s3:PutObject", "s3:DeleteObject", "s3:PutObjectTagging", "s3:DeleteObjectTagging"])
 
 
+def list_backups_statement(bucket_arn, prefix):
+    """Listing every host's backups under ``prefix``, for the control node's principals (checker, pruner)."""
+    return {
+        "Sid": "ListBackups",
+        "Effect": "Allow",
+        "Action": ["s3:ListBucket"],
+        "Resource": bucket_arn,
+        "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/", f"{prefix}/*"]}},
+    }
+
+
 def check_policy(bucket, prefix="hosts", kms_key_arn=None, region=None, partition="aws"):
     """The identity policy of a principal that runs backups_check (or backups_info and the freshness
     check): list and read the backups under ``prefix`` (all hosts' folders, by default), decrypt with
@@ -475,13 +486,7 @@ def check_policy(bucket, prefix="hosts", kms_key_arn=None, region=None, partitio
     kms_region = validate_kms_key_arn(kms_key_arn, partition, region) if kms_key_arn else None
     bucket_arn = f"arn:{partition}:s3:::{bucket}"
     statements = [
-        {
-            "Sid": "ListBackups",
-            "Effect": "Allow",
-            "Action": ["s3:ListBucket"],
-            "Resource": bucket_arn,
-            "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/", f"{prefix}/*"]}},
-        },
+        list_backups_statement(bucket_arn, prefix),
         {"Sid": "ReadBackups", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"{bucket_arn}/{prefix}/*"},
     ]
     if kms_region:
@@ -496,6 +501,35 @@ def check_policy(bucket, prefix="hosts", kms_key_arn=None, region=None, partitio
         }
     )
     return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+# What pruning (the prune module) needs, and what it must never do: it lists and delete-marks, and never
+# reads, writes, thaws or removes a version, whatever else gets attached to its principal later.
+PRUNER_DENIED_ACTIONS = sorted(["s3:GetObject", "s3:RestoreObject", "s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObjectTagging"])
+
+
+def prune_policy(bucket, prefix="hosts", partition="aws"):
+    """The identity policy of a principal that runs the prune module: list the backups under ``prefix``
+    and delete-mark objects there (DeleteObjects is authorized as s3:DeleteObject per key), with an
+    explicit Deny of reading (the listing is all it needs), writing, thawing and every action of
+    DENIED_ACTIONS (no version delete: a pruned backup stays recoverable until the bucket's noncurrent
+    expiry). Every statement is explained in docs/security.md."""
+    bucket = validate_bucket_name(bucket)
+    prefix = normalize_prefix(prefix)
+    bucket_arn = f"arn:{partition}:s3:::{bucket}"
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            list_backups_statement(bucket_arn, prefix),
+            {"Sid": "DeleteMarkBackups", "Effect": "Allow", "Action": ["s3:DeleteObject"], "Resource": f"{bucket_arn}/{prefix}/*"},
+            {
+                "Sid": "DenyReadsWritesAndHistoryRewrite",
+                "Effect": "Deny",
+                "Action": sorted(set(PRUNER_DENIED_ACTIONS + DENIED_ACTIONS)),
+                "Resource": [bucket_arn, f"{bucket_arn}/*"],
+            },
+        ],
+    }
 
 
 # The statements of access_policy that depend only on the bucket, its KMS key and the alert topics,

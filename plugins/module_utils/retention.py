@@ -1,8 +1,10 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Retention of stream and archive runs: the job field ``keep`` checked, and which run folders a
-policy keeps, with restic's ``forget`` semantics. Pure functions, no AWS calls: the prune module
-lists the bucket and deletes what ``select_runs`` and ``select_incomplete`` leave out.
+"""Retention, decided on the control node: which stream and archive run folders a job's ``keep``
+keeps (restic's ``forget`` semantics), and which duplicity chains a duplicity job's ``retention``
+keeps (duplicity's ``remove-all-but-n-full`` and ``remove-older-than`` semantics). Pure functions, no
+AWS calls: the prune module lists the bucket and deletes what ``select_runs``, ``select_incomplete``
+and ``select_chains`` leave out, so no host needs delete rights.
 
 A run is kept when any rule keeps it:
 - ``last: N``      the N newest complete runs;
@@ -18,6 +20,9 @@ Runs are bucketed by their folder's time (when the run started, UTC), the time t
 the key. Suspicious runs (see backups.forged_reasons) never reach this module: they are evidence."""
 
 from __future__ import annotations
+
+import bisect
+import re
 
 from ansible_collections.systemd_s3.backup.plugins.module_utils.backups import parse_duration
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
@@ -38,8 +43,8 @@ NOT_FOR = {
         "Remove keep from this job; bound the mirror's history with noncurrent_version_expiration_days",
     ),
     "duplicity": (
-        "is not for duplicity jobs: duplicity's sets form chains that only duplicity may cut",
-        "Remove keep and use retention: {keep_full: N} or {older_than: 6M} (needs the host's prune permission)",
+        "is not for duplicity jobs: duplicity's sets form chains, which are kept or deleted whole",
+        "Remove keep and use retention: {keep_full: N} or {older_than: 6M}",
     ),
 }
 EXAMPLE = "{last: 7, daily: 14, weekly: 8, monthly: 12, yearly: 3} or {within: 90d}"
@@ -139,3 +144,92 @@ def select_incomplete(runs, now, after_seconds, max_age_seconds):
     limit = max(after_seconds, max_age_seconds)
     ordered = sorted(runs, key=lambda run: (run["started"], run["run"]))
     return [run["run"] for run in ordered if (now - _age_moment(run)).total_seconds() > limit]
+
+
+# ---------------------------------------------------------------------------------------------- duplicity
+
+# duplicity's interval units (duplicity/dup_time.py, _interval_conv_dict): a month is 30 days, a year 365.
+DUPLICITY_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "D": 86400, "W": 7 * 86400, "M": 30 * 86400, "Y": 365 * 86400}
+_DUPLICITY_INTERVAL_PART = re.compile(r"(\d+)([smhDWMY])")
+
+
+def duplicity_interval_seconds(interval):
+    """Seconds of a duplicity interval as contract.duplicity_interval accepts it (``6M``, ``1Y2W``)."""
+    return sum(int(count) * DUPLICITY_UNIT_SECONDS[unit] for count, unit in _DUPLICITY_INTERVAL_PART.findall(interval))
+
+
+def duplicity_chains(files):
+    """duplicity's files of one job grouped into chains, as duplicity groups them: a full backup set and
+    every set (incremental volumes, manifests, signatures) whose time falls between it and the next full
+    one. ``files`` are {"key", "name": backups.parse_duplicity_name(...), "size", "modified"}. Returns
+    (chains oldest first, keys of files older than the first full backup), a chain being
+    {"full": the full set's time, "end": its newest set's time, "complete": whether the full set has its
+    manifest and a volume, "keys": full manifest first (its commit marker), "size", "modified": the
+    newest LastModified, "sets": how many sets}."""
+    fulls = sorted({entry["name"]["end"] for entry in files if entry["name"]["kind"] == "full"})
+    chains = {full: {"full": full, "end": full, "complete": False, "keys": [], "size": 0, "modified": None, "sets": set()} for full in fulls}
+    parts, orphans = {}, []
+    for entry in sorted(files, key=lambda item: item["key"]):
+        name = entry["name"]
+        anchor = name["end"] if name["kind"] == "full" else name["start"]
+        owner = bisect.bisect_right(fulls, anchor) - 1
+        if owner < 0:
+            orphans.append(entry["key"])
+            continue
+        chain = chains[fulls[owner]]
+        chain["end"] = max(chain["end"], name["end"])
+        chain["size"] += entry.get("size") or 0
+        if entry.get("modified") is not None:
+            chain["modified"] = max(moment for moment in (chain["modified"], entry["modified"]) if moment is not None)
+        chain["sets"].add((name["kind"], name["end"]))
+        full_part = name["kind"] == "full" and name["end"] == chain["full"]
+        parts.setdefault(chain["full"], set()).add(name["part"] if full_part else None)
+        if full_part and name["part"] == "manifest":
+            chain["keys"].insert(0, entry["key"])
+        else:
+            chain["keys"].append(entry["key"])
+    for full, chain in chains.items():
+        chain["complete"] = {"manifest", "volume"} <= parts.get(full, set())
+        chain["sets"] = len(chain["sets"])
+    return [chains[full] for full in fulls], orphans
+
+
+def select_chains(chains, policy, now, max_age_seconds, suspicious=()):
+    """Which of duplicity_chains' chains a job's ``retention`` ({"keep_full": N} or {"older_than": "6M"})
+    keeps, as duplicity's remove-all-but-n-full and remove-older-than would, and more cautiously: the
+    newest complete chain (duplicity's active one) and every chain after it, every chain touched within
+    the job's max_age (by the newest of its set times and S3's LastModified), and every chain holding a
+    set in ``suspicious`` (the full times of such chains: evidence) always stay. Returns (kept: {full
+    time: reasons}, deleted: chains oldest first)."""
+    ordered = sorted(chains, key=lambda chain: chain["full"], reverse=True)  # newest first
+    kept = {}
+
+    def keep(chain, reason):
+        kept.setdefault(chain["full"], []).append(reason)
+
+    complete = [chain for chain in ordered if chain["complete"]]
+    if not complete:
+        return {chain["full"]: ["no complete full backup yet"] for chain in ordered}, []
+    active = complete[0]
+    for chain in ordered:
+        if chain["full"] >= active["full"]:
+            keep(chain, "the newest complete chain" if chain is active else "newer than the newest complete chain")
+        moments = [moment for moment in (chain["end"], chain["modified"]) if moment is not None]
+        if (now - max(moments)).total_seconds() <= max_age_seconds:
+            keep(chain, "younger than the job's max_age")
+        if chain["full"] in suspicious:
+            keep(chain, "holds a suspicious set (evidence)")
+    if "keep_full" in policy:
+        newest = complete[: policy["keep_full"]]
+        for index, chain in enumerate(newest):
+            keep(chain, f"keep_full {index + 1}")
+        for chain in ordered:
+            if newest[-1]["full"] <= chain["full"] < active["full"] and chain not in newest:
+                keep(chain, "between the full chains kept")  # an unfinished full, as duplicity keeps it
+    else:
+        limit = now.timestamp() - duplicity_interval_seconds(policy["older_than"])
+        for chain in ordered:
+            if chain["end"].timestamp() >= limit:
+                keep(chain, f"ends within older_than {policy['older_than']}")
+    deleted = [chain for chain in reversed(ordered) if chain["full"] not in kept]
+    return kept, deleted

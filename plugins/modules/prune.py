@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: prune
-short_description: Delete the stream and archive runs that their jobs' keep policy no longer keeps
+short_description: Delete the backups that their jobs' keep or retention policy no longer keeps
 version_added: 0.2.0
 author: systemd_s3.backup maintainers (!UNKNOWN)
 description:
@@ -21,6 +21,14 @@ description:
     C(within: D) keeps every run started at most D before the newest one. Periods without a run do not
     count and C(within) counts from the newest run, not from now: a job whose backups stopped keeps what
     it has."
+  - "For each duplicity job that sets C(retention), lists its chains under C(<prefix>/<host>/<job>/duplicity/) (a full
+    backup set and every incremental set, manifest and signature file up to the next full one, by duplicity's file
+    names) and deletes whole chains as duplicity would: C(keep_full: N) keeps the N newest complete chains
+    (C(remove-all-but-n-full)), C(older_than: 6M) deletes the chains whose newest set is older than that duplicity
+    interval (C(remove-older-than); a month is 30 days, a year 365). The newest complete chain and any chain after it,
+    every chain touched within the job's C(max_age) and every chain holding a suspicious set always stay. A chain is
+    deleted full manifest first, so an interrupted prune leaves a chain duplicity sees as incomplete. Each host's
+    duplicity drops the deleted sets from its local cache at its next backup."
   - Whatever the policy, the job's newest complete run and every run younger than its C(max_age) (the job's,
     else its host's C(jobs_defaults), else O(default_max_age); counted from the later of the folder's time and
     when S3 stored the manifest) are never deleted.
@@ -36,8 +44,9 @@ description:
   - Every deleted run is written to the control node's log (syslog or journal, as Ansible's module log) and
     returned in RV(deleted). Check mode is a dry run that returns what would be deleted; with C(--diff) the
     diff lists each job's runs before and after.
-  - Sync jobs (their history is the bucket's noncurrent versions of C(data/)) and duplicity jobs (use their
-    C(retention)) refuse C(keep), naming the host, the job and the field.
+  - Sync jobs (their history is the bucket's noncurrent versions of C(data/), which its
+    C(noncurrent_version_expiration_days) expires) and duplicity jobs (use their C(retention)) refuse C(keep), naming
+    the host, the job and the field.
 options:
   bucket:
     description:
@@ -83,8 +92,8 @@ notes:
     C(GLACIER_IR), C(GLACIER) or C(DEEP_ARCHIVE) that expire before their class's minimum duration
     (30, 90, 90, 180 days) are billed for the rest of it.
   - "Permissions needed: C(s3:ListBucket) on the bucket and C(s3:DeleteObject) on C(<prefix>/*); never a
-    version delete. Use the operator's credentials or a dedicated prune principal (docs/security.md), never a
-    host's."
+    version delete, never a read. Use the operator's credentials or a dedicated prune principal whose policy
+    P(systemd_s3.backup.prune_policy#filter) gives (docs/security.md), never a host's."
   - "A leaked host key can store runs that look real (current-dated, not suspicious); C(last: N) alone would
     then let it push real runs out. Calendar rules (C(daily), C(weekly) ...) and C(within) bound what such runs
     can displace, and a pruned run stays recoverable as noncurrent versions until they expire."
@@ -134,15 +143,20 @@ deleted:
       returned: always
       sample: pg
     run:
-      description: The run folder's name (when the run started, UTC).
+      description: The run folder's name (when the run started, UTC); for a duplicity chain its full backup's time.
       type: str
       returned: always
       sample: 20261101T020312Z
     run_prefix:
-      description: The run's folder in the bucket.
+      description: The run's folder in the bucket; for a duplicity chain the job's C(duplicity/) folder.
       type: str
       returned: always
       sample: hosts/db1/pg/20261101T020312Z/
+    what:
+      description: What was deleted, as logged.
+      type: str
+      returned: always
+      sample: hosts/db1/repos/duplicity/ duplicity chain of the full backup of 2026-11-01T02:00:00Z (5 set(s), up to 2026-11-05T02:00:00Z)
     complete:
       description: Whether the run had its manifest (false for an incomplete run older than O(incomplete_after)).
       type: bool
@@ -158,7 +172,7 @@ deleted:
       returned: always
       sample: 73400320
 jobs:
-  description: One entry per job with C(keep), sorted by host and job.
+  description: One entry per job with C(keep) or (duplicity) C(retention), sorted by host and job.
   returned: always
   type: list
   elements: dict
@@ -172,17 +186,22 @@ jobs:
       type: str
       returned: always
     keep:
-      description: The job's policy, as checked.
+      description: A stream or archive job's policy, as checked.
       type: dict
-      returned: always
+      returned: for stream and archive jobs
       sample: {last: 7, daily: 14}
+    retention:
+      description: A duplicity job's policy, as checked.
+      type: dict
+      returned: for duplicity jobs
+      sample: {keep_full: 2}
     max_age:
       description: The age under which no run is deleted.
       type: str
       returned: always
       sample: 26h
     kept:
-      description: The complete runs kept, newest first, each with the rules that keep it.
+      description: The complete runs (duplicity - the chains, by their full backup's time) kept, newest first, each with the rules that keep it.
       type: list
       returned: always
       elements: dict
@@ -194,7 +213,9 @@ jobs:
       type: int
       returned: always
     incomplete_kept:
-      description: Incomplete runs not yet old enough to delete (or all of them with O(incomplete_after=never)).
+      description: >-
+        Incomplete runs not yet old enough to delete (or all of them with O(incomplete_after=never)); duplicity - files older than
+        the first full backup, never deleted.
       type: int
       returned: always
     suspicious:
@@ -256,14 +277,17 @@ def validate(params):
     for host in sorted(fleet):
         folder = bk.path_segment(host, f"fleet[{host}]")
         for job in _host_jobs(host, fleet[host], job_defaults.get(host)):
-            if job.get("keep") is None:
+            rules = job.get("retention") if job["method"] == bk.DUPLICITY else job.get("keep")
+            if rules is None:
                 continue
             max_age = job.get("max_age", default_max_age)
             policies.append(
                 {
                     "host": folder,
                     "job": job["name"],
-                    "keep": job["keep"],
+                    "method": job["method"],
+                    # stream and archive: keep (retention.keep_policy); duplicity: retention ({keep_full} or {older_than}).
+                    "keep" if job["method"] != bk.DUPLICITY else "retention": rules,
                     "max_age": max_age,
                     "max_age_seconds": bk.parse_duration(max_age) if "max_age" in job else default_seconds,
                 }
@@ -311,16 +335,65 @@ class Bucket:
 def _run_entry(policy, prefix, folder, run, complete):
     keys = ([run["manifest_key"]] if run["manifest_key"] else []) + sorted(run["files"])
     size = sum(listed["size"] for listed in run["files"].values()) + (run["manifest"]["size"] if run["manifest"] else 0)
+    run_prefix = f"{prefix}/{policy['host']}/{policy['job']}/{folder}/"
     return {
         "host": policy["host"],
         "job": policy["job"],
         "run": folder,
-        "run_prefix": f"{prefix}/{policy['host']}/{policy['job']}/{folder}/",
+        "run_prefix": run_prefix,
+        "what": run_prefix,
         "complete": complete,
         "objects": len(keys),
         "size": size,
         "keys": keys,
     }
+
+
+def _chain_entry(policy, prefix, chain):
+    folder = f"{prefix}/{policy['host']}/{policy['job']}/{bk.DUPLICITY}/"
+    full = bk.iso(chain["full"])
+    return {
+        "host": policy["host"],
+        "job": policy["job"],
+        "run": chain["full"].strftime(bk.RUN_TIMESTAMP),
+        "run_prefix": folder,
+        "what": f"{folder} duplicity chain of the full backup of {full} ({chain['sets']} set(s), up to {bk.iso(chain['end'])})",
+        "complete": chain["complete"],
+        "objects": len(chain["keys"]),
+        "size": chain["size"],
+        "keys": chain["keys"],
+    }
+
+
+def plan_duplicity_job(module, options, policy, objects, listing, now):
+    """(entry of RV(jobs), the chains to delete as runs with their keys): what the job's retention keeps
+    of its duplicity chains."""
+    prefix = options["prefix"]
+    folder = f"{prefix}/{policy['host']}/{policy['job']}/{bk.DUPLICITY}/"
+    files = []
+    for item in objects:
+        name = bk.parse_duplicity_name(item["Key"][len(folder):]) if item["Key"].startswith(folder) else None
+        if name:
+            files.append({"key": item["Key"], "name": name, "size": item.get("Size", 0), "modified": bk.listed_time(item.get("LastModified"))})
+    chains, orphans = retention.duplicity_chains(files)
+    _good, suspicious, _incomplete = bk.job_backups(policy["host"], policy["job"], listing, prefix, now)
+    suspicious_keys = {backup["manifest_key"] for backup in suspicious}
+    for backup in suspicious:
+        module.warn(f"{bk.suspicious_warning(backup)}. prune never deletes its chain")
+    evidence = {chain["full"] for chain in chains if suspicious_keys & set(chain["keys"])}
+    kept, deleted = retention.select_chains(chains, policy["retention"], now, policy["max_age_seconds"], evidence)
+    runs = [_chain_entry(policy, prefix, chain) for chain in deleted]
+    entry = {
+        "host": policy["host"],
+        "job": policy["job"],
+        "retention": policy["retention"],
+        "max_age": policy["max_age"],
+        "kept": [{"run": chain["full"].strftime(bk.RUN_TIMESTAMP), "reasons": kept[chain["full"]]} for chain in reversed(chains) if chain["full"] in kept],
+        "deleted": len(runs),
+        "incomplete_kept": len(orphans),
+        "suspicious": sorted(suspicious_keys),
+    }
+    return entry, runs
 
 
 def plan_job(module, options, policy, listing, now):
@@ -370,7 +443,7 @@ def delete_runs(module, bucket, runs):
     for run in runs:
         if not failed & set(run["keys"]):
             state = "complete" if run["complete"] else "incomplete"
-            module.log(f"systemd_s3.backup.prune: deleted {state} run s3://{bucket.name}/{run['run_prefix']} ({run['objects']} objects, {run['size']} bytes)")
+            module.log(f"systemd_s3.backup.prune: deleted {state} s3://{bucket.name}/{run['what']} ({run['objects']} objects, {run['size']} bytes)")
     return errors
 
 
@@ -381,14 +454,20 @@ def prune(module, options):
     entries, runs, before, after = [], [], {}, {}
     for policy in options["policies"]:
         job_prefix = f"{prefix}/{policy['host']}/{policy['job']}"
-        listing = bk.index_listing(bucket.objects(job_prefix + "/"), prefix).get((policy["host"], policy["job"]), bk.new_job_listing())
-        entry, job_runs = plan_job(module, options, policy, listing, now)
+        objects = bucket.objects(job_prefix + "/")
+        listing = bk.index_listing(objects, prefix).get((policy["host"], policy["job"]), bk.new_job_listing())
+        if policy["method"] == bk.DUPLICITY:
+            entry, job_runs = plan_duplicity_job(module, options, policy, objects, listing, now)
+            present = sorted(kept["run"] for kept in entry["kept"]) + sorted(run["run"] for run in job_runs)
+        else:
+            entry, job_runs = plan_job(module, options, policy, listing, now)
+            present = sorted(listing["runs"])
         entries.append(entry)
         runs += job_runs
         if job_runs:
             gone = {run["run"] for run in job_runs}
-            before[job_prefix] = sorted(listing["runs"])
-            after[job_prefix] = [folder for folder in sorted(listing["runs"]) if folder not in gone]
+            before[job_prefix] = sorted(present)
+            after[job_prefix] = [folder for folder in sorted(present) if folder not in gone]
     runs.sort(key=lambda run: (run["host"], run["job"], run["run"]))
     errors = [] if module.check_mode or not runs else delete_runs(module, bucket, runs)
     result = {

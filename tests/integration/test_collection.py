@@ -107,6 +107,6 @@ def test_build_install_and_document(tarball, tmp_path):
 
     role_doc = _run([str(BIN / "ansible-doc"), "-t", "role", "--json", "systemd_s3.backup.aws"], env, tmp_path)
     assert role_doc.returncode == 0, role_doc.stderr
-    for name in ("access_policy", "check_policy"):
+    for name in ("access_policy", "check_policy", "prune_policy"):
         filter_doc = _run([str(BIN / "ansible-doc"), "-t", "filter", "--json", f"systemd_s3.backup.{name}"], env, tmp_path)
         assert filter_doc.returncode == 0, filter_doc.stderr

@@ -293,12 +293,14 @@ def test_the_hosts_key_directory_is_never_in_its_duplicity_backup(host):
     assert (host.tmp / "restored" / "index.txt").exists() and not (host.tmp / "restored" / "keys").exists()
 
 
-@pytest.mark.parametrize(("permissions", "retention"), [(["backup"], None), (["backup", "prune"], {"keep_full": 1})])
-def test_least_privilege_key_runs_full_incremental_lost_cache_and_retention(tmp_path, moto_enforcing, unique, permissions, retention):
-    """With the host's real key from the policy builder, on an endpoint that authorizes as AWS does: duplicity
-    HEADs every volume it uploads (s3:GetObject) and, with a passphrase, reads the last manifest back for
-    each incremental and the whole chain's metadata when its cache is lost. Without the read-back grant on
-    the job's duplicity folder each volume stalled ~2 minutes and passphrase incrementals failed."""
+def test_least_privilege_key_runs_full_incremental_lost_cache_and_control_node_retention(tmp_path, moto_enforcing, unique, run_module):
+    """With the host's real key from the policy builder (backup only: no delete right), on an endpoint that
+    authorizes as AWS does: duplicity HEADs every volume it uploads (s3:GetObject) and, with a passphrase,
+    reads the last manifest back for each incremental and the whole chain's metadata when its cache is lost.
+    Without the read-back grant on the job's duplicity folder each volume stalled ~2 minutes and passphrase
+    incrementals failed. Retention is the prune module's, from the control node with the operator's key: it
+    cuts the older chain, and the host's next incremental (its cache still holding that chain) and a restore
+    work."""
     from ansible_collections.systemd_s3.backup.plugins.module_utils import policies  # pylint: disable=import-outside-toplevel
 
     bucket = f"dup-{unique}"
@@ -307,7 +309,9 @@ def test_least_privilege_key_runs_full_incremental_lost_cache_and_retention(tmp_
     iam = moto_enforcing.client("iam")
     user = f"backup-{unique}"
     iam.create_user(UserName=user)
-    document = policies.access_policy(bucket, host.prefix, permissions, duplicity_jobs=["records"])
+    document = policies.access_policy(bucket, host.prefix, ["backup"], duplicity_jobs=["records"])
+    allowed = [action for statement in document["Statement"] if statement["Effect"] == "Allow" for action in statement["Action"]]
+    assert not [action for action in allowed if action.startswith("s3:Delete")]
     iam.put_user_policy(UserName=user, PolicyName="backup", PolicyDocument=json.dumps(document))
     key = iam.create_access_key(UserName=user)["AccessKey"]
     host.write_keys(host.credentials / "aws", key["AccessKeyId"], key["SecretAccessKey"])
@@ -316,7 +320,7 @@ def test_least_privilege_key_runs_full_incremental_lost_cache_and_retention(tmp_
     make_records(records)
 
     def run(action):
-        status, output = host.run("run", duplicity_config(host, duplicity_action=action, encryption={"method": "passphrase"}, retention=retention))
+        status, output = host.run("run", duplicity_config(host, duplicity_action=action, encryption={"method": "passphrase"}))
         assert status == 0, output
         assert "Attempt " not in output  # duplicity's retries: what a refused read looks like
         time.sleep(1.1)  # duplicity names sets to the second
@@ -327,11 +331,33 @@ def test_least_privilege_key_runs_full_incremental_lost_cache_and_retention(tmp_
     subprocess.run(["rm", "-rf", str(host.state / "duplicity-cache")], check=True)
     (records / "2026" / "march.csv").write_text("day,amount\n1,30\n")
     run("incremental")
-    if retention:
-        run("full")
-        assert [kind for kind, _time in set_times(host)] == ["full"]
-    else:
-        assert [kind for kind, _time in set_times(host)] == ["full", "inc", "inc"]
+    assert [kind for kind, _time in set_times(host)] == ["full", "inc", "inc"]
+    run("full")
+
+    # The prune principal's key, with exactly the prune_policy filter's policy (moto evaluates no s3:prefix:
+    # the unit tests evaluate that condition as AWS does).
+    pruner = f"pruner-{unique}"
+    iam.create_user(UserName=pruner)
+    iam.put_user_policy(UserName=pruner, PolicyName="prune", PolicyDocument=json.dumps(policies.prune_policy(bucket, "hosts")))
+    prune_key = iam.create_access_key(UserName=pruner)["AccessKey"]
+    job = {"name": "records", "method": "duplicity", "source_dir": str(records), "retention": {"keep_full": 1}, "max_age": "1s"}
+    fleet = {host.prefix.split("/", 1)[1]: [job]}
+    connection = moto_enforcing.module_args(access_key=prune_key["AccessKeyId"], secret_key=prune_key["SecretAccessKey"])
+    result = run_module("systemd_s3.backup.prune", {**connection, "bucket": bucket, "fleet": fleet})
+    assert not result.get("failed"), result.get("msg") or result["_stdout"]
+    assert [(entry["objects"], entry["complete"]) for entry in result["deleted"]] == [(9, True)]  # 3 sets: volume, manifest, signatures each
+    assert [kind for kind, _time in set_times(host)] == ["full"]
+    (records / "2026" / "april.csv").write_text("day,amount\n1,40\n")
+    run("incremental")  # duplicity drops the deleted chain from its cache
+    assert [kind for kind, _time in set_times(host)] == ["full", "inc"]
+    passphrase_file = host.tmp / "operator-passphrase"
+    passphrase_file.write_text(PASSPHRASE)
+    status, output = restore(host, duplicity_config(host, encryption={"method": "passphrase"}), host.tmp / "restored", "--passphrase-file", passphrase_file)
+    assert status == 0, output
+    assert (host.tmp / "restored" / "2026" / "april.csv").read_text() == "day,amount\n1,40\n"
+    pruned = [record for record in moto_enforcing.audit() if record.get("principal") == pruner]
+    assert {record["operation"] for record in pruned} == {"ListObjectsV2", "DeleteObjects"}, pruned
+    assert not [record for record in pruned if any(a["decision"] != "allow" for a in record["actions"])]
     mine = [record for record in moto_enforcing.audit() if record.get("principal") == user]
     assert mine and not [record for record in mine if any(a["decision"] != "allow" for a in record["actions"])]
     heads = {a["statement"] for record in mine if record["operation"] == "HeadObject" for a in record["actions"]}

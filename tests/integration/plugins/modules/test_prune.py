@@ -188,6 +188,11 @@ def test_a_job_with_only_old_runs_keeps_its_newest(history, run_module, bucket):
         ({"db1": [{"name": "pg", "method": "stream", "command": "c", "keep": {"last": 1}}]}, {"incomplete_after": "later"}, "incomplete_after: 'later'"),
         ({"db1": [{"name": "pg", "method": "stream", "command": "c", "keep": {"last": 1}}]}, {"default_max_age": "x"}, "default_max_age"),
         ({"../x": [{"name": "pg", "method": "stream", "command": "c", "keep": {"last": 1}}]}, {}, "fleet[../x]"),
+        (
+            {"db1": [{"name": "f", "method": "duplicity", "source_dir": "/srv", "retention": {"older_than": "soon"}}]},
+            {},
+            "fleet[db1].jobs[f].retention.older_than",
+        ),
     ],
 )
 def test_bad_input_fails_naming_the_host_job_and_field_before_any_request(history, run_module, bucket, fleet, options, words):
@@ -195,3 +200,46 @@ def test_bad_input_fails_naming_the_host_job_and_field_before_any_request(histor
     result = run(history, run_module, bucket, fleet=fleet, **options)
     assert result.get("failed") and words in result["msg"], result.get("msg")
     assert history.requests() == before
+
+
+def duplicity_chain(bucket, host, job, full, incrementals):
+    """A chain as duplicity stores it: the full set and daily incrementals, each volume, manifest and
+    signatures, stored a minute after the set's time. Returns the chain's keys."""
+    keys, previous = [], full
+    sets = [("full", None, full)] + [("inc", full + (day - 1) * DAY, full + day * DAY) for day in range(1, incrementals + 1)]
+    for kind, start, end in sets:
+        if kind == "full":
+            names = [f"duplicity-full.{folder(end)}.vol1.difftar.gpg", f"duplicity-full.{folder(end)}.manifest.gpg",
+                     f"duplicity-full-signatures.{folder(end)}.sigtar.gpg"]
+        else:
+            times = f"{folder(start)}.to.{folder(end)}"
+            names = [f"duplicity-inc.{times}.vol1.difftar.gpg", f"duplicity-inc.{times}.manifest.gpg", f"duplicity-new-signatures.{times}.sigtar.gpg"]
+        for name in names:
+            key = f"hosts/{host}/{job}/duplicity/{name}"
+            bucket.put(key, b"gpg", stored=end + datetime.timedelta(minutes=1))
+            keys.append(key)
+        previous = end
+    assert previous == sets[-1][2]
+    return keys
+
+
+def test_duplicity_chains_go_whole_as_retention_says_checked_first_and_a_second_run_changes_nothing(history, run_module, bucket):
+    weeks = [NOW - (2 + 7 * week) * DAY for week in (3, 2, 1, 0)]  # fulls 23, 16, 9 and 2 days ago, each with 2 daily incrementals
+    chains = [duplicity_chain(bucket, "db1", "files", full, 2 if full < NOW - 3 * DAY else 1) for full in weeks]
+    fleet = {"db1": [{"name": "files", "method": "duplicity", "source_dir": "/srv/files", "retention": {"older_than": "10D"}}]}
+    dry = run(history, run_module, bucket, fleet=fleet, check=True, diff=True)
+    assert not dry.get("failed"), dry.get("msg") or dry["_stdout"]
+    # Chains ending 21 and 14 days ago go; the one ending 7 days ago and the active one stay.
+    assert dry["changed"] is True and [entry["run"] for entry in dry["deleted"]] == [folder(weeks[0]), folder(weeks[1])]
+    assert [entry["objects"] for entry in dry["deleted"]] == [9, 9] and all(entry["complete"] for entry in dry["deleted"])
+    assert "duplicity chain of the full backup of" in dry["deleted"][0]["what"]
+    [job] = dry["jobs"]
+    assert job["retention"] == {"older_than": "10D"} and [kept["run"] for kept in job["kept"]] == [folder(weeks[3]), folder(weeks[2])]
+    assert dry["diff"]["after"]["hosts/db1/files"] == [folder(weeks[2]), folder(weeks[3])]
+    assert all(key in bucket.keys() for chain in chains for key in chain)  # a dry run
+    result = run(history, run_module, bucket, fleet=fleet)
+    assert not result.get("failed"), result.get("msg") or result["_stdout"]
+    keys = bucket.keys()
+    assert not [key for key in chains[0] + chains[1] if key in keys] and all(key in keys for key in chains[2] + chains[3])
+    again = run(history, run_module, bucket, fleet=fleet)
+    assert again["changed"] is False and again["deleted"] == []

@@ -96,3 +96,10 @@ def test_filter_error_in_a_template(run_module):
     result = run_module("ansible.builtin.debug", {"msg": "{{ 'my-bucket' | systemd_s3.backup.access_policy(prefix='hosts/..') }}"})
     assert result["failed"]
     assert "prefix: 'hosts/..' has an unsafe segment '..'" in result["msg"]
+
+
+def test_prune_policy_filter_returns_the_builders_policy():
+    assert FILTERS["prune_policy"]("my-bucket") == policies.prune_policy("my-bucket", "hosts")
+    assert FILTERS["prune_policy"]("my-bucket", prefix="fleet", partition="aws-cn") == policies.prune_policy("my-bucket", "fleet", "aws-cn")
+    with pytest.raises(AnsibleFilterError, match="^prefix: "):
+        FILTERS["prune_policy"]("my-bucket", prefix="hosts/*")

@@ -316,13 +316,16 @@ def test_duplicity_passphrase_stays_out_of_what_the_filter_returns():
         assert unit["encryption"] == "passphrase" and unit["passphrase_path"] == "/etc/systemd-s3-backup/records.passphrase"
 
 
-def test_retention_needs_the_prune_permission_when_the_aws_role_says_what_the_host_has():
+def test_retention_never_reaches_the_host_nor_needs_its_delete_permission():
+    """The prune module applies it from the control node: the host's config has no retention, and a host
+    with only the backup permission may have a duplicity job with retention."""
     job = dict(DUPLICITY, retention={"keep_full": 2})
+    deployed = jobs.job_units([job], dict(ACCESS, permissions=["backup"]), "db1")
+    assert deployed and not [unit for unit in deployed if "retention" in unit["config"]]
+    assert jobs.normalize_jobs([job])[0]["retention"] == {"keep_full": 2}
     with pytest.raises(InputError) as error:
-        jobs.job_units([job], dict(ACCESS, permissions=["backup"]), "db1")
-    assert "jobs[records].retention" in str(error.value) and "prune" in str(error.value)
-    assert jobs.job_units([job], dict(ACCESS, permissions=["backup", "prune"]), "db1")[0]["config"]["retention"] == {"keep_full": 2}
-    assert units([dict(DUPLICITY, retention={"older_than": "6M"})])[0]["config"]["retention"] == {"older_than": "6M"}
+        jobs.normalize_jobs([dict(DUPLICITY, retention={"keep_full": 0})])
+    assert error.value.field == "jobs[records].retention.keep_full"
 
 
 @pytest.mark.parametrize(

@@ -778,6 +778,31 @@ def test_a_checker_decrypts_with_the_buckets_key_through_s3_only():
     assert read[0]["Resource"] == f"{BUCKET_ARN}/hosts/web1/*"
 
 
+def test_a_pruner_lists_and_delete_marks_the_backups_and_can_never_read_write_or_remove_a_version():
+    """Evaluated as AWS does (tests/harness/iam.py), with a broad Allow attached beside it later."""
+    from harness import iam  # pylint: disable=import-outside-toplevel
+
+    document = policies.prune_policy(BUCKET, "hosts")
+    broad = {"Version": policies.POLICY_VERSION, "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    run_object = f"{BUCKET_ARN}/hosts/db1/pg/20261122T020000Z/pg.sql.zst"
+
+    def decision(action, resource, context=None, attached=(document,)):
+        return iam.evaluate(list(attached), action, resource, context or {}).decision
+
+    assert decision("s3:ListBucket", BUCKET_ARN, {"s3:prefix": "hosts/db1/pg/"}) == "allow"
+    assert decision("s3:ListBucket", BUCKET_ARN, {"s3:prefix": "elsewhere/"}) != "allow"
+    assert decision("s3:DeleteObject", run_object) == "allow"
+    assert decision("s3:DeleteObject", f"{BUCKET_ARN}/secrets/x") != "allow"
+    for action in ("s3:GetObject", "s3:PutObject", "s3:RestoreObject", "s3:DeleteObjectVersion", "s3:PutObjectTagging", "s3:PutLifecycleConfiguration",
+                   "s3:PutBucketVersioning", "s3:BypassGovernanceRetention"):
+        resource = BUCKET_ARN if action in ("s3:PutLifecycleConfiguration", "s3:PutBucketVersioning") else run_object
+        assert decision(action, resource, attached=(document, broad)) == "explicit-deny", action
+    assert [s["Sid"] for s in document["Statement"]] == ["ListBackups", "DeleteMarkBackups", "DenyReadsWritesAndHistoryRewrite"]
+    with pytest.raises(InputError) as error:
+        policies.prune_policy(BUCKET, "../x")
+    assert error.value.field == "prefix"
+
+
 @pytest.mark.parametrize(
     "kwargs, field",
     [({"bucket": "Bad_Bucket"}, "bucket"), ({"prefix": "hosts/*"}, "prefix"), ({"kms_key_arn": "alias/aws/s3"}, "kms_key_arn")],

@@ -174,3 +174,116 @@ def test_incomplete_runs_go_once_older_than_the_grace_period_and_max_age():
     assert retention.select_incomplete(unfinished, NOW, None, day) == []
     unfinished[0]["stored"] = None  # no object time: the folder's alone
     assert retention.select_incomplete(unfinished, NOW, week, day) == names(unfinished[:1])
+
+
+# ---------------------------------------------------------------------------------------------- duplicity chains
+
+
+def stamp(moment):
+    return moment.strftime("%Y%m%dT%H%M%SZ")
+
+
+def duplicity_files(*sets, stored=None):
+    """duplicity's files of ``sets`` ((kind, start, end): 'full' sets have start None), as the prune
+    module hands them to duplicity_chains; stored a minute after the set's time unless ``stored``."""
+    from ansible_collections.systemd_s3.backup.plugins.module_utils.backups import parse_duplicity_name  # pylint: disable=import-outside-toplevel
+
+    names = []
+    for kind, start, end in sets:
+        if kind == "full":
+            names += [f"duplicity-full.{stamp(end)}.vol1.difftar.gpg", f"duplicity-full.{stamp(end)}.manifest.gpg",
+                      f"duplicity-full-signatures.{stamp(end)}.sigtar.gpg"]
+        else:
+            times = f"{stamp(start)}.to.{stamp(end)}"
+            names += [f"duplicity-inc.{times}.vol1.difftar.gpg", f"duplicity-inc.{times}.manifest.gpg", f"duplicity-new-signatures.{times}.sigtar.gpg"]
+    files = []
+    for name in names:
+        parsed = parse_duplicity_name(name)
+        files.append({"key": f"hosts/h/j/duplicity/{name}", "name": parsed, "size": 10, "modified": stored or parsed["end"] + datetime.timedelta(minutes=1)})
+    return files
+
+
+def weekly_chains(weeks, incrementals=2, newest=NOW - 2 * DAY):
+    """A full backup each week (the newest ``newest``), each followed by daily incrementals."""
+    sets = []
+    for week in reversed(range(weeks)):
+        full = newest - week * 7 * DAY
+        sets.append(("full", None, full))
+        previous = full
+        for day in range(1, incrementals + 1):
+            if week == 0 and full + day * DAY >= NOW:
+                break
+            sets.append(("inc", previous, full + day * DAY))
+            previous = full + day * DAY
+    return sets
+
+
+def fulls(chains):
+    return [chain["full"] for chain in chains]
+
+
+def test_duplicity_files_group_into_chains_up_to_the_next_full_one_manifest_first():
+    chains, orphans = retention.duplicity_chains(duplicity_files(*weekly_chains(3)))
+    assert orphans == [] and len(chains) == 3 and all(chain["complete"] for chain in chains)
+    oldest = chains[0]
+    assert oldest["keys"][0].endswith(f"duplicity-full.{stamp(oldest['full'])}.manifest.gpg")
+    assert len(oldest["keys"]) == 9 and oldest["sets"] == 3 and oldest["size"] == 90
+    assert oldest["end"] == oldest["full"] + 2 * DAY
+    # An incremental before any full one belongs to no chain and is never deleted.
+    early = duplicity_files(("inc", NOW - 40 * DAY, NOW - 39 * DAY))
+    chains, orphans = retention.duplicity_chains(early + duplicity_files(*weekly_chains(1)))
+    assert len(chains) == 1 and orphans == sorted(entry["key"] for entry in early)
+
+
+def test_a_full_set_without_manifest_makes_an_incomplete_chain():
+    files = [entry for entry in duplicity_files(*weekly_chains(2)) if ".manifest" not in entry["key"] or "full" not in entry["key"] or entry["name"]["end"] < NOW - 3 * DAY]
+    chains, _orphans = retention.duplicity_chains(files)
+    assert [chain["complete"] for chain in chains] == [True, False]
+
+
+def chains_of(weeks, **kwargs):
+    return retention.duplicity_chains(duplicity_files(*weekly_chains(weeks, **kwargs)))[0]
+
+
+def test_keep_full_keeps_the_newest_n_complete_chains_as_remove_all_but_n_full():
+    chains = chains_of(5)
+    kept, deleted = retention.select_chains(chains, {"keep_full": 2}, NOW, 1)
+    assert fulls(deleted) == fulls(chains[:3])
+    assert kept[chains[-1]["full"]] == ["the newest complete chain", "keep_full 1"]
+    assert kept[chains[-2]["full"]] == ["keep_full 2"]
+
+
+def test_older_than_deletes_chains_whose_newest_set_is_older_as_remove_older_than():
+    chains = chains_of(5)  # ends: 2d ago (+ incrementals up to now), 7d, 14d, 21d, 28d ago + 2 days
+    kept, deleted = retention.select_chains(chains, {"older_than": "2W"}, NOW, 1)
+    # A chain ending 7 - 2 = 5 and 12 days ago stays; 19 and 26 days ago go.
+    assert fulls(deleted) == fulls(chains[:2])
+    assert kept[chains[2]["full"]] == ["ends within older_than 2W"]
+    assert retention.duplicity_interval_seconds("1Y2M3W4D5h6m7s") == 365 * 86400 + 60 * 86400 + 21 * 86400 + 4 * 86400 + 5 * 3600 + 367
+
+
+def test_the_active_chain_young_chains_and_evidence_always_stay():
+    chains = chains_of(4)
+    # Everything is older than 1 second: only the active (newest complete) chain stays.
+    kept, deleted = retention.select_chains(chains, {"older_than": "1s"}, NOW, 1)
+    assert list(kept) == [chains[-1]["full"]] and fulls(deleted) == fulls(chains[:-1])
+    # A max_age of 10 days keeps the chain that ended 7 - 2 = 5 days ago.
+    kept, deleted = retention.select_chains(chains, {"older_than": "1s"}, NOW, jobs.parse_duration("10d"))
+    assert kept[chains[-2]["full"]] == ["younger than the job's max_age"] and fulls(deleted) == fulls(chains[:2])
+    # A chain holding a suspicious set is evidence.
+    kept, deleted = retention.select_chains(chains, {"keep_full": 1}, NOW, 1, suspicious={chains[0]["full"]})
+    assert kept[chains[0]["full"]] == ["holds a suspicious set (evidence)"] and fulls(deleted) == fulls(chains[1:3])
+
+
+def test_an_unfinished_newer_full_keeps_the_chain_before_it_and_itself():
+    files = duplicity_files(*weekly_chains(3))
+    newest_full = max(entry["name"]["end"] for entry in files if entry["name"]["kind"] == "full")
+    unfinished = [entry for entry in files if not (entry["name"]["kind"] == "full" and entry["name"]["end"] == newest_full and entry["name"]["part"] == "manifest")]
+    chains, _orphans = retention.duplicity_chains(unfinished)
+    kept, deleted = retention.select_chains(chains, {"keep_full": 1}, NOW, 1)
+    assert kept[chains[-1]["full"]] == ["newer than the newest complete chain"]
+    assert kept[chains[-2]["full"]][0] == "the newest complete chain" and fulls(deleted) == fulls(chains[:1])
+    # Nothing complete at all: nothing goes.
+    only = [entry for entry in unfinished if entry["name"]["end"] >= newest_full]
+    chains, _orphans = retention.duplicity_chains(only)
+    assert retention.select_chains(chains, {"keep_full": 1}, NOW, 1)[1] == []

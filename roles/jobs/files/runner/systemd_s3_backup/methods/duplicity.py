@@ -85,14 +85,6 @@ def backup(run):
             for pattern in config["excludes"]:
                 argv += ["--exclude", pattern]
             run_checked([*argv, source, url], f"duplicity {action}", env=env)
-            retention = config["retention"]
-            if retention:
-                if "keep_full" in retention:
-                    what, value = "remove-all-but-n-full", str(retention["keep_full"])
-                else:
-                    what, value = "remove-older-than", retention["older_than"]
-                # Removed sets stay recoverable as noncurrent versions of the versioned bucket.
-                run_checked([*duplicity_argv(what, value, *common), "--force", url], f"duplicity {what} {value}", env=env)
         finally:
             with signals.shielded():
                 services.start()  # before the temporary directory goes: the scripts' output may be large
