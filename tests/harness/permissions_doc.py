@@ -32,8 +32,9 @@ policies deny it fails the test session. Regenerate with
 
 The principal column is inferred from the policies: for a principal with this collection's policy
 (`policies.access_policy()`, known by its statement ids), the permission sets (`backup`, `restore`,
-`prune`) whose object actions it has on its whole prefix; `test policy` for a policy a test wrote by
-hand (to show a refusal or an emulation); `(role)` for an assumed role.
+`prune`) whose object actions it has on its whole prefix; `pruner` and `checker` for the control
+node's principals with the `prune_policy` and `check_policy` filters' policies; `test policy` for a
+policy a test wrote by hand (to show a refusal or an emulation); `(role)` for an assumed role.
 """
 
 # What moto lacks that matters here, and how the endpoint or the tests make up for it.
@@ -139,14 +140,23 @@ def _list(value):
     return value if isinstance(value, list) else [value]
 
 
+# The control node's principals, known by a statement only their policy has.
+CONTROL_NODE_SIDS = {"pruner": "DeleteMarkBackups", "checker": "ReadBackups"}
+
+
 def principal_kind(record):
     """For a principal with the collection's policy: backup/restore/prune (joined by '+') from the
-    object actions granted on the widest object resource, 'publisher' for SNS only; 'test policy'
-    for any other; '(role)' appended for roles."""
+    object actions granted on the widest object resource, 'publisher' for SNS only; 'pruner' and
+    'checker' for the prune_policy and check_policy filters' principals; 'test policy' for any other;
+    '(role)' appended for roles."""
     granted = {}  # depth of the object resource -> actions
     publishes = False
     statements = list(_statements(record.get("policies")))
-    if not COLLECTION_SIDS & {s.get("Sid") for s in statements}:
+    sids = {s.get("Sid") for s in statements}
+    for kind, marker in CONTROL_NODE_SIDS.items():
+        if marker in sids:
+            return kind  # the prune_policy / check_policy filters' principals
+    if not COLLECTION_SIDS & sids:
         return TEST_POLICY + (" (role)" if record.get("principal_kind") == "role" else "")
     for statement in statements:
         if statement.get("Effect") != "Allow" or "Action" not in statement:
