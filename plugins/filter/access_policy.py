@@ -50,4 +50,10 @@ fleet_principals = as_filter(fleet.fleet_principals, "fleet_principals")
 
 class FilterModule:
     def filters(self):
-        return {"access_policy": access_policy, "check_policy": check_policy, "prune_policy": prune_policy, "iam_name": iam_name, "fleet_principals": fleet_principals}
+        return {
+            "access_policy": access_policy,
+            "check_policy": check_policy,
+            "prune_policy": prune_policy,
+            "iam_name": iam_name,
+            "fleet_principals": fleet_principals,
+        }

@@ -236,7 +236,8 @@ def test_duplicity_files_group_into_chains_up_to_the_next_full_one_manifest_firs
 
 
 def test_a_full_set_without_manifest_makes_an_incomplete_chain():
-    files = [entry for entry in duplicity_files(*weekly_chains(2)) if ".manifest" not in entry["key"] or "full" not in entry["key"] or entry["name"]["end"] < NOW - 3 * DAY]
+    newest_full_manifest = [entry["key"] for entry in duplicity_files(*weekly_chains(2)) if entry["key"].endswith(f"full.{stamp(NOW - 2 * DAY)}.manifest.gpg")]
+    files = [entry for entry in duplicity_files(*weekly_chains(2)) if entry["key"] not in newest_full_manifest]
     chains, _orphans = retention.duplicity_chains(files)
     assert [chain["complete"] for chain in chains] == [True, False]
 
@@ -278,7 +279,8 @@ def test_the_active_chain_young_chains_and_evidence_always_stay():
 def test_an_unfinished_newer_full_keeps_the_chain_before_it_and_itself():
     files = duplicity_files(*weekly_chains(3))
     newest_full = max(entry["name"]["end"] for entry in files if entry["name"]["kind"] == "full")
-    unfinished = [entry for entry in files if not (entry["name"]["kind"] == "full" and entry["name"]["end"] == newest_full and entry["name"]["part"] == "manifest")]
+    newest_full_manifest = {"kind": "full", "end": newest_full, "part": "manifest"}
+    unfinished = [entry for entry in files if {field: entry["name"][field] for field in newest_full_manifest} != newest_full_manifest]
     chains, _orphans = retention.duplicity_chains(unfinished)
     kept, deleted = retention.select_chains(chains, {"keep_full": 1}, NOW, 1)
     assert kept[chains[-1]["full"]] == ["newer than the newest complete chain"]
