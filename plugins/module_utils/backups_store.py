@@ -14,6 +14,9 @@ from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import BUCKE
 from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import AWSCallError
 from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import call
 
+# Where the backups are: the options of every module that reads them (documentation:
+# plugins/doc_fragments/backups.py).
+STORE_OPTIONS = {"bucket": {"type": "str", "required": True}, "prefix": {"type": "str", "default": "hosts"}}
 COLD = "cold"  # Store.read's (and Store.digest's) answer for an object GetObject refuses until it is thawed
 MISSING_CODES = ("NoSuchKey", "404")
 # What one read of a streamed body asks for: memory stays at about this much, whatever the object's size.

@@ -43,16 +43,6 @@ description:
     a manifest that cannot be read or lists an object without a SHA-256 (V(unreadable_manifest))."
   - The module only reads. It never reports a change.
 options:
-  bucket:
-    description:
-      - The bucket the hosts' backups are stored in.
-    type: str
-    required: true
-  prefix:
-    description:
-      - The key prefix under which each host has its folder C(<prefix>/<host>/), as for M(systemd_s3.backup.backups_info).
-    type: str
-    default: hosts
   hosts:
     description:
       - The hosts to check, as their folder names under O(prefix) (their C(inventory_hostname)).
@@ -113,6 +103,7 @@ notes:
 seealso:
   - module: systemd_s3.backup.backups_info
 extends_documentation_fragment:
+  - systemd_s3.backup.backups
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -309,6 +300,7 @@ import datetime
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.systemd_s3.backup.plugins.module_utils.backups_store import STORE_OPTIONS
 from ansible_collections.systemd_s3.backup.plugins.module_utils import backups as bk
 from ansible_collections.systemd_s3.backup.plugins.module_utils import integrity as ic
 from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import AWSCallError
@@ -539,8 +531,7 @@ def report(module, options):
 
 def main():
     argument_spec = dict(
-        bucket=dict(type="str", required=True),
-        prefix=dict(type="str", default="hosts"),
+        **STORE_OPTIONS,
         hosts=dict(type="list", elements="str"),
         jobs=dict(type="list", elements="str"),
         within=dict(type="str", default="7d"),

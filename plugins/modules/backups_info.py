@@ -47,17 +47,6 @@ description:
     RV(backups[].method) and RV(backups[].objects) are null.
   - The module only reads. It never reports a change.
 options:
-  bucket:
-    description:
-      - The bucket the hosts' backups are stored in.
-    type: str
-    required: true
-  prefix:
-    description:
-      - The key prefix under which each host has its folder C(<prefix>/<host>/), as given to the
-        roles C(systemd_s3.backup.aws) and C(systemd_s3.backup.jobs).
-    type: str
-    default: hosts
   hosts:
     description:
       - The hosts to report on, as their folder names under O(prefix) (their C(inventory_hostname)).
@@ -107,6 +96,7 @@ notes:
   - "Permissions needed: C(s3:ListBucket) on the bucket, and C(s3:GetObject) on the manifests
     unless O(include_manifests=false) and O(at) is omitted."
 extends_documentation_fragment:
+  - systemd_s3.backup.backups
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -360,6 +350,7 @@ import datetime
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.systemd_s3.backup.plugins.module_utils.backups_store import STORE_OPTIONS
 from ansible_collections.systemd_s3.backup.plugins.module_utils import backups as bk
 from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import AWSCallError
 from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import aws_client
@@ -438,8 +429,7 @@ def report(module, options):
 
 def main():
     argument_spec = dict(
-        bucket=dict(type="str", required=True),
-        prefix=dict(type="str", default="hosts"),
+        **STORE_OPTIONS,
         hosts=dict(type="list", elements="str"),
         jobs=dict(type="list", elements="str"),
         max_age=dict(type="str"),

@@ -48,17 +48,6 @@ description:
     C(noncurrent_version_expiration_days) expires) and duplicity jobs (use their C(retention)) refuse C(keep), naming
     the host, the job and the field.
 options:
-  bucket:
-    description:
-      - The bucket the hosts' backups are stored in.
-    type: str
-    required: true
-  prefix:
-    description:
-      - The key prefix under which each host has its folder C(<prefix>/<host>/), as given to the
-        roles C(systemd_s3.backup.aws) and C(systemd_s3.backup.jobs).
-    type: str
-    default: hosts
   fleet:
     description:
       - "Each host's jobs, as C({host: jobs_list}) with the jobs as the C(systemd_s3.backup.jobs) role takes
@@ -98,6 +87,7 @@ notes:
     then let it push real runs out. Calendar rules (C(daily), C(weekly) ...) and C(within) bound what such runs
     can displace, and a pruned run stays recoverable as noncurrent versions until they expire."
 extends_documentation_fragment:
+  - systemd_s3.backup.backups
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -237,6 +227,7 @@ import datetime
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.systemd_s3.backup.plugins.module_utils.backups_store import STORE_OPTIONS
 from ansible_collections.systemd_s3.backup.plugins.module_utils import backups as bk
 from ansible_collections.systemd_s3.backup.plugins.module_utils import jobs as jb
 from ansible_collections.systemd_s3.backup.plugins.module_utils import retention
@@ -491,8 +482,7 @@ def prune(module, options):
 
 def main():
     argument_spec = dict(
-        bucket=dict(type="str", required=True),
-        prefix=dict(type="str", default="hosts"),
+        **STORE_OPTIONS,
         fleet=dict(type="dict", required=True),
         job_defaults=dict(type="dict", default={}),
         default_max_age=dict(type="str", default="2d"),
