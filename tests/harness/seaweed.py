@@ -37,6 +37,7 @@ import ctypes
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -156,6 +157,8 @@ class SeaweedServer:
             "volume.minFreeSpace": "256MiB",
             "volume.preStopSeconds": 0,  # not 10 s of heartbeat-less waiting for a master that stops too
             "s3.config": self.config_dir / "s3.json",
+            # As AWS: DeleteBucket refuses a bucket that holds objects (SeaweedFS deletes them by default).
+            "s3.allowDeleteBucketNotEmpty": "false",
             "s3.port.iceberg": 0,
             "s3.port.lance": 0,
             # Unix sockets beside the data, not /tmp/seaweedfs-*-<port>.sock shared by every run.
@@ -168,8 +171,7 @@ class SeaweedServer:
     def start(self):
         if self.port and servers.port_answers(self.port):
             raise SeaweedError(f"port {self.port} on {HOST} is in use: something already answers there")
-        command_check = self.weed or find_weed()  # before anything is written: the clear error first
-        self.weed = command_check
+        self.weed = self.weed or find_weed()  # before anything is written: the clear error first
         self.directory.mkdir(parents=True, exist_ok=True)
         self.log_path.unlink(missing_ok=True)
         (self.directory / ENV_FILE).unlink(missing_ok=True)
@@ -294,7 +296,7 @@ class SeaweedServer:
             "ENDPOINT_SECRET_ACCESS_KEY": self.credentials["secret_key"],
         }
         path = self.directory / ENV_FILE
-        _write_private(path, "".join(f"{k}={servers.shlex.quote(str(v))}\n" for k, v in values.items()))
+        _write_private(path, "".join(f"{k}={shlex.quote(str(v))}\n" for k, v in values.items()))
         return path
 
 
