@@ -419,8 +419,7 @@ class Bucket:
             return call(f"{operation} of bucket {self.name}", method, missing=missing, Bucket=self.name, **params)
         except AWSCallError as e:
             if setting and e.not_implemented:
-                # botocore names a client's methods after their operations: put_..., delete_... write.
-                self.refuse_unsupported(setting, e, written=getattr(method, "__name__", "").startswith(("put_", "delete_")))
+                self.refuse_unsupported(setting, e)
             raise
 
     def refuse_unsupported(self, setting, error, written=False):
@@ -551,9 +550,13 @@ def write_lifecycle(bucket, lifecycle):
         bucket.request("delete the lifecycle configuration", bucket.s3.delete_bucket_lifecycle, "lifecycle_rule")
         return
     extra = {key: value for key, value in lifecycle.items() if key != "Rules"}
-    bucket.request(
-        "write the lifecycle configuration", bucket.s3.put_bucket_lifecycle_configuration, "lifecycle_rule", LifecycleConfiguration={"Rules": rules}, **extra
-    )
+    try:
+        bucket.request("write the lifecycle configuration", bucket.s3.put_bucket_lifecycle_configuration, LifecycleConfiguration={"Rules": rules}, **extra)
+    except AWSCallError as e:
+        if e.not_implemented:
+            # It read the rules (or had none): what it refuses is in them, transitions most likely.
+            bucket.refuse_unsupported("lifecycle_rule", e, written=True)
+        raise
 
 
 def write_object_lock(bucket, value, already_enabled):
