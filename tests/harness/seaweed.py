@@ -40,6 +40,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -81,6 +82,24 @@ PR_SET_PDEATHSIG = 1
 # Seconds SIGTERM gets before SIGKILL. A graceful stop takes about 15 s more: the filer waits that long
 # for the S3 gateway's metadata subscription (same process) to end. The data is thrown away anyway.
 STOP_GRACE = 3
+
+
+GRPC_SERVICES = ("master", "volume", "filer", "s3")
+
+
+def grpc_sockets(ports):
+    """The unix sockets `weed server` makes for its services' gRPC ports ({"master.port.grpc": N, ...}):
+    always in /tmp, whatever its options (weed/command/server.go), and left there when it is killed."""
+    return [Path(f"/tmp/seaweedfs-{name}-grpc-{ports[f'{name}.port.grpc']}.sock") for name in GRPC_SERVICES if f"{name}.port.grpc" in ports]
+
+
+def remove_sockets(paths):
+    for path in paths:
+        try:
+            if stat.S_ISSOCK(path.lstat().st_mode):
+                path.unlink()
+        except OSError:
+            pass
 
 
 class SeaweedError(servers.EndpointError):
@@ -278,6 +297,7 @@ class SeaweedServer:
             # Whatever of the group outlived its leader.
             _signal_group(self.proc.pid, signal.SIGKILL)
             status = self.proc.returncode
+            remove_sockets(grpc_sockets(self.ports))
         shutil.rmtree(self.data_dir, ignore_errors=True)
         return status
 
@@ -345,11 +365,15 @@ def stop_directory(directory, timeout=STOP_GRACE):
     stopped = False
     if pid and is_seaweed_process(pid, directory):
         stopped = True
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            flags = [arg.decode(errors="replace").lstrip("-").split("=", 1) for arg in cmdline.read().split(b"\0") if b"=" in arg]
+        sockets = grpc_sockets({flag[0]: flag[1] for flag in flags})
         _signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while is_seaweed_process(pid, directory) and time.monotonic() < deadline:
             time.sleep(0.1)
         _signal_group(pid, signal.SIGKILL)
+        remove_sockets(sockets)
     (Path(directory) / ENV_FILE).unlink(missing_ok=True)
     shutil.rmtree(Path(directory) / DATA, ignore_errors=True)
     return stopped

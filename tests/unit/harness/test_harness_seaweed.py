@@ -45,6 +45,16 @@ def test_the_session_server_listens_on_127_0_0_1_only_on_the_ports_it_picked(sea
     assert seaweed.port == seaweed.ports["s3.port"] and seaweed.endpoint == f"http://127.0.0.1:{seaweed.port}"
 
 
+def test_stop_removes_the_data_and_the_grpc_sockets_weed_leaves_in_tmp(tmp_path):
+    server = harness_seaweed.SeaweedServer(tmp_path / "server").start()
+    sockets = harness_seaweed.grpc_sockets(server.ports)
+    assert len(sockets) == 4 and all(path.exists() for path in sockets)
+    server.stop()
+    assert server.proc.returncode is not None
+    assert not (tmp_path / "server" / "data").exists()
+    assert not [path for path in sockets if path.exists()]
+
+
 def test_a_missing_weed_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     monkeypatch.setenv("PATH", str(tmp_path))
@@ -74,6 +84,10 @@ def test_cli_starts_checks_and_stops_a_detached_server(tmp_path):
         server.client("s3").create_bucket(Bucket="cli-check")
         server.client("s3").put_object(Bucket="cli-check", Key="k", Body=b"answered", ServerSideEncryption="AES256")
         assert (directory / "data").is_dir()
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            flags = dict(arg.decode().lstrip("-").split("=", 1) for arg in cmdline.read().split(b"\0") if b"=" in arg)
+        sockets = harness_seaweed.grpc_sockets(flags)
+        assert len(sockets) == 4 and all(path.exists() for path in sockets)
         assert cli("check", str(directory)).returncode == 0
         again = cli("start", str(directory))
         assert again.returncode == 1 and f"still runs (pid {pid}" in again.stderr
@@ -81,5 +95,6 @@ def test_cli_starts_checks_and_stops_a_detached_server(tmp_path):
         assert cli("stop", str(directory)).returncode == 0
     assert not harness_seaweed.is_seaweed_process(pid, directory)
     assert not env_file.exists() and not (directory / "data").exists()
+    assert not [path for path in sockets if path.exists()], "its gRPC sockets in /tmp went with it"
     assert cli("check", str(directory)).returncode == 1
     assert cli("stop", str(directory)).returncode == 0, "stopping what is not running is no error"
