@@ -25,8 +25,10 @@ DIR/endpoint.env (0600, for ``source``) has servers.py's names: ENDPOINT_PID, EN
 ENDPOINT_URL, ENDPOINT_ACCESS_KEY_ID, ENDPOINT_SECRET_ACCESS_KEY.
 
 DIR holds seaweed.log (its output), config/ (security.toml: the SSE-S3 key; master.toml: volume
-growth; s3.json: the identity; all 0600) and data/ (volumes and filer store, removed by stop).
-Every port (master, volume, filer, S3, and their gRPC ports, which SeaweedFS would otherwise put at
+growth; s3.json: the identity; all 0600) and data/ (volumes and filer store, removed by stop, as are
+the gRPC unix sockets weed puts in /tmp whatever its options). DeleteBucket refuses a bucket with
+current objects, as on AWS (SeaweedFS's default deletes them; it still deletes a versioned bucket
+whatever versions it holds). Every port (master, volume, filer, S3, and their gRPC ports, which SeaweedFS would otherwise put at
 port+10000) is picked free on 127.0.0.1; the Iceberg, Lance, debug and metrics listeners are off.
 """
 
