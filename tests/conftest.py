@@ -1,6 +1,6 @@
 """Shared test harness: the collection on sys.path, moto servers on 127.0.0.1 (started by
-tests/harness/servers.py), and helpers that run this collection's modules and playbooks through real
-ansible commands."""
+tests/harness/servers.py), one SeaweedFS for the session (tests/harness/seaweed.py), and helpers
+that run this collection's modules and playbooks through real ansible commands."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ sys.path.insert(0, str(COLLECTIONS))
 # The harness (tests/harness) as the package "harness", as its endpoint imports it.
 sys.path.insert(0, str(REPO / "tests"))
 
-from harness import servers  # noqa: E402  (needs the path above)
+from harness import seaweed as seaweed_harness, servers  # noqa: E402  (needs the path above)
 
 REGION = servers.REGION
 
@@ -101,6 +101,29 @@ def moto_enforcing(tmp_path_factory):
     """The endpoint enforcing IAM as AWS does (conditions and KMS included) for every principal but
     its admin. Its ``credentials`` are that admin's; use them for everything that sets things up."""
     server = MotoServer(tmp_path_factory.mktemp("moto-enforcing"), enforce=True)
+    yield server
+    server.stop()
+
+
+class SeaweedFS(seaweed_harness.SeaweedServer):
+    """SeaweedFS (harness.seaweed.SeaweedServer) on 127.0.0.1, started and answering: a real S3
+    store that is not AWS, with one identity (``credentials``) allowed everything."""
+
+    def module_args(self):
+        """The AWS connection options of this collection's modules, pointed at this server."""
+        return {"endpoint_url": self.endpoint, "region": REGION, **self.credentials}
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory):
+    """The session's one SeaweedFS, for every test against it (a start takes seconds; each test uses
+    buckets of its own). Without the weed binary this fails, saying how to install it: never a skip."""
+    try:
+        seaweed_harness.find_weed()
+    except seaweed_harness.SeaweedError as error:
+        pytest.fail(str(error), pytrace=False)
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweed"))
+    server.start()
     yield server
     server.stop()
 

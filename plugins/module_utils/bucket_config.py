@@ -40,8 +40,10 @@ DEFAULT_RULE_ID = "systemd-s3-backup"
 RULE_ID_MAX = 255 - len(COLD_RULE_SUFFIX)
 
 # Settings the module manages, in the order it writes them (object lock needs versioning first).
-# Both lifecycle rules are written in one PutBucketLifecycleConfiguration.
-SETTINGS = ("public_access_block", "versioning", "encryption", "lifecycle_rule", "lifecycle_cold_rule", "tags", "object_lock")
+# Both lifecycle rules are written in one PutBucketLifecycleConfiguration, first: a store may read
+# lifecycle rules yet refuse the transitions in them only when they are written (SeaweedFS), while the
+# reads of an existing bucket show any other setting a store lacks before anything is written.
+SETTINGS = ("lifecycle_rule", "lifecycle_cold_rule", "public_access_block", "versioning", "encryption", "tags", "object_lock")
 LIFECYCLE_SETTINGS = ("lifecycle_rule", "lifecycle_cold_rule")
 
 PUBLIC_ACCESS_BLOCK_KEYS = {
@@ -60,30 +62,51 @@ NOT_SET_CODES = {
     "object_lock": ("ObjectLockConfigurationNotFoundError",),
 }
 
-# What an S3-compatible store lacking a feature should be told to switch off.
+# What an S3-compatible store lacking a feature should be told: the option it comes from, the
+# feature, how to switch it off. The lifecycle rules come from several options: lifecycle_fix().
 UNSUPPORTED = {
-    "public_access_block": ("public access blocks", "set block_public_access: false"),
-    "versioning": ("versioning", "set versioning: false"),
-    "encryption": ("default bucket encryption", "set encryption: none"),
-    "lifecycle_rule": (
-        "lifecycle configuration",
-        "set transitions: [] and abort_incomplete_multipart_upload_days: 0, and omit noncurrent_version_expiration_days",
-    ),
-    "tags": ("bucket tagging", "omit tags"),
-    "object_lock": ("object lock", "omit object_lock"),
+    "public_access_block": ("block_public_access", "public access blocks", "set block_public_access: false"),
+    "versioning": ("versioning", "versioning", "set versioning: false"),
+    "encryption": ("encryption", "default bucket encryption", "set encryption: none"),
+    "tags": ("tags", "bucket tagging", "omit tags"),
+    "object_lock": ("object_lock", "object lock", "omit object_lock"),
 }
 
 # The cold rule lives in the same lifecycle configuration as the main one.
 NOT_SET_CODES["lifecycle_cold_rule"] = NOT_SET_CODES["lifecycle_rule"]
-UNSUPPORTED["lifecycle_cold_rule"] = UNSUPPORTED["lifecycle_rule"]
 
 MAX_TAGS = 50
 MAX_RETENTION = {"days": 36500, "years": 100}
 
 
-def unsupported_message(setting):
-    feature, fix = UNSUPPORTED[setting]
-    return f"this endpoint does not support {feature}; {fix}"
+def lifecycle_fix(params):
+    """The options that make the module's lifecycle rules, as they are set: [(option, how to switch it off)]."""
+    fixes = []
+    if params.get("transitions"):
+        fixes.append(("transitions", "set transitions: []"))
+    if params.get("abort_incomplete_multipart_upload_days"):
+        fixes.append(("abort_incomplete_multipart_upload_days", "set abort_incomplete_multipart_upload_days: 0"))
+    if params.get("noncurrent_version_expiration_days") is not None:
+        fixes.append(("noncurrent_version_expiration_days", "omit noncurrent_version_expiration_days"))
+    return fixes or [("transitions", "set transitions: []")]
+
+
+def unsupported_message(setting, params=None, code=None, written=False):
+    """The refusal of a setting the endpoint does not implement: the option first, then how to proceed.
+    ``written``: the store refused writing it (having read it): for the lifecycle rules, stores
+    without storage classes (SeaweedFS) read and write rules but refuse transitions in them."""
+    answered = f" (it answered {code})" if code else ""
+    if setting not in LIFECYCLE_SETTINGS:
+        option, feature, fix = UNSUPPORTED[setting]
+        return f"{option}: this endpoint does not support {feature}{answered}; {fix}"
+    fixes = lifecycle_fix(params or {})
+    if written and fixes[0][0] == "transitions" and len(fixes) > 1:
+        others = " and ".join(fix for _option, fix in fixes[1:])
+        return (
+            f"transitions: this endpoint does not support lifecycle transitions{answered}: it has no other storage classes. "
+            f"Set transitions: []; if it still refuses the lifecycle configuration, also {others}"
+        )
+    return f"{fixes[0][0]}: this endpoint does not support lifecycle configuration{answered}; {' and '.join(fix for _option, fix in fixes)}"
 
 
 # ---------------------------------------------------------------- validation

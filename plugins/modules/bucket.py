@@ -32,7 +32,10 @@ description:
   - With O(state=absent) the bucket is deleted only when it holds no object versions and no delete
     markers. The module never deletes backups.
   - Works with S3-compatible stores; switch off what a store does not support
-    (O(block_public_access=false), O(versioning=false), O(encryption=none)).
+    (O(block_public_access=false), O(versioning=false), O(encryption=none), O(transitions=[])). When a store
+    answers a setting with NotImplemented (or HTTP 501), the module fails naming the option and how to switch it
+    off, and says what the run had changed before (the lifecycle rules are written first, so a refusal of
+    their transitions comes before any other write).
 options:
   name:
     description:
@@ -182,6 +185,12 @@ notes:
     as far as the options used need them."
   - AWS moves objects smaller than 128 KiB to no other storage class by default (the bucket's
     C(TransitionDefaultMinimumObjectSize), which the module keeps as it is).
+  - "SeaweedFS (tested with 4.48) has no public access blocks and no other storage classes: use
+    O(block_public_access=false) and O(transitions=[]). Versioning, O(encryption=AES256) (SeaweedFS needs an SSE-S3
+    key, C([s3.sse] kek) in its C(security.toml)), O(abort_incomplete_multipart_upload_days),
+    O(noncurrent_version_expiration_days), O(tags) and O(object_lock) work. It accepts O(encryption=aws:kms) but,
+    without a KMS configured in SeaweedFS, then fails every upload. It deletes a versioned bucket whatever versions
+    it holds: only this module's check keeps O(state=absent) from deleting backups there."
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -400,6 +409,8 @@ class Bucket:
         self.module = module
         self.name = name
         self.s3 = aws_client(module, "s3")
+        # What this run changed so far, for a refusal to say.
+        self.done = []
 
     def request(self, operation, method, setting=None, missing=(), **params):
         """``method`` on this bucket. A store that does not implement ``setting`` is refused with how to
@@ -411,8 +422,10 @@ class Bucket:
                 self.refuse_unsupported(setting, e)
             raise
 
-    def refuse_unsupported(self, setting, error):
-        self.module.fail_json(msg=bucket_config.unsupported_message(setting), error_code=error.code)
+    def refuse_unsupported(self, setting, error, written=False):
+        msg = bucket_config.unsupported_message(setting, self.module.params, error.code, written=written)
+        msg += f". Before this, the run {' and '.join(self.done)}" if self.done else ". Nothing was changed"
+        self.module.fail_json(msg=msg, error_code=error.code)
 
     def read(self, operation, method, setting):
         """A Get request's answer, or None when the setting was never configured."""
@@ -451,6 +464,7 @@ class Bucket:
             raise
         # S3 is briefly eventually consistent after CreateBucket: a follow-up request can get NoSuchBucket.
         self.s3 = aws_client(self.module, "s3", not_yet_visible=["NoSuchBucket"])
+        self.done.append("created the bucket")
         return True
 
 
@@ -536,9 +550,13 @@ def write_lifecycle(bucket, lifecycle):
         bucket.request("delete the lifecycle configuration", bucket.s3.delete_bucket_lifecycle, "lifecycle_rule")
         return
     extra = {key: value for key, value in lifecycle.items() if key != "Rules"}
-    bucket.request(
-        "write the lifecycle configuration", bucket.s3.put_bucket_lifecycle_configuration, "lifecycle_rule", LifecycleConfiguration={"Rules": rules}, **extra
-    )
+    try:
+        bucket.request("write the lifecycle configuration", bucket.s3.put_bucket_lifecycle_configuration, LifecycleConfiguration={"Rules": rules}, **extra)
+    except AWSCallError as e:
+        if e.not_implemented:
+            # It read the rules (or had none): what it refuses is in them, transitions most likely.
+            bucket.refuse_unsupported("lifecycle_rule", e, written=True)
+        raise
 
 
 def write_object_lock(bucket, value, already_enabled):
@@ -604,6 +622,7 @@ def ensure_present(module, bucket, region):
         # Both lifecycle rules go in one configuration: write it once.
         for setting in [s for s in to_write if s != "lifecycle_cold_rule" or "lifecycle_rule" not in to_write]:
             write_setting(bucket, setting, after[setting], lifecycle, current)
+            bucket.done.append(f"wrote {'the lifecycle rules' if setting in bucket_config.LIFECYCLE_SETTINGS else setting.replace('_', ' ')}")
 
     result = {
         "changed": not exists or bool(to_write),

@@ -37,6 +37,9 @@ RUNNER_PYTHON = os.environ.get("RUNNER_PYTHON", sys.executable)
 # Distinctive keys, so that finding them in the runner's output cannot be a coincidence.
 ACCESS_KEY = "AKIARUNNERTEST7Q2W9Z"
 SECRET_KEY = "runner/Secret+Key/never-printed-5e1f0c"
+# The restore principal's keys, distinctive too; the host's own (CREDENTIALS_DIRECTORY) must not be used.
+RESTORE_ACCESS_KEY = "AKIARESTORETEST3X8V1N"
+RESTORE_SECRET_KEY = "restore/Secret+Key/never-printed-77b2e4"
 # A passphrase job's secret, distinctive too.
 PASSPHRASE = "runner passphrase, never printed 9c41d7"
 APP = "demo-app.service"
@@ -68,7 +71,10 @@ class Host:
     """A backup host in tmp_path: job config, credentials as LoadCredential= passes them, runtime and
     state directories, a fake systemd with APP active and IDLE inactive."""
 
-    def __init__(self, tmp_path, moto, bucket, unique):
+    def __init__(self, tmp_path, moto, bucket, unique, *, keys=(ACCESS_KEY, SECRET_KEY), restore_keys=(RESTORE_ACCESS_KEY, RESTORE_SECRET_KEY)):
+        """``moto``: the endpoint (any with endpoint and client(), SeaweedFS too). ``keys`` and
+        ``restore_keys``: (access key, secret key) of the host and of Restore; the defaults are what moto
+        takes, an endpoint that checks keys needs its own. None of them may show in any output."""
         self.tmp, self.moto, self.bucket = tmp_path, moto, bucket
         self.s3 = moto.client("s3")
         self.prefix = f"hosts/{unique}"
@@ -78,7 +84,8 @@ class Host:
         (self.systemd / "events").touch()
         self.credentials = tmp_path / "credentials"
         self.credentials.mkdir()
-        self.write_keys(self.credentials / "aws", ACCESS_KEY, SECRET_KEY)
+        self.restore_keys, self.secrets = restore_keys, (*keys, *restore_keys)
+        self.write_keys(self.credentials / "aws", *keys)
         self.runtime = tmp_path / "run"
         self.state = tmp_path / "state"
         self.record = self.runtime / "stopped-services"
@@ -148,6 +155,7 @@ class Host:
         process = self.start(*args, path_first=path_first, env=env)
         output = process.communicate(timeout=60)[0]
         assert_no_secret(output)
+        assert not [secret for secret in self.secrets if secret in output]
         return process.returncode, output
 
     def events(self):
@@ -1014,9 +1022,6 @@ def test_version_is_the_collections(host):
 
 # ---------------------------------------------------------------------------------------------- restore
 
-# The restore principal's keys, distinctive too; the host's own (CREDENTIALS_DIRECTORY) must not be used.
-RESTORE_ACCESS_KEY = "AKIARESTORETEST3X8V1N"
-RESTORE_SECRET_KEY = "restore/Secret+Key/never-printed-77b2e4"
 # Bigger than what the runner holds back until the sha256 check, so that data flows before it.
 RESTORE_DATA_SIZE = 3 * MIB + 4321
 
@@ -1030,7 +1035,7 @@ class Restore:
         self.dir = host.tmp / "restore-secrets"
         self.dir.mkdir()
         self.credentials = self.dir / "aws"
-        host.write_keys(self.credentials, RESTORE_ACCESS_KEY, RESTORE_SECRET_KEY)
+        host.write_keys(self.credentials, *host.restore_keys)
         self.passphrase = self.dir / "passphrase"
         self.passphrase.write_text(PASSPHRASE)
         self.identity = age_key.identity if age_key else None
@@ -1044,7 +1049,7 @@ class Restore:
         if keys:
             args += ["--passphrase-file", self.passphrase] + (["--identity", self.identity] if self.identity else [])
         status, output = self.host.run(*args, *target, path_first=path_first)
-        for secret in (RESTORE_SECRET_KEY, RESTORE_ACCESS_KEY, PASSPHRASE, "AGE-SECRET-KEY-"):
+        for secret in (*self.host.restore_keys, PASSPHRASE, "AGE-SECRET-KEY-"):
             assert secret not in output
         return status, output
 

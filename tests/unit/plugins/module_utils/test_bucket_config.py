@@ -284,9 +284,28 @@ def test_create_bucket_params():
 
 
 def test_unsupported_message_names_the_option():
-    assert bc.unsupported_message("public_access_block") == ("this endpoint does not support public access blocks; set block_public_access: false")
+    assert bc.unsupported_message("public_access_block", code="NotImplemented") == (
+        "block_public_access: this endpoint does not support public access blocks (it answered NotImplemented); set block_public_access: false"
+    )
     for setting in bc.SETTINGS:
-        assert bc.unsupported_message(setting)
+        assert bc.unsupported_message(setting, params())
+
+
+def test_unsupported_lifecycle_names_the_options_that_make_the_rules():
+    defaults = params()
+    # Refused when written, with transitions: those first (stores without storage classes), the rest if need be.
+    assert bc.unsupported_message("lifecycle_rule", defaults, "NotImplemented", written=True) == (
+        "transitions: this endpoint does not support lifecycle transitions (it answered NotImplemented): it has no other storage classes. "
+        "Set transitions: []; if it still refuses the lifecycle configuration, also set abort_incomplete_multipart_upload_days: 0"
+    )
+    # Refused when read: no lifecycle configuration at all.
+    assert bc.unsupported_message("lifecycle_cold_rule", defaults) == (
+        "transitions: this endpoint does not support lifecycle configuration; set transitions: [] and set abort_incomplete_multipart_upload_days: 0"
+    )
+    without_transitions = params(transitions=[], abort_incomplete_multipart_upload_days=0, noncurrent_version_expiration_days=30)
+    assert bc.unsupported_message("lifecycle_rule", without_transitions, written=True) == (
+        "noncurrent_version_expiration_days: this endpoint does not support lifecycle configuration; omit noncurrent_version_expiration_days"
+    )
 
 
 # ---------------------------------------------------------------- views of what S3 answers
@@ -493,8 +512,9 @@ def test_plan_changes_keeps_equivalent_current_form():
 def test_plan_changes_for_a_new_bucket():
     wanted = bc.wanted_settings(params(tags={}))
     after, to_write = bc.plan_changes(bc.new_bucket_state(), wanted)
-    # A new bucket has no tags and no lifecycle rule: nothing to write for an empty tag set.
-    assert to_write == ["public_access_block", "versioning", "encryption", "lifecycle_rule", "lifecycle_cold_rule"]
+    # A new bucket has no tags and no lifecycle rule: nothing to write for an empty tag set. The lifecycle
+    # rules first: a store may refuse their transitions only when they are written (SeaweedFS).
+    assert to_write == ["lifecycle_rule", "lifecycle_cold_rule", "public_access_block", "versioning", "encryption"]
     assert after == wanted
     without_rule = bc.wanted_settings(params(transitions=[], abort_incomplete_multipart_upload_days=0))
     assert not set(bc.LIFECYCLE_SETTINGS) & set(bc.plan_changes(bc.new_bucket_state(), without_rule)[1])
