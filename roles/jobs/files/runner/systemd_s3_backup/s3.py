@@ -25,6 +25,9 @@ from .proc import Pipeline
 from .state import state_path, write_atomically
 
 MIB = 1024 * 1024
+# Each part's SHA-256, which S3 checks the part against (and which CompleteMultipartUpload lists again).
+PART_CHECKSUM = "SHA256"
+PART_CHECKSUM_HEADER = "x-amz-checksum-sha256"
 S3_MIN_PART_MB, S3_MAX_PART_MB, S3_MAX_PARTS = 5, 5120, 10000
 # A stream's size is not known up front, so its parts grow: the part size doubles after every tenth of
 # S3's part limit (1,000 parts), which takes a 16 MiB start past S3's 5 TiB object limit with parts of
@@ -75,7 +78,23 @@ def aws_client(config, service, region=None, connections=10):
     )
     if service == "s3":
         client.meta.events.register("before-send.s3.UploadPart", ThrottledBody.on_send, unique_id="systemd-s3-backup-throttle")
+        client.meta.events.register("before-sign.s3.UploadPart", PartSigning(client.meta.config).on_sign, unique_id="systemd-s3-backup-part-signing")
     return client
+
+
+class PartSigning:
+    """A part that carries its own SHA-256 (x-amz-checksum-sha256, a signed header that S3 checks the
+    body against) is sent with UNSIGNED-PAYLOAD, as botocore does by itself over https with a checksum:
+    over plain http botocore would hash every part once more to sign it, for no more safety (the signed
+    checksum already binds the body to the signature). Every other request is signed as configured."""
+
+    def __init__(self, config):
+        self.unsigned = config.merge(BotoConfig(s3={**(config.s3 or {}), "payload_signing_enabled": False}))
+
+    def on_sign(self, request, **_kwargs):
+        if PART_CHECKSUM_HEADER in request.headers:
+            # The signer reads payload_signing_enabled from the request's client config.
+            request.context["client_config"] = self.unsigned
 
 
 def check_bucket_access(s3, bucket, key):
@@ -226,7 +245,7 @@ class MultipartUpload:
         self.s3, self.bucket, self.key, self.part_size, self.job = s3, bucket, key, part_size, job
         self.throttle, self.progress = throttle, progress
         self.stopping = threading.Event()  # ends throttled parts' waits on a failure or an abort
-        self.upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, Tagging=tagging)["UploadId"]
+        self.upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, Tagging=tagging, ChecksumAlgorithm=PART_CHECKSUM)["UploadId"]
         self.budget = part_size * concurrency
         self.in_flight = 0  # bytes of parts read and not yet uploaded
         self.room = threading.Condition()
@@ -277,15 +296,16 @@ class MultipartUpload:
         self._release(reserved)
 
     def _upload_part(self, number, data):
-        # Content-MD5: S3 rejects a part damaged on the way instead of storing it.
-        md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+        # The part's SHA-256: S3 rejects a part damaged on the way instead of storing it. One hash does
+        # what Content-MD5 and botocore's payload signing over http did with two (see PartSigning).
+        checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
         body = ThrottledBody(data, self.throttle, self.stopping) if self.throttle else data
         response = self.s3.upload_part(
-            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=body, ContentMD5=md5
+            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=body, ChecksumSHA256=checksum
         )
         if self.progress:
             self.progress.add(len(data), parts=1)
-        return {"PartNumber": number, "ETag": response["ETag"]}
+        return {"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": checksum}
 
     def complete(self):
         self.pool.shutdown(wait=True)
