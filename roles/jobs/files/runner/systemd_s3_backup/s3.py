@@ -146,8 +146,8 @@ class PartView(io.RawIOBase):
 def check_bucket_access(s3, bucket, key):
     """Opens and aborts a multipart upload, before any service is stopped: proves that the endpoint is
     reachable and that the keys may write tagged data (s3:PutObject, s3:PutObjectTagging,
-    s3:AbortMultipartUpload) under the job's prefix."""
-    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, Tagging=DATA_TAG)["UploadId"]
+    s3:AbortMultipartUpload) under the job's prefix, and that the store takes the parts' SHA-256 checksums."""
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, Tagging=DATA_TAG, ChecksumAlgorithm=PART_CHECKSUM)["UploadId"]
     s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
     log(INFO, f"s3://{bucket}/{key.rsplit('/', 1)[0]}/ is reachable and writable")
 
@@ -207,8 +207,8 @@ class Throttle:
 
 class ThrottledBody(io.RawIOBase):
     """An UploadPart body read no faster than its throttle allows while it is being sent. botocore
-    also reads a body to checksum and sign it before sending, and again (after seeking back) for a
-    retry: those reads are not sent, so they are not throttled. before-send (on_send) marks the
+    may also read a body before sending it (to checksum or sign it) and reads it again (after seeking
+    back) for a retry: reads that are not sent are not throttled. before-send (on_send) marks the
     sending, a seek ends it."""
 
     def __init__(self, data, throttle, stopping):
