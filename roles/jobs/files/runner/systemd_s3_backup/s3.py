@@ -334,9 +334,12 @@ class MultipartUpload:
             self.sha256.update(data)
             self.size += length
             future = self.pool.submit(self._upload_part, number, data)
-            future.add_done_callback(lambda done, reserved=size, used=buffer: self._part_done(done, reserved, used))
+            # The callback stays with the future (kept for complete()): it holds the buffer until it ran, not after,
+            # or every buffer of smaller parts, which are not reused once parts grew, would stay in memory.
+            holder = [buffer]
+            future.add_done_callback(lambda done, reserved=size, used=holder: self._part_done(done, reserved, used.pop()))
             self.parts.append(future)
-            del data, buffer
+            del data, buffer, holder
 
     def _read_part(self, stream, size):
         """Up to ``size`` bytes of the stream, read straight into a part buffer: (buffer, bytes read)."""
