@@ -52,7 +52,7 @@ class RecordingS3:
         pass
 
 
-def test_buffers_are_reused_and_the_short_last_part_is_a_copy_of_its_own():
+def test_buffers_are_reused_and_the_short_last_part_is_its_buffer_cut_to_length():
     fake = RecordingS3()
     upload = s3.MultipartUpload(fake, "bucket", "key", part_size=MIB, concurrency=1, job="pg")
     upload.upload_from(Zeros(5 * MIB + 10))
@@ -62,7 +62,7 @@ def test_buffers_are_reused_and_the_short_last_part_is_a_copy_of_its_own():
 
 
 def test_memory_stays_within_one_part_once_parts_grow(monkeypatch):
-    """Parts double every two (part limit 20): 1, 1, 2, 2, 4, 4, 8, 8, 16, 16, then 32 MiB (1 byte of it, the last).
+    """Parts double every two (part limit 20): 1, 1, 2, 2, 4, 4, 8, 8, 16, 16, then 32 MiB (20 MiB of it, the last).
     A 16 or 32 MiB part alone is over the budget of 2 x 1 MiB, so one part's buffer is alive then (and, for a moment,
     the one before it, until its upload's thread lets go of it); the smaller ones are freed, not kept."""
     monkeypatch.setenv("SYSTEMD_S3_BACKUP_MAX_PARTS", "20")
@@ -71,12 +71,12 @@ def test_memory_stays_within_one_part_once_parts_grow(monkeypatch):
         upload = s3.MultipartUpload(RecordingS3(), "bucket", "key", part_size=MIB, concurrency=2, job="pg")
         baseline = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
-        upload.upload_from(Zeros(62 * MIB + 1))
+        upload.upload_from(Zeros(62 * MIB + 20 * MIB))
         upload.complete()
         peak = tracemalloc.get_traced_memory()[1] - baseline
     finally:
         tracemalloc.stop()
-    assert 32 * MIB <= peak < (32 + 16 + 2) * MIB  # keeping every size's buffers: 63 MiB
+    assert 32 * MIB <= peak < (32 + 16 + 2) * MIB  # keeping every size's buffers: 63 MiB; copying the last 20 MiB: 52 MiB
 
 
 def request(headers, body):

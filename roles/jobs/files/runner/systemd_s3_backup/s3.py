@@ -329,8 +329,9 @@ class MultipartUpload:
                 raise Failure(EX_IOERR, f"the stream is larger than S3's {self.limit} parts of up to 5 GiB can hold (5 TiB)")
             if number > 1 and size != part_size_for(number - 1, self.part_size, self.limit):
                 log(INFO, f"{self.size} bytes so far: parts from number {number} on are {size // MIB} MiB")
-            # The last part, shorter, goes as a copy of its own: botocore takes bytes or a bytearray whole, not a slice.
-            data = buffer if length == size else buffer[:length]
+            if length < size:  # the last part: its buffer cut to its length in place (a copy would be a second part in memory)
+                del buffer[length:]
+            data = buffer
             self.sha256.update(data)
             self.size += length
             future = self.pool.submit(self._upload_part, number, data)
