@@ -301,11 +301,18 @@ class MultipartUpload:
         self.sha256 = hashlib.sha256()
         self.size = 0
         self.limit = max_parts()
-        self.spares, self.current_size = [], part_size  # buffers of uploaded parts, for the next parts of the same size
+        self.spares, self.current_size = [], part_size  # a buffer of an uploaded part, for the next part of the same size
+        self.reader_waiting = False  # the stream is read faster than it is uploaded: the reader waits for room
 
     def _reserve(self, size):
         with self.room:
-            self.room.wait_for(lambda: self.error or self.in_flight == 0 or self.in_flight + size <= self.budget)
+            def room():
+                return self.error or self.in_flight == 0 or self.in_flight + size <= self.budget
+
+            if not room():
+                self.reader_waiting = True
+                self.room.wait_for(room)
+                self.reader_waiting = False
             self.in_flight += size
 
     def _release(self, size):
@@ -366,7 +373,9 @@ class MultipartUpload:
             self.error = future.exception()
             self.stopping.set()
         with self.room:
-            if len(buffer) == self.current_size:
+            # Kept for the reader only when it waits for this room (the upload is the bottleneck): when the stream
+            # comes slower than it goes, a buffer kept would stay in memory idle, where freed it costs nothing.
+            if self.reader_waiting and not self.spares and len(buffer) == self.current_size:
                 self.spares.append(buffer)
         self._release(reserved)
 
