@@ -213,7 +213,7 @@ class ThrottledBody(io.RawIOBase):
 
     def __init__(self, data, throttle, stopping):
         super().__init__()
-        self._data = memoryview(data)
+        self._data = data  # no lasting memoryview: a part's buffer is reused, and cut to length for the last part
         self._position = 0
         self.throttle, self.stopping = throttle, stopping
         self.sending = False
@@ -253,7 +253,7 @@ class ThrottledBody(io.RawIOBase):
                 raise Stopped("the upload is being aborted")
             size = min(size, THROTTLE_SLICE)
             self.throttle.take(size, self.stopping)
-        chunk = self._data[self._position: self._position + size].tobytes()
+        chunk = memoryview(self._data)[self._position: self._position + size].tobytes()
         self._position += size
         return chunk
 
