@@ -99,3 +99,20 @@ def test_a_checksummed_part_goes_unsigned_as_a_view_and_is_sent_as_its_buffer():
     other = request({}, b"manifest")
     parts.on_sign(other)
     assert other.context["client_config"].s3 == {"addressing_style": "path"} and other.data == b"manifest"
+
+
+def test_the_read_that_finds_the_end_takes_no_buffer(monkeypatch):
+    """A stream that ends with a part (62 MiB: parts up to 16 MiB, part limit 20): the read that finds its end
+    would be a 32 MiB part; no buffer is taken for it (a new one is zeroed: all its memory resident)."""
+    monkeypatch.setenv("SYSTEMD_S3_BACKUP_MAX_PARTS", "20")
+    tracemalloc.start()
+    try:
+        upload = s3.MultipartUpload(RecordingS3(), "bucket", "key", part_size=MIB, concurrency=1, job="pg")
+        baseline = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        upload.upload_from(Zeros(62 * MIB))
+        upload.complete()
+        peak = tracemalloc.get_traced_memory()[1] - baseline
+    finally:
+        tracemalloc.stop()
+    assert 16 * MIB <= peak < 18 * MIB
