@@ -815,7 +815,8 @@ def report_peers(r):
             "tool (upload / restore)", "upload wall s", "upload CPU s", "MiB/s", "upload peak RSS MiB", "SeaweedFS CPU s (upload)",
             "restore wall s", "restore CPU s", "restore peak RSS MiB", "SeaweedFS CPU s (restore)", "stored MiB",
         ]
-        tables.append(f"**{what}** ({'`cat FILE | zstd -q -c -T0 | tool`; restic compresses by itself' if x['compressed'] else '`cat FILE | tool`'})\n\n" + table(headers, rows))
+        pipeline = "`cat FILE | zstd -q -c -T0 | tool`; restic compresses by itself" if x["compressed"] else "`cat FILE | tool`"
+        tables.append(f"**{what}** ({pipeline})\n\n" + table(headers, rows))
     v = r["versions"]
     notes += [
         f"What runs: every tool against one SeaweedFS ({r['seaweedfs']}, tests/harness/seaweed.py: `weed server -s3` on 127.0.0.1, "

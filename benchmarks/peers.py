@@ -10,7 +10,6 @@ volumes and frees them when the bucket goes, so GiBs of runs do not fill its vol
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import uuid
@@ -35,7 +34,9 @@ def tool_paths():
     }
     missing = sorted(name for name, path in found.items() if not path)
     if missing:
-        raise RuntimeError(f"missing peer tools: {', '.join(missing)} (benchmarks/run.sh installs them: restic with apt, the others from benchmarks/requirements.txt)")
+        raise RuntimeError(
+            f"missing peer tools: {', '.join(missing)} (benchmarks/run.sh installs them: restic with apt, the others from benchmarks/requirements.txt)"
+        )
     return found
 
 

@@ -362,6 +362,7 @@ def test_each_part_carries_its_sha256_and_only_parts_go_unsigned(moto, bucket, m
     sent = []
     data = os.urandom(11 * MIB)
     s3 = runner_s3.aws_client({"region": REGION, "endpoint_url": moto.endpoint}, "s3", connections=4)
+
     def record(request, **_):
         headers = {name: value.decode() if isinstance(value, bytes) else value for name, value in request.headers.items()}
         sent.append((request.method, request.url, headers))

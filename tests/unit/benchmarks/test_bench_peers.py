@@ -56,7 +56,12 @@ def test_a_slower_runner_is_a_miss_with_its_cause():
 
 def test_charts_are_drawn(tmp_path):
     pytest.importorskip("matplotlib")
-    memory = {"variants": {"2048m": {"stored": 2048 * MIB, "rss": 120 * MIB, "maxrss": 100 * MIB}, "20480m": {"stored": 20480 * MIB, "rss": 125 * MIB, "maxrss": 104 * MIB}}}
+    memory = {
+        "variants": {
+            "2048m": {"stored": 2048 * MIB, "rss": 120 * MIB, "maxrss": 100 * MIB},
+            "20480m": {"stored": 20480 * MIB, "rss": 125 * MIB, "maxrss": 104 * MIB},
+        }
+    }
     written = peers.charts(results(figures(9.0, 5.3)), memory, tmp_path)
     assert [path.name for path in written] == ["peers.png", "stream_memory.png"]
     assert all(path.read_bytes().startswith(b"\x89PNG") for path in written)
