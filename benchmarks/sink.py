@@ -4,7 +4,7 @@ PutObject) with S3's XML, reads every body and keeps none of it (small PutObject
 excepted), so a 20 GiB stream costs the endpoint neither disk nor memory. moto cannot take that: it keeps the
 parts and concatenates them on disk.
 
-It checks what S3 checks on that path: Content-MD5 (BadDigest), part numbers 1..10,000 (InvalidArgument),
+It checks what S3 checks on that path: Content-MD5 and x-amz-checksum-sha256 (BadDigest), part numbers 1..10,000 (InvalidArgument),
 parts of at most 5 GiB (EntityTooLarge), on completion the listed parts and ETags (InvalidPart,
 InvalidPartOrder) and every part but the last at least 5 MiB (EntityTooSmall). It checks no signature (any
 key is accepted) and knows no bucket (any name is accepted).
@@ -73,6 +73,7 @@ class State:
             self.part_bytes = 0
             self.parts = 0
             self.parts_with_md5 = 0
+            self.parts_with_sha256 = 0
             self.parts_in_flight = 0
             self.max_parts_in_flight = 0
             self.aborted = 0
@@ -91,6 +92,7 @@ class State:
                 "part_bytes": self.part_bytes,
                 "parts": self.parts,
                 "parts_with_md5": self.parts_with_md5,
+                "parts_with_sha256": self.parts_with_sha256,
                 "max_parts_in_flight": self.max_parts_in_flight,
                 "aborted": self.aborted,
                 "open_uploads": [{"key": u["key"], "parts": len(u["parts"])} for u in self.uploads.values()],
@@ -197,9 +199,9 @@ class Handler(BaseHTTPRequestHandler):
         except (TypeError, ValueError):
             raise S3Error(411, "MissingContentLength", "You must provide the Content-Length HTTP header.") from None
 
-    def read_body(self, length, keep=0, part=False):
+    def read_body(self, length, keep=0, part=False, sha256=None):
         """Reads ``length`` bytes in 1 MiB chunks (a part's in timed 64 KiB slices with --timeline) into one reused
-        buffer; returns (md5, the first ``keep`` bytes)."""
+        buffer, hashing them into ``sha256`` too when given; returns (md5, the first ``keep`` bytes)."""
         self.body_read = True
         md5, kept = hashlib.md5(usedforsecurity=False), bytearray()
         timed = self.state.timeline and part
@@ -211,6 +213,8 @@ class Handler(BaseHTTPRequestHandler):
             if not got:
                 raise ConnectionError("the client closed the connection mid-body")
             md5.update(view[:got])
+            if sha256 is not None:
+                sha256.update(view[:got])
             if timed:
                 self.state.arrivals.append((time.monotonic(), got))  # list.append is atomic: no lock per slice
             if len(kept) < keep:
@@ -315,11 +319,13 @@ class Handler(BaseHTTPRequestHandler):
         number = self.check_part_request(query)
         upload, length = self.upload(query), self.content_length()
         expected = self.headers.get("Content-MD5")
+        expected_sha256 = self.headers.get("x-amz-checksum-sha256")
+        sha256 = hashlib.sha256() if expected_sha256 is not None else None
         with self.state.lock:
             self.state.parts_in_flight += 1
             self.state.max_parts_in_flight = max(self.state.max_parts_in_flight, self.state.parts_in_flight)
         try:
-            md5, _kept = self.read_body(length, part=True)
+            md5, _kept = self.read_body(length, part=True, sha256=sha256)
         finally:
             with self.state.lock:
                 self.state.parts_in_flight -= 1
@@ -332,12 +338,15 @@ class Handler(BaseHTTPRequestHandler):
                 raise S3Error(400, "InvalidDigest", "The Content-MD5 you specified was invalid.")
             if base64.b64decode(expected) != md5.digest():
                 raise S3Error(400, "BadDigest", "The Content-MD5 you specified did not match what we received.")
+        if expected_sha256 is not None and expected_sha256 != base64.b64encode(sha256.digest()).decode():
+            raise S3Error(400, "BadDigest", "The SHA256 you specified did not match the calculated checksum.")
         etag = f'"{md5.hexdigest()}"'
         with self.state.lock:
             upload["parts"][number] = (length, etag)
             self.state.parts += 1
             self.state.part_bytes += length
             self.state.parts_with_md5 += expected is not None
+            self.state.parts_with_sha256 += expected_sha256 is not None
         self.send_empty(200, [("ETag", etag)])
 
     def complete_upload(self, bucket, key, query):

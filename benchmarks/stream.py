@@ -248,6 +248,7 @@ def measure_sink_run(sink, argv, prefix, env, label, size_mb):
         "tagging": stored["tagging"],
         "parts_in_flight": stats["max_parts_in_flight"],
         "parts_with_md5": stats["parts_with_md5"],
+        "parts_with_sha256": stats["parts_with_sha256"],
         "requests": stats["requests"],
     }
     lib.log(

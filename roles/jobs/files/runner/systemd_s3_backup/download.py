@@ -140,10 +140,18 @@ class HeldBack:
         self.held = bytearray()
 
     def write(self, data):
+        # What is older than the last HELD_BACK_BYTES goes on without a copy of its own: the held bytes first,
+        # then the start of ``data``; only the newest bytes are copied into the held ones.
+        passing = len(self.held) + len(data) - HELD_BACK_BYTES
+        if passing > 0:
+            from_held = min(passing, len(self.held))
+            if from_held:
+                self.stream.write(memoryview(self.held)[:from_held])
+                del self.held[:from_held]
+            if passing > from_held:
+                self.stream.write(memoryview(data)[: passing - from_held])
+            data = memoryview(data)[max(0, passing - from_held):]
         self.held += data
-        if len(self.held) > HELD_BACK_BYTES:
-            self.stream.write(self.held[:-HELD_BACK_BYTES])
-            del self.held[:-HELD_BACK_BYTES]
 
     def release(self):
         self.stream.write(self.held)

@@ -1,0 +1,118 @@
+"""The runner's part buffers (systemd_s3_backup/s3.py MultipartUpload): read straight into buffers reused
+from uploaded parts, freed once parts grow past their size, so memory stays within the part budget or one
+part; and PartRequests: checksummed parts signed with UNSIGNED-PAYLOAD and shown to the signer as a view."""
+
+from __future__ import annotations
+
+import io
+import sys
+import tracemalloc
+import types
+from pathlib import Path
+
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+
+REPO = next(parent for parent in Path(__file__).resolve().parents if (parent / "galaxy.yml").is_file())
+sys.path.insert(0, str(REPO / "roles" / "jobs" / "files" / "runner"))
+from systemd_s3_backup import s3  # noqa: E402  pylint: disable=wrong-import-position
+
+MIB = 1024 * 1024
+
+
+class Zeros(io.RawIOBase):
+    """``size`` zero bytes, produced as they are read (no input held in memory), in reads of at most 64 KiB as from a pipe."""
+
+    def __init__(self, size):
+        super().__init__()
+        self.left = size
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        count = min(len(buffer), self.left, 65536)
+        buffer[:count] = bytes(count)
+        self.left -= count
+        return count
+
+
+class RecordingS3:
+    def __init__(self):
+        self.bodies = []
+
+    def create_multipart_upload(self, **_):
+        return {"UploadId": "u1"}
+
+    def upload_part(self, PartNumber, Body, **_):  # noqa: N803 - boto3's argument names
+        self.bodies.append((PartNumber, id(Body), len(Body)))
+        return {"ETag": f'"{PartNumber}"'}
+
+    def complete_multipart_upload(self, **_):
+        pass
+
+
+def test_buffers_are_reused_and_the_short_last_part_is_its_buffer_cut_to_length():
+    fake = RecordingS3()
+    upload = s3.MultipartUpload(fake, "bucket", "key", part_size=MIB, concurrency=1, job="pg")
+    upload.upload_from(Zeros(5 * MIB + 10))
+    upload.complete()
+    assert [(number, size) for number, _id, size in sorted(fake.bodies)] == [(1, MIB), (2, MIB), (3, MIB), (4, MIB), (5, MIB), (6, 10)]
+    assert len({buffer for _number, buffer, size in fake.bodies if size == MIB}) == 1  # one part in flight at a time: one buffer
+
+
+def test_memory_stays_within_one_part_once_parts_grow(monkeypatch):
+    """Parts double every two (part limit 20): 1, 1, 2, 2, 4, 4, 8, 8, 16, 16, then 32 MiB (20 MiB of it, the last).
+    A 16 or 32 MiB part alone is over the budget of 2 x 1 MiB, so one part's buffer is alive then (and, for a moment,
+    the one before it, until its upload's thread lets go of it); the smaller ones are freed, not kept."""
+    monkeypatch.setenv("SYSTEMD_S3_BACKUP_MAX_PARTS", "20")
+    tracemalloc.start()
+    try:
+        upload = s3.MultipartUpload(RecordingS3(), "bucket", "key", part_size=MIB, concurrency=2, job="pg")
+        baseline = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        upload.upload_from(Zeros(62 * MIB + 20 * MIB))
+        upload.complete()
+        peak = tracemalloc.get_traced_memory()[1] - baseline
+    finally:
+        tracemalloc.stop()
+    assert 32 * MIB <= peak < (32 + 16 + 2) * MIB  # keeping every size's buffers: 63 MiB; copying the last 20 MiB: 52 MiB
+
+
+def request(headers, body):
+    prepared = AWSRequest(method="PUT", url="http://127.0.0.1/b/k?partNumber=1&uploadId=u", headers=headers, data=body)
+    prepared.context["client_config"] = Config(s3={"addressing_style": "path"})
+    return prepared
+
+
+def test_a_checksummed_part_goes_unsigned_as_a_view_and_is_sent_as_its_buffer():
+    parts = s3.PartRequests(Config(s3={"addressing_style": "path"}))
+    buffer = bytearray(b"part")
+    part = request({s3.PART_CHECKSUM_HEADER: "x"}, buffer)
+    parts.on_sign(part)
+    assert part.context["client_config"].s3 == {"addressing_style": "path", "payload_signing_enabled": False}
+    assert isinstance(part.data, s3.PartView) and len(part.data) == 4 and part.data.read() == b"part"
+    sent = types.SimpleNamespace(body=part.data)
+    parts.on_send(sent)
+    assert sent.body is buffer
+
+    other = request({}, b"manifest")
+    parts.on_sign(other)
+    assert other.context["client_config"].s3 == {"addressing_style": "path"} and other.data == b"manifest"
+
+
+def test_the_read_that_finds_the_end_takes_no_buffer(monkeypatch):
+    """A stream that ends with a part (62 MiB: parts up to 16 MiB, part limit 20): the read that finds its end
+    would be a 32 MiB part; no buffer is taken for it (a new one is zeroed: all its memory resident)."""
+    monkeypatch.setenv("SYSTEMD_S3_BACKUP_MAX_PARTS", "20")
+    tracemalloc.start()
+    try:
+        upload = s3.MultipartUpload(RecordingS3(), "bucket", "key", part_size=MIB, concurrency=1, job="pg")
+        baseline = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        upload.upload_from(Zeros(62 * MIB))
+        upload.complete()
+        peak = tracemalloc.get_traced_memory()[1] - baseline
+    finally:
+        tracemalloc.stop()
+    assert 16 * MIB <= peak < 18 * MIB
