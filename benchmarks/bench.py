@@ -823,6 +823,10 @@ def report_peers(r):
         "signed requests, one identity) over plain http, {runs} run(s) per tool and input, interleaved (the order rotates run by run), "
         "medians. Each run gets a bucket of its own: the upload, then the restore of what it stored into /dev/null, then the bucket is "
         "removed.".replace("{runs}", str(r["runs"])),
+        "Plain http favours the runner's CPU figures: over http the peers hash every payload for its SigV4 signature (and "
+        "SeaweedFS checks that hash), while the runner sends its parts UNSIGNED-PAYLOAD with a signed SHA-256 checksum header, as "
+        "botocore does over https. Against AWS (https) the runner hashes the same twice per byte (part checksum, manifest); what each "
+        "peer does there was not measured here.",
         "Uploads: the runner's `run CONFIG`, a stream job as the jobs role writes it (16 MiB first parts, max_concurrency 4, zstd -3 -T0 "
         "for the SQL dump) with the command `cat FILE`; the peers read `cat FILE` (or `cat FILE | zstd -q -c -T0`) on stdin, except "
         "`aws s3 cp FILE`, which reads the file itself. restic (repository created untimed before each run with `restic init`) gets "

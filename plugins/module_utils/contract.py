@@ -594,7 +594,7 @@ def scripts(value):
 
 
 def retention(value):
-    """{"keep_full": N} or {"older_than": "6M"}: what duplicity keeps after each backup."""
+    """{"keep_full": N} or {"older_than": "6M"}: which duplicity chains the prune module keeps."""
     if not isinstance(value, dict) or len(value) != 1 or not set(value) <= {"keep_full", "older_than"}:
         raise FieldError("must set exactly one of keep_full and older_than", "Use {keep_full: 3} (full chains to keep) or {older_than: 6M}")
     (name, item), = value.items()
@@ -1030,6 +1030,8 @@ RUNNER_FIELDS = {
     "metrics_dir": (None, absolute_path),
     "max_age_seconds": (None, max_age_seconds),
 }
+# Fields an older jobs role wrote that this runner ignores: duplicity's retention runs on the control node now.
+RETIRED_RUNNER_FIELDS = ("retention",)
 # What each method cannot run without.
 RUNNER_METHOD_FIELDS = {"stream": ("command", "object_name"), "archive": ("command", "archive_dir"), "sync": ("sync_dir",), "duplicity": ("duplicity_action",)}
 # alert, start-services and restore read only what they need, so that they still work when the rest of
@@ -1053,6 +1055,8 @@ def runner_config(raw, fields=None):
     and checking to those (alert, start-services, restore). Raises ConfigFieldError."""
     if not isinstance(raw, dict):
         raise ConfigFieldError("(config)", FieldError("must be a JSON object"))
+    # A config the 0.1.x jobs role wrote may still hold a retired field until the role rewrites it.
+    raw = {name: value for name, value in raw.items() if name not in RETIRED_RUNNER_FIELDS}
     unknown = sorted(set(raw) - set(RUNNER_FIELDS))
     if fields is None and unknown:
         raise ConfigFieldError(unknown[0], FieldError("is not a setting of this runner (misspelt?)", "Remove it, or upgrade the runner"))

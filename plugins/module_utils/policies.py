@@ -505,7 +505,21 @@ def check_policy(bucket, prefix="hosts", kms_key_arn=None, region=None, partitio
 
 # What pruning (the prune module) needs, and what it must never do: it lists and delete-marks, and never
 # reads, writes, thaws or removes a version, whatever else gets attached to its principal later.
-PRUNER_DENIED_ACTIONS = sorted(["s3:GetObject", "s3:RestoreObject", "s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObjectTagging"])
+# AbortMultipartUpload too: a stray grant must not let it cut a host's upload in progress.
+PRUNER_DENIED_ACTIONS = sorted(
+    [
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:GetObjectAttributes",
+        "s3:GetObjectVersionAttributes",
+        "s3:RestoreObject",
+        "s3:PutObject",
+        "s3:PutObjectAcl",
+        "s3:PutObjectTagging",
+        "s3:DeleteObjectTagging",
+        "s3:AbortMultipartUpload",
+    ]
+)
 
 
 def prune_policy(bucket, prefix="hosts", partition="aws"):

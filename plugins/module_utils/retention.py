@@ -21,9 +21,9 @@ the key. Suspicious runs (see backups.forged_reasons) never reach this module: t
 
 from __future__ import annotations
 
-import bisect
 import re
 
+from ansible_collections.systemd_s3.backup.plugins.module_utils.backups import CLOCK_SKEW_TOLERANCE
 from ansible_collections.systemd_s3.backup.plugins.module_utils.backups import parse_duration
 from ansible_collections.systemd_s3.backup.plugins.module_utils.common import InputError
 
@@ -159,73 +159,95 @@ def duplicity_interval_seconds(interval):
 
 
 def duplicity_chains(files):
-    """duplicity's files of one job grouped into chains, as duplicity groups them: a full backup set and
-    every set (incremental volumes, manifests, signatures) whose time falls between it and the next full
-    one. ``files`` are {"key", "name": backups.parse_duplicity_name(...), "size", "modified"}. Returns
-    (chains oldest first, keys of files older than the first full backup), a chain being
-    {"full": the full set's time, "end": its newest set's time, "complete": whether the full set has its
-    manifest and a volume, "keys": full manifest first (its commit marker), "size", "modified": the
-    newest LastModified, "sets": how many sets}."""
-    fulls = sorted({entry["name"]["end"] for entry in files if entry["name"]["kind"] == "full"})
-    chains = {full: {"full": full, "end": full, "complete": False, "keys": [], "size": 0, "modified": None, "sets": set()} for full in fulls}
-    parts, orphans = {}, []
-    for entry in sorted(files, key=lambda item: item["key"]):
+    """duplicity's files of one job grouped into chains, linked as duplicity links them
+    (dup_collections.BackupChain): a chain starts at a complete full set (its manifest and a volume) and
+    takes each complete incremental set, oldest first, whose start is the chain's end so far; signatures
+    go with their set. ``files`` are {"key", "name": backups.parse_duplicity_name(...), "size",
+    "modified"}. Returns (chains oldest first, keys of every other file: incomplete sets (an interrupted
+    upload), incrementals that link to no chain and their signatures, which retention never deletes).
+    A chain is {"full": the full set's time, "end": its newest set's time, "keys": full manifest first (its
+    commit marker), "size", "modified": the newest LastModified, "sets": how many sets}."""
+    sets = {}
+    for entry in files:
         name = entry["name"]
-        anchor = name["end"] if name["kind"] == "full" else name["start"]
-        owner = bisect.bisect_right(fulls, anchor) - 1
-        if owner < 0:
-            orphans.append(entry["key"])
-            continue
-        chain = chains[fulls[owner]]
-        chain["end"] = max(chain["end"], name["end"])
-        chain["size"] += entry.get("size") or 0
-        if entry.get("modified") is not None:
-            chain["modified"] = max(moment for moment in (chain["modified"], entry["modified"]) if moment is not None)
-        chain["sets"].add((name["kind"], name["end"]))
-        full_part = name["kind"] == "full" and name["end"] == chain["full"]
-        parts.setdefault(chain["full"], set()).add(name["part"] if full_part else None)
-        if full_part and name["part"] == "manifest":
-            chain["keys"].insert(0, entry["key"])
+        entries = sets.setdefault((name["kind"], name["start"], name["end"]), {"manifest": [], "volume": [], "signatures": []})
+        entries[name["part"]].append(entry)
+    complete = sorted(
+        (identity for identity, parts in sets.items() if parts["manifest"] and parts["volume"]),
+        key=lambda identity: (identity[2], identity[0] != "full"),  # by end time, a full before an incremental of its time
+    )
+    chains, by_end = [], {}
+    for kind, start, end in complete:
+        if kind == "full":
+            chain = {"full": end, "end": end, "keys": [], "size": 0, "modified": None, "sets": []}
+            chains.append(chain)
         else:
-            chain["keys"].append(entry["key"])
-    for full, chain in chains.items():
-        chain["complete"] = {"manifest", "volume"} <= parts.get(full, set())
+            chain = by_end.pop(start, None)
+            if chain is None:
+                continue  # links to nothing: left alone, as duplicity leaves an orphaned incremental
+            chain["end"] = end
+        chain["sets"].append((kind, start, end))
+        by_end[end] = chain
+    linked = set()
+    for chain in chains:
+        for identity in chain["sets"]:
+            linked.add(identity)
+            parts = sets[identity]
+            ordered = sorted(parts["manifest"], key=lambda item: item["key"]) + sorted(parts["volume"] + parts["signatures"], key=lambda item: item["key"])
+            for entry in ordered:
+                chain["keys"].append(entry["key"])
+                chain["size"] += entry.get("size") or 0
+                if entry.get("modified") is not None:
+                    chain["modified"] = max(moment for moment in (chain["modified"], entry["modified"]) if moment is not None)
         chain["sets"] = len(chain["sets"])
-    return [chains[full] for full in fulls], orphans
+    others = sorted(entry["key"] for identity, parts in sets.items() if identity not in linked for entries in parts.values() for entry in entries)
+    return sorted(chains, key=lambda chain: chain["full"]), others
 
 
 def select_chains(chains, policy, now, max_age_seconds, suspicious=()):
     """Which of duplicity_chains' chains a job's ``retention`` ({"keep_full": N} or {"older_than": "6M"})
     keeps, as duplicity's remove-all-but-n-full and remove-older-than would, and more cautiously: the
-    newest complete chain (duplicity's active one) and every chain after it, every chain touched within
+    newest trusted chain (duplicity's active one) and every chain after it, every chain touched within
     the job's max_age (by the newest of its set times and S3's LastModified), and every chain holding a
-    set in ``suspicious`` (the full times of such chains: evidence) always stay. Returns (kept: {full
-    time: reasons}, deleted: chains oldest first)."""
+    set in ``suspicious`` (the full times of such chains: evidence) always stay. Evidence, a chain whose
+    full backup is dated after ``now`` (past the clock skew tolerance) and one dated inside an older
+    chain's span stay and never count as the active chain nor toward keep_full: a leaked host key's
+    forged chain cannot push real ones out. Returns (kept:
+    {full time: reasons}, deleted: chains oldest first)."""
     ordered = sorted(chains, key=lambda chain: chain["full"], reverse=True)  # newest first
     kept = {}
 
     def keep(chain, reason):
         kept.setdefault(chain["full"], []).append(reason)
 
-    complete = [chain for chain in ordered if chain["complete"]]
-    if not complete:
-        return {chain["full"]: ["no complete full backup yet"] for chain in ordered}, []
-    active = complete[0]
+    latest = now + CLOCK_SKEW_TOLERANCE
+    # duplicity only ever adds to its newest chain: a full dated inside an older chain's span was put there later.
+    inside = {chain["full"] for chain in ordered if any(other["full"] < chain["full"] < other["end"] for other in ordered)}
     for chain in ordered:
-        if chain["full"] >= active["full"]:
+        if chain["full"] in suspicious:
+            keep(chain, "holds a suspicious set (evidence)")
+        elif chain["full"] > latest:
+            keep(chain, "dated after now (evidence)")
+        elif chain["full"] in inside:
+            keep(chain, "dated inside an older chain (evidence)")
+    trusted = [chain for chain in ordered if chain["full"] not in kept]
+    if not trusted:
+        for chain in ordered:
+            keep(chain, "no trusted full backup")
+        return kept, []
+    active = trusted[0]
+    for chain in ordered:
+        if chain["full"] >= active["full"] and chain["full"] not in kept:
             keep(chain, "the newest complete chain" if chain is active else "newer than the newest complete chain")
         moments = [moment for moment in (chain["end"], chain["modified"]) if moment is not None]
         if (now - max(moments)).total_seconds() <= max_age_seconds:
             keep(chain, "younger than the job's max_age")
-        if chain["full"] in suspicious:
-            keep(chain, "holds a suspicious set (evidence)")
     if "keep_full" in policy:
-        newest = complete[: policy["keep_full"]]
-        for index, chain in enumerate(newest):
+        if len(trusted) <= policy["keep_full"]:
+            for chain in ordered:
+                keep(chain, f"keep_full {policy['keep_full']}: not more full chains than that")  # as duplicity: nothing to remove
+        for index, chain in enumerate(trusted[: policy["keep_full"]]):
             keep(chain, f"keep_full {index + 1}")
-        for chain in ordered:
-            if newest[-1]["full"] <= chain["full"] < active["full"] and chain not in newest:
-                keep(chain, "between the full chains kept")  # an unfinished full, as duplicity keeps it
     else:
         limit = now.timestamp() - duplicity_interval_seconds(policy["older_than"])
         for chain in ordered:

@@ -21,14 +21,20 @@ description:
     C(within: D) keeps every run started at most D before the newest one. Periods without a run do not
     count and C(within) counts from the newest run, not from now: a job whose backups stopped keeps what
     it has."
-  - "For each duplicity job that sets C(retention), lists its chains under C(<prefix>/<host>/<job>/duplicity/) (a full
-    backup set and every incremental set, manifest and signature file up to the next full one, by duplicity's file
-    names) and deletes whole chains as duplicity would: C(keep_full: N) keeps the N newest complete chains
-    (C(remove-all-but-n-full)), C(older_than: 6M) deletes the chains whose newest set is older than that duplicity
-    interval (C(remove-older-than); a month is 30 days, a year 365). The newest complete chain and any chain after it,
-    every chain touched within the job's C(max_age) and every chain holding a suspicious set always stay. A chain is
-    deleted full manifest first, so an interrupted prune leaves a chain duplicity sees as incomplete. Each host's
-    duplicity drops the deleted sets from its local cache at its next backup."
+  - "For each duplicity job that sets C(retention), lists its chains under C(<prefix>/<host>/<job>/duplicity/), linked
+    as duplicity links them: a complete full set (manifest and volumes) and each complete incremental set that starts
+    where the chain ends, with their signatures. It deletes whole chains as duplicity would: C(keep_full: N) keeps the
+    N newest chains (C(remove-all-but-n-full); with N or fewer chains nothing goes), C(older_than: 6M) deletes the
+    chains whose newest set is older than that duplicity interval (C(remove-older-than); a month is 30 days, a year
+    365). The newest chain and any chain after it, every chain touched within the job's C(max_age) and every chain
+    holding a suspicious set or dated after now always stay, and those never count as the newest chain nor toward
+    C(keep_full): a leaked host key's forged chain cannot push real ones out. Incomplete sets and incrementals that
+    link to no chain are never deleted. A chain is deleted full manifest first, so an interrupted prune leaves a
+    chain duplicity sees as incomplete. Each host's duplicity drops the deleted sets from its local cache at its
+    next backup."
+  - "A leaked host key can still store current-dated chains that look real: with C(keep_full: N) alone, N of them
+    would push the real chains out at the next prune. C(older_than) (or a C(max_age) covering the time to notice)
+    bounds that; a pruned chain stays recoverable as noncurrent versions until they expire."
   - Whatever the policy, the job's newest complete run and every run younger than its C(max_age) (the job's,
     else its host's C(jobs_defaults), else O(default_max_age); counted from the later of the folder's time and
     when S3 stored the manifest) are never deleted.
@@ -204,8 +210,8 @@ jobs:
       returned: always
     incomplete_kept:
       description: >-
-        Incomplete runs not yet old enough to delete (or all of them with O(incomplete_after=never)); duplicity - files older than
-        the first full backup, never deleted.
+        Incomplete runs not yet old enough to delete (or all of them with O(incomplete_after=never)); duplicity - files of
+        incomplete sets (an interrupted upload) and of incrementals that link to no chain, never deleted.
       type: int
       returned: always
     suspicious:
@@ -224,11 +230,13 @@ deleted_bytes:
 """
 
 import datetime
+import re
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.systemd_s3.backup.plugins.module_utils.backups_store import STORE_OPTIONS
 from ansible_collections.systemd_s3.backup.plugins.module_utils import backups as bk
+from ansible_collections.systemd_s3.backup.plugins.module_utils import contract
 from ansible_collections.systemd_s3.backup.plugins.module_utils import jobs as jb
 from ansible_collections.systemd_s3.backup.plugins.module_utils import retention
 from ansible_collections.systemd_s3.backup.plugins.module_utils.aws import BUCKET_NOT_FOUND_CODES
@@ -242,6 +250,7 @@ from ansible_collections.systemd_s3.backup.plugins.module_utils.common import va
 from ansible_collections.systemd_s3.backup.plugins.module_utils.policies import validate_bucket_name
 
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
+DUPLICITY_FILE = re.compile(contract.DUPLICITY_NAME.pattern)  # case-sensitive, as duplicity's own patterns
 NEVER = "never"
 
 
@@ -349,7 +358,7 @@ def _chain_entry(policy, prefix, chain):
         "run": chain["full"].strftime(bk.RUN_TIMESTAMP),
         "run_prefix": folder,
         "what": f"{folder} duplicity chain of the full backup of {full} ({chain['sets']} set(s), up to {bk.iso(chain['end'])})",
-        "complete": chain["complete"],
+        "complete": True,  # duplicity_chains makes chains of complete sets only
         "objects": len(chain["keys"]),
         "size": chain["size"],
         "keys": chain["keys"],
@@ -363,10 +372,12 @@ def plan_duplicity_job(module, options, policy, objects, listing, now):
     folder = f"{prefix}/{policy['host']}/{policy['job']}/{bk.DUPLICITY}/"
     files = []
     for item in objects:
-        name = bk.parse_duplicity_name(item["Key"][len(folder):]) if item["Key"].startswith(folder) else None
+        file_name = item["Key"][len(folder):] if item["Key"].startswith(folder) else ""
+        # Only names duplicity itself recognises (its patterns are case-sensitive) are ever deleted.
+        name = bk.parse_duplicity_name(file_name) if DUPLICITY_FILE.fullmatch(file_name) else None
         if name:
             files.append({"key": item["Key"], "name": name, "size": item.get("Size", 0), "modified": bk.listed_time(item.get("LastModified"))})
-    chains, orphans = retention.duplicity_chains(files)
+    chains, unchained = retention.duplicity_chains(files)
     _good, suspicious, _incomplete = bk.job_backups(policy["host"], policy["job"], listing, prefix, now)
     suspicious_keys = {backup["manifest_key"] for backup in suspicious}
     for backup in suspicious:
@@ -381,7 +392,7 @@ def plan_duplicity_job(module, options, policy, objects, listing, now):
         "max_age": policy["max_age"],
         "kept": [{"run": chain["full"].strftime(bk.RUN_TIMESTAMP), "reasons": kept[chain["full"]]} for chain in reversed(chains) if chain["full"] in kept],
         "deleted": len(runs),
-        "incomplete_kept": len(orphans),
+        "incomplete_kept": len(unchained),
         "suspicious": sorted(suspicious_keys),
     }
     return entry, runs

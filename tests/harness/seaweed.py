@@ -180,6 +180,8 @@ class SeaweedServer:
             "s3.config": self.config_dir / "s3.json",
             # As AWS: DeleteBucket refuses a bucket that holds objects (SeaweedFS deletes them by default).
             "s3.allowDeleteBucketNotEmpty": "false",
+            # Nothing leaves 127.0.0.1: weed reports usage statistics to telemetry.seaweedfs.com by default.
+            "master.telemetry": "false",
             "s3.port.iceberg": 0,
             "s3.port.lance": 0,
             # Unix sockets beside the data, not /tmp/seaweedfs-*-<port>.sock shared by every run.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import sys
+import time
 import tracemalloc
 import types
 from pathlib import Path
@@ -38,13 +39,18 @@ class Zeros(io.RawIOBase):
 
 
 class RecordingS3:
-    def __init__(self):
+    """``upload_delay``: seconds each part takes, so that the reader is surely waiting for room when it is done
+    (a buffer is kept for reuse only then)."""
+
+    def __init__(self, upload_delay=0.0):
         self.bodies = []
+        self.upload_delay = upload_delay
 
     def create_multipart_upload(self, **_):
         return {"UploadId": "u1"}
 
     def upload_part(self, PartNumber, Body, **_):  # noqa: N803 - boto3's argument names
+        time.sleep(self.upload_delay)
         self.bodies.append((PartNumber, id(Body), len(Body)))
         return {"ETag": f'"{PartNumber}"'}
 
@@ -53,7 +59,7 @@ class RecordingS3:
 
 
 def test_buffers_are_reused_and_the_short_last_part_is_its_buffer_cut_to_length():
-    fake = RecordingS3()
+    fake = RecordingS3(upload_delay=0.2)
     upload = s3.MultipartUpload(fake, "bucket", "key", part_size=MIB, concurrency=1, job="pg")
     upload.upload_from(Zeros(5 * MIB + 10))
     upload.complete()

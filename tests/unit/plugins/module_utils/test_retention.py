@@ -222,36 +222,56 @@ def fulls(chains):
     return [chain["full"] for chain in chains]
 
 
-def test_duplicity_files_group_into_chains_up_to_the_next_full_one_manifest_first():
-    chains, orphans = retention.duplicity_chains(duplicity_files(*weekly_chains(3)))
-    assert orphans == [] and len(chains) == 3 and all(chain["complete"] for chain in chains)
+def test_duplicity_files_group_into_chains_linked_as_duplicity_links_them_manifest_first():
+    chains, others = retention.duplicity_chains(duplicity_files(*weekly_chains(3)))
+    assert others == [] and len(chains) == 3
     oldest = chains[0]
     assert oldest["keys"][0].endswith(f"duplicity-full.{stamp(oldest['full'])}.manifest.gpg")
     assert len(oldest["keys"]) == 9 and oldest["sets"] == 3 and oldest["size"] == 90
     assert oldest["end"] == oldest["full"] + 2 * DAY
-    # An incremental before any full one belongs to no chain and is never deleted.
+    # An incremental before any full one links to no chain and is never deleted.
     early = duplicity_files(("inc", NOW - 40 * DAY, NOW - 39 * DAY))
-    chains, orphans = retention.duplicity_chains(early + duplicity_files(*weekly_chains(1)))
-    assert len(chains) == 1 and orphans == sorted(entry["key"] for entry in early)
+    chains, others = retention.duplicity_chains(early + duplicity_files(*weekly_chains(1)))
+    assert len(chains) == 1 and others == sorted(entry["key"] for entry in early)
 
 
-def test_a_full_set_without_manifest_makes_an_incomplete_chain():
-    newest_full_manifest = [entry["key"] for entry in duplicity_files(*weekly_chains(2)) if entry["key"].endswith(f"full.{stamp(NOW - 2 * DAY)}.manifest.gpg")]
-    files = [entry for entry in duplicity_files(*weekly_chains(2)) if entry["key"] not in newest_full_manifest]
-    chains, _orphans = retention.duplicity_chains(files)
-    assert [chain["complete"] for chain in chains] == [True, False]
+def test_a_full_set_without_manifest_starts_no_chain_and_its_files_are_left_alone():
+    files = duplicity_files(*weekly_chains(2))
+    unfinished = [entry for entry in files if entry["key"].endswith(f"full.{stamp(NOW - 2 * DAY)}.manifest.gpg")]
+    chains, others = retention.duplicity_chains([entry for entry in files if entry not in unfinished])
+    # The newest full has no manifest: it and the incremental on it belong to no chain.
+    assert len(chains) == 1 and chains[0]["full"] == NOW - 9 * DAY
+    assert len(others) == 2 + 3 and not [key for key in others if key in chains[0]["keys"]]
+    kept, deleted = retention.select_chains(chains, {"keep_full": 1}, NOW, 1)
+    assert list(kept) == [NOW - 9 * DAY] and deleted == []
+
+
+def test_a_stray_full_volume_inside_a_chain_does_not_split_it():
+    """An interrupted full (a volume, no manifest) dated in the middle of a chain: the chain's later
+    incrementals still link to it, as duplicity links them, and older_than keeps the whole chain."""
+    sets = [("full", None, NOW - 100 * DAY)] + [("inc", NOW - (100 - day) * DAY, NOW - (99 - day) * DAY) for day in range(60)]
+    sets.append(("full", None, NOW - 5 * DAY))
+    files = duplicity_files(*sets)
+    stray = duplicity_files(("full", None, NOW - 69 * DAY - HOUR))
+    files += [entry for entry in stray if "vol1" in entry["key"]]
+    chains, others = retention.duplicity_chains(files)
+    assert [chain["sets"] for chain in chains] == [61, 1] and len(others) == 1
+    kept, deleted = retention.select_chains(chains, {"older_than": "45D"}, NOW, 1)
+    assert deleted == [] and kept[NOW - 100 * DAY] == ["ends within older_than 45D"]
 
 
 def chains_of(weeks, **kwargs):
     return retention.duplicity_chains(duplicity_files(*weekly_chains(weeks, **kwargs)))[0]
 
 
-def test_keep_full_keeps_the_newest_n_complete_chains_as_remove_all_but_n_full():
+def test_keep_full_keeps_the_newest_n_chains_as_remove_all_but_n_full():
     chains = chains_of(5)
     kept, deleted = retention.select_chains(chains, {"keep_full": 2}, NOW, 1)
     assert fulls(deleted) == fulls(chains[:3])
     assert kept[chains[-1]["full"]] == ["the newest complete chain", "keep_full 1"]
     assert kept[chains[-2]["full"]] == ["keep_full 2"]
+    # No more chains than keep_full: nothing goes, as with duplicity.
+    assert retention.select_chains(chains, {"keep_full": 5}, NOW, 1)[1] == []
 
 
 def test_older_than_deletes_chains_whose_newest_set_is_older_as_remove_older_than():
@@ -276,16 +296,16 @@ def test_the_active_chain_young_chains_and_evidence_always_stay():
     assert kept[chains[0]["full"]] == ["holds a suspicious set (evidence)"] and fulls(deleted) == fulls(chains[1:3])
 
 
-def test_an_unfinished_newer_full_keeps_the_chain_before_it_and_itself():
-    files = duplicity_files(*weekly_chains(3))
-    newest_full = max(entry["name"]["end"] for entry in files if entry["name"]["kind"] == "full")
-    newest_full_manifest = {"kind": "full", "end": newest_full, "part": "manifest"}
-    unfinished = [entry for entry in files if {field: entry["name"][field] for field in newest_full_manifest} != newest_full_manifest]
-    chains, _orphans = retention.duplicity_chains(unfinished)
-    kept, deleted = retention.select_chains(chains, {"keep_full": 1}, NOW, 1)
-    assert kept[chains[-1]["full"]] == ["newer than the newest complete chain"]
-    assert kept[chains[-2]["full"]][0] == "the newest complete chain" and fulls(deleted) == fulls(chains[:1])
-    # Nothing complete at all: nothing goes.
-    only = [entry for entry in unfinished if entry["name"]["end"] >= newest_full]
-    chains, _orphans = retention.duplicity_chains(only)
-    assert retention.select_chains(chains, {"keep_full": 1}, NOW, 1)[1] == []
+def test_a_forged_chain_never_pushes_real_ones_out():
+    """A leaked host key's complete full set, dated in the future (flagged suspicious), after now, or
+    inside a real chain's span, is kept as evidence and never counts as the newest chain nor toward
+    keep_full."""
+    real = weekly_chains(2)
+    for forged_at, suspicious in ((NOW + 300 * DAY, True), (NOW + 300 * DAY, False), (NOW - 8 * DAY - HOUR, False)):
+        chains, _others = retention.duplicity_chains(duplicity_files(*real, ("full", None, forged_at)))
+        evidence = {forged_at} if suspicious else set()
+        kept, deleted = retention.select_chains(chains, {"keep_full": 1}, NOW, 1, suspicious=evidence)
+        assert forged_at in kept and "evidence" in kept[forged_at][0], kept
+        assert kept[NOW - 2 * DAY][0] == "the newest complete chain" and fulls(deleted) == [NOW - 9 * DAY]
+        kept, deleted = retention.select_chains(chains, {"older_than": "1s"}, NOW, 1, suspicious=evidence)
+        assert kept[NOW - 2 * DAY][0] == "the newest complete chain" and fulls(deleted) == [NOW - 9 * DAY]
