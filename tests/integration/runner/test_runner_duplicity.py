@@ -208,18 +208,6 @@ def test_failing_script_uploads_nothing_and_forwards_its_status(host):
     assert host.keys() == [] and host.is_active(APP)
 
 
-def test_retention_keeps_the_newest_full_chains(host):
-    make_records(host.tmp / "records")
-    for number in range(2):
-        assert host.run("run", duplicity_config(host, duplicity_action="full", retention={"keep_full": 1}))[0] == 0
-        time.sleep(1.1 * (1 - number))
-    fulls = [t for kind, t in set_times(host) if kind == "full"]
-    assert len(fulls) == 1
-    # Deleted, not erased: the versioned bucket still has the removed set as noncurrent versions.
-    versions = host.s3.list_object_versions(Bucket=host.bucket, Prefix=f"{host.prefix}/records/duplicity/")
-    assert any(marker["IsLatest"] for marker in versions.get("DeleteMarkers", []))
-
-
 def test_the_bucket_probe_lists_the_own_prefix_instead_of_heading_the_bucket(host):
     """HeadBucket needs s3:ListBucket without a prefix, which a host's principal lacks on AWS."""
     make_records(host.tmp / "records")
