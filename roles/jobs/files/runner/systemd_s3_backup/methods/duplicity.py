@@ -4,6 +4,7 @@ write, with duplicity's boto3 S3 backend (run through this runner, see command_d
 
 import copy
 import datetime
+import math
 import os
 import pwd
 import runpy
@@ -11,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -84,7 +86,10 @@ def backup(run):
                 argv += ["--exclude", os.path.normpath(os.path.join(source, relative))]
             for pattern in config["excludes"]:
                 argv += ["--exclude", pattern]
-            run_checked([*argv, source, url], f"duplicity {action}", env=env)
+            try:
+                run_checked([*argv, source, url], f"duplicity {action}", env=env)
+            finally:
+                next_second_under_the_lock()
         finally:
             with signals.shielded():
                 services.start()  # before the temporary directory goes: the scripts' output may be large
@@ -100,6 +105,14 @@ def backup(run):
         "runner_version": contract.VERSION,
     }
     return Outcome([], f"duplicity {action} backup in {url}", record)
+
+
+def next_second_under_the_lock():
+    """Waits, still holding the job lock, until the clock is past the second duplicity named its set after
+    (the time it started): the job's next run, waiting for the lock, then starts in a later second. Two sets
+    of one second make duplicity stop on its next run (its chains' end times collide: an assertion in
+    dup_collections.get_sorted_chains), as a full and an incremental started at once did."""
+    time.sleep(math.floor(time.time()) + 1.05 - time.time())
 
 
 def duplicity_url(config):
