@@ -350,4 +350,3 @@ def test_least_privilege_key_runs_full_incremental_lost_cache_and_control_node_r
     assert mine and not [record for record in mine if any(a["decision"] != "allow" for a in record["actions"])]
     heads = {a["statement"] for record in mine if record["operation"] == "HeadObject" for a in record["actions"]}
     assert heads == {"ReadOwnDuplicityChains"}
-
