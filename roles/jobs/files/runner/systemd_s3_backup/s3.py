@@ -112,15 +112,16 @@ class PartRequests:
             request.body = request.body.buffer
 
 
-class PartView(io.RawIOBase):
-    """A part's buffer as a seekable stream, for the signer (see PartRequests)."""
+class BufferStream(io.RawIOBase):
+    """A part's buffer as a seekable stream. It keeps no lasting memoryview: a part's buffer is reused,
+    and cut to length for the last part."""
 
     def __init__(self, buffer):
         super().__init__()
         self.buffer = buffer
         self._position = 0
 
-    def __len__(self):
+    def __len__(self):  # botocore's Content-Length, without seeking to the end
         return len(self.buffer)
 
     def readable(self):
@@ -143,6 +144,10 @@ class PartView(io.RawIOBase):
         buffer[:count] = memoryview(self.buffer)[self._position: end]
         self._position += count
         return count
+
+
+class PartView(BufferStream):
+    """A part's buffer shown to the signer, which never reads it (see PartRequests)."""
 
 
 def check_bucket_access(s3, bucket, key):
@@ -207,16 +212,14 @@ class Throttle:
         return wait
 
 
-class ThrottledBody(io.RawIOBase):
+class ThrottledBody(BufferStream):
     """An UploadPart body read no faster than its throttle allows while it is being sent. botocore
     may also read a body before sending it (to checksum or sign it) and reads it again (after seeking
     back) for a retry: reads that are not sent are not throttled. before-send (on_send) marks the
     sending, a seek ends it."""
 
     def __init__(self, data, throttle, stopping):
-        super().__init__()
-        self._data = data  # no lasting memoryview: a part's buffer is reused, and cut to length for the last part
-        self._position = 0
+        super().__init__(data)
         self.throttle, self.stopping = throttle, stopping
         self.sending = False
 
@@ -229,33 +232,19 @@ class ThrottledBody(io.RawIOBase):
         if isinstance(body, ThrottledBody):
             body.sending = True
 
-    def __len__(self):  # botocore's Content-Length, without seeking to the end
-        return len(self._data)
-
-    def readable(self):
-        return True
-
-    def seekable(self):
-        return True
-
-    def tell(self):
-        return self._position
-
     def seek(self, offset, whence=io.SEEK_SET):
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._data)}[whence]
-        self._position = max(0, base + offset)
         self.sending = False
-        return self._position
+        return super().seek(offset, whence)
 
     def read(self, size=-1):
-        left = len(self._data) - self._position
+        left = len(self.buffer) - self._position
         size = left if size is None or size < 0 else min(size, left)
         if self.sending and size:
             if self.stopping.is_set():
                 raise Stopped("the upload is being aborted")
             size = min(size, THROTTLE_SLICE)
             self.throttle.take(size, self.stopping)
-        chunk = memoryview(self._data)[self._position: self._position + size].tobytes()
+        chunk = memoryview(self.buffer)[self._position: self._position + size].tobytes()
         self._position += size
         return chunk
 
