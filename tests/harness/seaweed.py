@@ -39,7 +39,6 @@ import ctypes
 import json
 import os
 import secrets
-import shlex
 import shutil
 import signal
 import stat
@@ -312,16 +311,7 @@ class SeaweedServer:
         self.stop()
 
     def write_env_file(self):
-        values = {
-            "ENDPOINT_PID": self.pid,
-            "ENDPOINT_PORT": self.port,
-            "ENDPOINT_URL": self.endpoint,
-            "ENDPOINT_ACCESS_KEY_ID": self.credentials["access_key"],
-            "ENDPOINT_SECRET_ACCESS_KEY": self.credentials["secret_key"],
-        }
-        path = self.directory / ENV_FILE
-        _write_private(path, "".join(f"{k}={shlex.quote(str(v))}\n" for k, v in values.items()))
-        return path
+        return servers.write_env_file(self)
 
 
 def _signal_group(pgid, signum):

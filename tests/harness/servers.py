@@ -309,21 +309,27 @@ class Server:
     # ------------------------------------------------------------------------------------------ CLI
 
     def write_env_file(self):
-        values = {
-            "ENDPOINT_PID": self.pid,
-            "ENDPOINT_PORT": self.port,
-            "ENDPOINT_URL": self.endpoint,
-            "ENDPOINT_ACCESS_KEY_ID": self.credentials["access_key"],
-            "ENDPOINT_SECRET_ACCESS_KEY": self.credentials["secret_key"],
-        }
-        path = self.directory / ENV_FILE
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.writelines(f"{k}={shlex.quote(str(v))}\n" for k, v in values.items())
-        return path
+        return write_env_file(self)
 
 
 # ---------------------------------------------------------------------------------------------- started earlier
+
+
+def write_env_file(server):
+    """DIR/endpoint.env (0600, for ``source``) of a started server (this module's or seaweed.py's): its
+    pid, port, URL and keys, under the names read_env_file reads."""
+    values = {
+        "ENDPOINT_PID": server.pid,
+        "ENDPOINT_PORT": server.port,
+        "ENDPOINT_URL": server.endpoint,
+        "ENDPOINT_ACCESS_KEY_ID": server.credentials["access_key"],
+        "ENDPOINT_SECRET_ACCESS_KEY": server.credentials["secret_key"],
+    }
+    path = server.directory / ENV_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.writelines(f"{k}={shlex.quote(str(v))}\n" for k, v in values.items())
+    return path
 
 
 def read_env_file(directory):
