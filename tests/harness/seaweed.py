@@ -139,6 +139,9 @@ class SeaweedServer:
     identity's keys (default: random ones). ``detach``: it outlives the command that started it (the
     CLI). ``weed``: the binary (default: find_weed())."""
 
+    # As S3: UploadPart's answer carries the part's SHA-256, and a part that does not match it is refused (BadDigest).
+    CONFIRMS_PART_CHECKSUMS = True
+
     def __init__(self, directory, *, port=0, credentials=None, timeout=60, detach=False, weed=None, env=None):
         self.directory = Path(directory)
         self.port = port

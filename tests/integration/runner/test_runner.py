@@ -327,6 +327,9 @@ def test_multipart_stream(host):
     # Seconds, not 30 of them: no progress line, no line per part, one summary.
     assert "so far" not in output and "uploaded part" not in output
     assert f"<6>[pg] upload done: {len(data)} bytes (12.0 MiB) in 3 part(s) in " in output
+    # Said once, not per part, where the store's answer has no part checksum.
+    unconfirmed = [line for line in output.splitlines() if "did not confirm the SHA-256 of part" in line]
+    assert len(unconfirmed) == (0 if host.moto.CONFIRMS_PART_CHECKSUMS else 1), output
 
 
 def test_progress_interval_0_logs_a_line_per_part(host):

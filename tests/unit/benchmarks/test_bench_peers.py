@@ -1,12 +1,10 @@
 """The peers benchmark's reporting side, without a run: the peers section of benchmarks/bench.py (the
-targets against the fastest and the leanest peer, the tables) and its charts (when matplotlib is there)."""
+targets against the fastest and the leanest peer, the tables) and its charts."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-
-import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -55,7 +53,6 @@ def test_a_slower_runner_is_a_miss_with_its_cause():
 
 
 def test_charts_are_drawn(tmp_path):
-    pytest.importorskip("matplotlib")
     memory = {
         "variants": {
             "2048m": {"stored": 2048 * MIB, "rss": 120 * MIB, "maxrss": 100 * MIB},

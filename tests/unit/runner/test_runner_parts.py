@@ -4,6 +4,7 @@ part; and PartRequests: checksummed parts signed with UNSIGNED-PAYLOAD and shown
 
 from __future__ import annotations
 
+import base64
 import io
 import sys
 import time
@@ -12,6 +13,7 @@ import types
 from pathlib import Path
 
 from botocore.awsrequest import AWSRequest
+import pytest
 from botocore.config import Config
 
 REPO = next(parent for parent in Path(__file__).resolve().parents if (parent / "galaxy.yml").is_file())
@@ -40,19 +42,23 @@ class Zeros(io.RawIOBase):
 
 class RecordingS3:
     """``upload_delay``: seconds each part takes, so that the reader is surely waiting for room when it is done
-    (a buffer is kept for reuse only then)."""
+    (a buffer is kept for reuse only then). ``confirms``: what the answer to UploadPart says the part's SHA-256
+    is: "sent" as S3 does, None (no checksum, as moto), or "other"."""
 
-    def __init__(self, upload_delay=0.0):
+    def __init__(self, upload_delay=0.0, confirms="sent"):
         self.bodies = []
-        self.upload_delay = upload_delay
+        self.upload_delay, self.confirms = upload_delay, confirms
 
     def create_multipart_upload(self, **_):
         return {"UploadId": "u1"}
 
-    def upload_part(self, PartNumber, Body, **_):  # noqa: N803 - boto3's argument names
+    def upload_part(self, PartNumber, Body, ChecksumSHA256, **_):  # noqa: N803 - boto3's argument names
         time.sleep(self.upload_delay)
         self.bodies.append((PartNumber, id(Body), len(Body)))
-        return {"ETag": f'"{PartNumber}"'}
+        answer = {"ETag": f'"{PartNumber}"'}
+        if self.confirms:
+            answer["ChecksumSHA256"] = ChecksumSHA256 if self.confirms == "sent" else base64.b64encode(bytes(32)).decode()
+        return answer
 
     def complete_multipart_upload(self, **_):
         pass
@@ -65,6 +71,30 @@ def test_buffers_are_reused_and_the_short_last_part_is_its_buffer_cut_to_length(
     upload.complete()
     assert [(number, size) for number, _id, size in sorted(fake.bodies)] == [(1, MIB), (2, MIB), (3, MIB), (4, MIB), (5, MIB), (6, 10)]
     assert len({buffer for _number, buffer, size in fake.bodies if size == MIB}) == 1  # one part in flight at a time: one buffer
+
+
+def test_parts_the_store_confirms_pass_silently(capsys):
+    upload = s3.MultipartUpload(RecordingS3(), "bucket", "key", part_size=MIB, concurrency=2, job="pg")
+    upload.upload_from(Zeros(3 * MIB))
+    upload.complete()
+    assert capsys.readouterr().out == ""
+
+
+def test_a_store_that_confirms_no_checksum_is_named_once_and_the_upload_goes_on(capsys):
+    upload = s3.MultipartUpload(RecordingS3(confirms=None), "bucket", "key", part_size=MIB, concurrency=2, job="pg")
+    upload.upload_from(Zeros(3 * MIB))
+    upload.complete()
+    warnings = capsys.readouterr().out.splitlines()
+    assert len(warnings) == 1
+    assert warnings[0].startswith("<4>") and "did not confirm the SHA-256 of part" in warnings[0] and "s3://bucket/key" in warnings[0]
+
+
+def test_a_part_confirmed_with_another_checksum_fails_the_upload():
+    upload = s3.MultipartUpload(RecordingS3(confirms="other"), "bucket", "key", part_size=MIB, concurrency=1, job="pg")
+    with pytest.raises(s3.Failure) as failed:
+        upload.upload_from(Zeros(3 * MIB))
+    assert failed.value.status == s3.EX_IOERR
+    assert "confirmed part 1 of s3://bucket/key with SHA-256 AAAA" in str(failed.value)
 
 
 def test_memory_stays_within_one_part_once_parts_grow(monkeypatch):

@@ -20,6 +20,14 @@ The package lives in /usr/local/lib/systemd-s3-backup/<version>/; /usr/local/sbi
 runs it.
 """
 
+import gc
+
+if __name__ == "__main__":
+    # Starting (boto3's import above all) makes some 75,000 objects that live as long as the run; the
+    # collector's passes over them while they are made cost a fifth of the start (measured: 0.05 s of
+    # 0.25 s on Debian 12's python3). It is back on, without them, before the job starts.
+    gc.disable()
+
 import argparse
 import os
 import shutil
@@ -135,4 +143,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    gc.freeze()  # what starting made is never garbage: later collections leave it out
+    gc.enable()
     sys.exit(main())

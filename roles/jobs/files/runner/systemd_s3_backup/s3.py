@@ -294,6 +294,7 @@ class MultipartUpload:
         self.limit = max_parts()
         self.spares, self.current_size = [], part_size  # a buffer of an uploaded part, for the next part of the same size
         self.reader_waiting = False  # the stream is read faster than it is uploaded: the reader waits for room
+        self.unconfirmed_told = False  # a part's checksum was not confirmed, and the journal says so
 
     def _reserve(self, size):
         with self.room:
@@ -387,9 +388,26 @@ class MultipartUpload:
         response = self.s3.upload_part(
             Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=body, ChecksumSHA256=checksum
         )
+        self._check_confirmed(number, checksum, response.get("ChecksumSHA256"))
         if self.progress:
             self.progress.add(len(data), parts=1)
         return {"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": checksum}
+
+    def _check_confirmed(self, number, sent, confirmed):
+        """S3 answers an UploadPart with the part's checksum it checked. A store that answers none may
+        have stored the part unchecked (moto does): said once per upload, as the run goes on. One that
+        answers another checksum stored other bytes than were sent: the upload fails."""
+        if confirmed is None:
+            with self.room:
+                told, self.unconfirmed_told = self.unconfirmed_told, True
+            if not told:
+                log(
+                    WARNING,
+                    f"the store did not confirm the SHA-256 of part {number} of s3://{self.bucket}/{self.key}: it may not check parts "
+                    "as they arrive (the manifest's sha256 still checks every restore)",
+                )
+        elif confirmed != sent:
+            raise Failure(EX_IOERR, f"the store confirmed part {number} of s3://{self.bucket}/{self.key} with SHA-256 {confirmed}, not the {sent} sent")
 
     def complete(self):
         self.pool.shutdown(wait=True)
