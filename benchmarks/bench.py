@@ -756,6 +756,30 @@ def peers_input_text(name, x):
     return f"{size_text(x['input_bytes'])} random, compression off" if name == "random" else f"{size_text(x['input_bytes'])} SQL dump, zstd"
 
 
+def fixed_cost_text(fixed):
+    """The runner's cost besides the bytes, for a miss's cause (results of older runs lack the measures)."""
+    text = (
+        "and the runner starts an interpreter, boto3 and a client and makes a pre-flight check (a multipart upload opened and aborted) "
+        "before the first byte, and stores a manifest after the last"
+    )
+    if not fixed:
+        return text + ", which a Go binary does not spend"
+    return f"{text}: {sec(fixed['runner_empty']['wall'])} s for an empty stream against s5cmd's {sec(fixed['s5cmd_empty']['wall'])} s (fixed costs, below)"
+
+
+def fixed_cost_note(fixed):
+    """peers.fixed_costs' measures, once: what each upload costs besides its bytes, and what overlapping would win."""
+    runner, s5cmd = fixed["runner_empty"], fixed["s5cmd_empty"]
+    alone, beside = fixed["compressor"]["wall"], fixed["compressor_beside_start"]["wall"]
+    return (
+        f"Fixed costs (medians, this run): the runner's upload of an empty stream takes {sec(runner['wall'])} s wall and "
+        f"{sec(runner['cpu'])} s CPU (its interpreter, boto3 and a client, the pre-flight check, the manifest), s5cmd's "
+        f"{sec(s5cmd['wall'])} s and {sec(s5cmd['cpu'])} s. Starting the dump while the runner loads would win back only part of "
+        f"that on 2 cores: the SQL dump's `zstd -T0` takes {sec(alone)} s alone, and {sec(beside)} s with a runner's start beside "
+        "it (Debian's python3 importing boto3 and making a client, the two begun together, both waited for)."
+    )
+
+
 def report_peers(r):
     summary, tables, notes = [], [], []
     for name, x in r["inputs"].items():
@@ -855,8 +879,7 @@ def report_peers(r):
                 f"{what}: the runner's upload took {sec(runner['upload_wall'] - peer['upload_wall'])} s longer than {PEER_LABELS[fastest]}'s "
                 f"with {sec(runner['upload_cpu'])} s CPU against {sec(peer['upload_cpu'])} s; SeaweedFS used {sec(runner['upload_endpoint_cpu'])} s "
                 f"against {sec(peer['upload_endpoint_cpu'])} s of the same 2 cores (it checks each of the runner's parts against its SHA-256), "
-                "and the runner starts an interpreter, boto3 and a pre-flight check (a multipart upload opened and aborted) before the "
-                "first byte and stores a manifest after the last: about 0.4 s of wall (0.35 s CPU for an empty stream) that a Go binary does not spend"
+                + fixed_cost_text(r.get("fixed"))
             )
         if max(runner["upload_rss"], runner["restore_rss"]) > RSS_LIMIT_MIB * lib.MIB:
             causes.append(
@@ -865,6 +888,8 @@ def report_peers(r):
             )
     if causes:
         notes.append("Misses and their measured cause: " + "; ".join(causes) + ".")
+    if r.get("fixed"):
+        notes.append(fixed_cost_note(r["fixed"]))
     notes.append(
         "The runner's restore (reference) hands every byte through a pipe to its target command and hashes it (the manifest's "
         "sha256, checked before the last MiB is handed on), after an interpreter's start and the manifest's download; the peers "

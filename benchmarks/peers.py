@@ -22,6 +22,7 @@ SIZES_MB = {"random": 1024, "sql": 250}
 SIZES_MB_QUICK = {"random": 64, "sql": 40}
 RUNNER_CONCURRENCY, RUNNER_PART_MB = 4, 16  # the jobs role's defaults
 DEVNULL_TARGET = "cat > /dev/null"
+FIXED_COST_RUNS = 5  # empty uploads and zstd alone: a second each, noisier than the inputs' runs
 
 
 def tool_paths():
@@ -185,6 +186,32 @@ class Peers:
         }
 
 
+    def fixed_costs(self, dump, runs):
+        """What an upload costs besides its bytes, the miss's measured cause where the input is small: the runner's
+        and s5cmd's upload of an empty stream (the runner's is its interpreter, boto3 and a client, the pre-flight
+        check and the manifest), and the dump's `zstd -T0` alone and beside a runner's start (Debian's python3
+        importing boto3 and making a client): what a dump would lose if it started while the runner loads."""
+        compress = f"cat {dump} | zstd -q -c -T0 > /dev/null"
+        start = f"{self.python} -c 'import boto3; boto3.session.Session().client(\"s3\", region_name=\"{lib.REGION}\")'"
+        samples = {"runner_empty": [], "s5cmd_empty": [], "compressor": [], "compressor_beside_start": []}
+        # One bucket, written to once first: SeaweedFS gives a new bucket its volumes at its first write (about 0.1 s
+        # here), which the inputs' runs each pay once but which is no cost of the uploader.
+        bucket = self.fresh_bucket()
+        try:
+            self.admin.put_object(Bucket=bucket, Key="warm", Body=b"warm")
+            for _number in range(runs):
+                samples["runner_empty"].append(self.measure("runner-empty", self.runner_commands(bucket, "/dev/null", False, "runner-empty")[0], "upload"))
+                samples["s5cmd_empty"].append(self.measure("s5cmd-empty", self.commands("s5cmd", bucket, "/dev/null", False)[1], "upload"))
+                samples["compressor"].append(self.measure("zstd", self.shell(compress), "alone"))
+                samples["compressor_beside_start"].append(self.measure("zstd", self.shell(f"{start} & {compress}; wait"), "beside-start"))
+        finally:
+            self.stored_and_drop(bucket)
+        return {
+            name: {"wall": lib.median([m.wall for m in measured]), "cpu": lib.median([m.cpu for m in measured])}
+            for name, measured in samples.items()
+        }
+
+
 # Which peers run on which input: `aws s3 cp FILE` needs a file, so it has no compressed pipeline.
 TOOLS = {"random": ("runner", "aws-cp-file", "aws-cp-stdin", "s5cmd", "rclone", "restic"), "sql": ("runner", "aws-cp-stdin", "s5cmd", "rclone", "restic")}
 
@@ -220,6 +247,8 @@ def peers_benchmark(runs, quick):
                 "compressed": compressed,
                 "tools": {tool: stream.summarize(values) for tool, values in samples.items()},
             }
+        lib.log(f"peers: fixed costs, {max(runs, FIXED_COST_RUNS)} run(s): empty uploads, zstd -T0 alone and beside a runner's start")
+        results["fixed"] = peers.fixed_costs(inputs["sql"], max(runs, FIXED_COST_RUNS))
     finally:
         server.stop()
     return results

@@ -52,6 +52,19 @@ def test_a_slower_runner_is_a_miss_with_its_cause():
     assert any(note.startswith("Misses and their measured cause") for note in notes)
 
 
+def test_a_miss_names_the_fixed_costs_measured_in_the_run():
+    measured = results(figures(9.5, 6.0))
+    measured["fixed"] = {
+        "runner_empty": {"wall": 0.31, "cpu": 0.27}, "s5cmd_empty": {"wall": 0.02, "cpu": 0.01},
+        "compressor": {"wall": 0.83, "cpu": 1.3}, "compressor_beside_start": {"wall": 0.94, "cpu": 1.5},
+    }
+    notes = bench.report_peers(measured)[2]
+    miss = next(note for note in notes if note.startswith("Misses"))
+    assert "0.31 s for an empty stream against s5cmd's 0.02 s (fixed costs, below)" in miss
+    fixed = next(note for note in notes if note.startswith("Fixed costs"))
+    assert "empty stream takes 0.31 s wall and 0.27 s CPU" in fixed and "`zstd -T0` takes 0.83 s alone, and 0.94 s with a runner's start" in fixed
+
+
 def test_charts_are_drawn(tmp_path):
     memory = {
         "variants": {
