@@ -185,7 +185,6 @@ class Peers:
             "restore_endpoint_cpu": down_endpoint, "stored": stored,
         }
 
-
     def fixed_costs(self, dump, runs):
         """What an upload costs besides its bytes, the miss's measured cause where the input is small: the runner's
         and s5cmd's upload of an empty stream (the runner's is its interpreter, boto3 and a client, the pre-flight
