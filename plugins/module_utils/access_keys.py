@@ -28,6 +28,10 @@ KEY_CREATED_OPTION = "systemd_s3_backup_key_created"
 ROTATIONS = ("rotation requested", "newest active key is older than")
 
 
+class NoRoomForKey(Exception):
+    """A new key is needed, but making room for it under IAM's limit would delete a key a host may use."""
+
+
 def check_credentials_path(path, field="credentials_path"):
     """Refuses a credentials path that could not be written, before a key is made for it."""
     fix = "Use a file path in a directory the module can write to, e.g. /etc/systemd-s3-backup/credentials"
@@ -171,7 +175,8 @@ def plan_keys(name, keys, held_key_id, options, now):
     - ``current``: the key the host uses after this run (None when a new one is made);
     - ``retire``: the keys deleted because options["retire_previous_access_keys"];
     - ``kept``: the other keys that stay (a host may still use one);
-    - ``warning``: why a wanted rotation was not done, or None."""
+    - ``warning``: why a wanted rotation was not done, or None.
+    Raises NoRoomForKey where a new key would need an active key deleted that a host may use."""
     plan = {"create": rotation_reason(keys, held_key_id, options, now), "make_room": None, "retire": [], "warning": None}
     if options["retire_previous_access_keys"] and plan["create"] and not plan["create"].startswith(ROTATIONS):
         # The host runs with a key the control node no longer knows: a new key now would exist on the
@@ -202,6 +207,15 @@ def plan_keys(name, keys, held_key_id, options, now):
         plan["current"] = None
         if len(kept) >= IAM_MAX_ACCESS_KEYS:
             plan["make_room"] = key_to_make_room(kept, held_key_id)
+            if plan["make_room"]["Status"] == "Active" and not held_active:
+                # The control node holds none of the active keys (its credentials file lost, or stale): either may be the
+                # one a host runs with, and deleting it would stop that host's backups and their alerts.
+                raise NoRoomForKey(
+                    f"{name}: a new access key is needed ({plan['create']}), but the user has IAM's {IAM_MAX_ACCESS_KEYS} keys already, "
+                    f"both active ({', '.join(k['AccessKeyId'] + ' made ' + k['CreateDate'].isoformat() for k in kept)}), and a host may use "
+                    f"either: nothing was deleted. Put the key the host uses into {credentials_path}, or delete (or deactivate) the one "
+                    f"no host uses: aws iam delete-access-key --user-name {name} --access-key-id ID. Then run again"
+                )
             kept.remove(plan["make_room"])
     if options["retire_previous_access_keys"]:
         plan["retire"], kept = kept, []

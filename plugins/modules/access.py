@@ -165,7 +165,8 @@ options:
         RV(access_key.previous_access_key_ids). Delete it later with O(retire_previous_access_keys), once the
         hosts have the new key (the P(systemd_s3.backup.aws#role) role's C(retire_keys) tasks do this).
       - IAM allows two keys per user; when the user has two, one not in O(credentials_path) is deleted first
-        (an inactive one before an active one, the oldest first).
+        (an inactive one before an active one, the oldest first). When neither is in O(credentials_path) and
+        both are active (the file lost), a host may use either, so the module fails naming both and deletes neither.
     type: bool
     default: false
   retire_previous_access_keys:
@@ -680,7 +681,10 @@ class BackupPrincipal:
         credentials_path = self.params["credentials_path"]
         held_key_id = access_keys.read_key_id(credentials_path) if credentials_path else None
         now = datetime.datetime.now(datetime.timezone.utc)
-        plan = access_keys.plan_keys(self.name, keys, held_key_id, self.params, now)
+        try:
+            plan = access_keys.plan_keys(self.name, keys, held_key_id, self.params, now)
+        except access_keys.NoRoomForKey as e:
+            self.module.fail_json(msg=str(e), changed=self.changed)
         if plan["warning"]:
             self.module.warn(plan["warning"])
         result = {"created": plan["create"] is not None, "credentials_path": credentials_path}

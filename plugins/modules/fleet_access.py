@@ -817,7 +817,10 @@ class Fleet:
             "access_key_max_age_days": self.params["access_key_max_age_days"],
             "retire_previous_access_keys": wanted.get("retire_previous_access_keys", self.params["retire_previous_access_keys"]),
         }
-        plan = access_keys.plan_keys(name, keys, held_key_id, options, datetime.datetime.now(datetime.timezone.utc))
+        try:
+            plan = access_keys.plan_keys(name, keys, held_key_id, options, datetime.datetime.now(datetime.timezone.utc))
+        except access_keys.NoRoomForKey as e:
+            self.module.fail_json(msg=str(e), changed=self.changed)
         if plan["warning"]:
             self.module.warn(plan["warning"])
         result = {"created": plan["create"] is not None, "credentials_path": credentials_path}

@@ -527,6 +527,18 @@ def test_lost_or_stale_credentials_file(moto, run_module, unique, tmp_path):
     assert lost["access_key"]["previous_access_key_ids"] == [first]
     assert read_credentials(credentials_path)["access_key"] == second
 
+    # Lost again with both keys active: the host may run with either, so neither is deleted to make room.
+    held = credentials_path.read_bytes()
+    credentials_path.unlink()
+    refused = run_module(MODULE, args)
+    assert refused.get("failed") and not refused.get("changed"), refused
+    assert f"{name}: a new access key is needed (the credentials file holds no active key of the user)" in refused["msg"]
+    assert first in refused["msg"] and second in refused["msg"] and "nothing was deleted" in refused["msg"]
+    assert sorted(key_ids(iam, name)) == sorted([first, second])
+    assert not credentials_path.exists()
+    credentials_path.write_bytes(held)
+    credentials_path.chmod(0o600)
+
     # The file names a key that is no longer active, and the user has two keys (IAM's limit): the
     # inactive one makes room.
     iam.update_access_key(UserName=name, AccessKeyId=second, Status="Inactive")

@@ -215,6 +215,14 @@ def test_rotation_keeps_the_previous_key_until_it_is_retired(moto, run_module, u
     assert_ok(again, False)
     assert again["principals"][0]["access_key"]["previous_access_key_ids"] == [first]
 
+    # The control node loses the file while both keys are active: either may run on the host, so neither is deleted.
+    saved = (tmp_path / "web1.ini").read_bytes()
+    (tmp_path / "web1.ini").unlink()
+    refused = run_module(MODULE, args)
+    assert refused.get("failed") and f"{name}: a new access key is needed" in refused["msg"] and "nothing was deleted" in refused["msg"]
+    assert len(iam.list_access_keys(UserName=name)["AccessKeyMetadata"]) == 2
+    (tmp_path / "web1.ini").write_bytes(saved)
+
     retired = run_module(MODULE, dict(args, retire_previous_access_keys=True))
     assert_ok(retired, True)
     assert [k["AccessKeyId"] for k in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]] == [key["access_key_id"]]

@@ -6,6 +6,7 @@ import datetime
 import os
 import stat
 
+import pytest
 from ansible_collections.systemd_s3.backup.plugins.module_utils import access_keys
 
 NOW = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
@@ -48,6 +49,21 @@ def test_plan_replaces_a_lost_key_making_room_with_the_inactive_one():
     plan = access_keys.plan_keys("backup-web1", [inactive, other], None, OPTIONS, NOW)
     assert plan["create"] == "the credentials file holds no active key of the user"
     assert (plan["make_room"], plan["current"], plan["kept"]) == (inactive, None, [other])
+
+
+def test_a_lost_key_is_not_replaced_by_deleting_an_active_key_a_host_may_use():
+    # Mid-rotation (the previous key not retired yet), the control node lost its credentials file: the host runs with one of them.
+    previous, deployed = key("AKPREVIOUS", age=40), key("AKDEPLOYED", age=3)
+    for held in (None, "AKDELETED"):
+        with pytest.raises(access_keys.NoRoomForKey) as refused:
+            access_keys.plan_keys("backup-web1", [previous, deployed], held, OPTIONS, NOW)
+        message = str(refused.value)
+        assert message.startswith("backup-web1: a new access key is needed (the credentials file holds no active key of the user)")
+        assert "AKPREVIOUS made 2029-11-22" in message and "AKDEPLOYED made 2029-12-29" in message
+        assert "Put the key the host uses into /c" in message and "--user-name backup-web1 --access-key-id ID" in message
+    # A rotation asked for then is refused the same way; with the held key active it waits for retire_keys.yml instead.
+    with pytest.raises(access_keys.NoRoomForKey):
+        access_keys.plan_keys("backup-web1", [previous, deployed], None, dict(OPTIONS, rotate_access_key=True), NOW)
 
 
 def test_retiring_never_creates_a_key_nor_deletes_one_the_host_may_use():
