@@ -756,27 +756,31 @@ def peers_input_text(name, x):
     return f"{size_text(x['input_bytes'])} random, compression off" if name == "random" else f"{size_text(x['input_bytes'])} SQL dump, zstd"
 
 
-def fixed_cost_text(fixed):
-    """The runner's cost besides the bytes, for a miss's cause (results of older runs lack the measures)."""
+def fixed_cost_text(fixed, fastest):
+    """The runner's cost besides the bytes, for a miss's cause against the ``fastest`` peer (results of older runs
+    lack the measures, or that peer's)."""
     text = (
         "and the runner starts an interpreter, boto3 and a client and makes a pre-flight check (a multipart upload opened and aborted) "
         "before the first byte, and stores a manifest after the last"
     )
-    if not fixed:
+    peer = (fixed or {}).get("peers_empty", {}).get(fastest)
+    if not peer:
         return text + ", which a Go binary does not spend"
-    return f"{text}: {sec(fixed['runner_empty']['wall'])} s for an empty stream against s5cmd's {sec(fixed['s5cmd_empty']['wall'])} s (fixed costs, below)"
+    return f"{text}: {sec(fixed['runner_empty']['wall'])} s for an empty stream against {PEER_LABELS[fastest]}'s {sec(peer['wall'])} s (fixed costs, below)"
 
 
 def fixed_cost_note(fixed):
-    """peers.fixed_costs' measures, once: what each upload costs besides its bytes, and what overlapping would win."""
-    runner, s5cmd = fixed["runner_empty"], fixed["s5cmd_empty"]
-    alone, beside = fixed["compressor"]["wall"], fixed["compressor_beside_start"]["wall"]
+    """peers.fixed_costs' measures, once: what each upload costs besides its bytes, and what starting the dump while the
+    runner loads would win."""
+    runner = fixed["runner_empty"]
+    alone, beside = fixed["compressor"]["wall"], fixed["compressor_beside_runner"]["wall"]
+    peers_text = ", ".join(f"{PEER_LABELS[t]} {sec(v['wall'])} s ({sec(v['cpu'])} s CPU)" for t, v in fixed.get("peers_empty", {}).items())
     return (
-        f"Fixed costs (medians, this run): the runner's upload of an empty stream takes {sec(runner['wall'])} s wall and "
-        f"{sec(runner['cpu'])} s CPU (its interpreter, boto3 and a client, the pre-flight check, the manifest), s5cmd's "
-        f"{sec(s5cmd['wall'])} s and {sec(s5cmd['cpu'])} s. Starting the dump while the runner loads would win back only part of "
-        f"that on 2 cores: the SQL dump's `zstd -T0` takes {sec(alone)} s alone, and {sec(beside)} s with a runner's start beside "
-        "it (Debian's python3 importing boto3 and making a client, the two begun together, both waited for)."
+        f"Fixed costs (medians, this run): an empty stream's upload takes the runner {sec(runner['wall'])} s wall "
+        f"({sec(runner['cpu'])} s CPU: its interpreter, boto3 and a client, the pre-flight check, the empty object's own multipart "
+        f"upload and the manifest); {peers_text}. Running the dump while the runner starts would win at most "
+        f"{sec(max(0.0, runner['wall'] - (beside - alone)))} s of that on these 2 cores: the SQL dump's `zstd -T0` takes {sec(alone)} s "
+        f"alone and {sec(beside)} s with the runner's empty upload begun beside it (both waited for)."
     )
 
 
@@ -879,7 +883,7 @@ def report_peers(r):
                 f"{what}: the runner's upload took {sec(runner['upload_wall'] - peer['upload_wall'])} s longer than {PEER_LABELS[fastest]}'s "
                 f"with {sec(runner['upload_cpu'])} s CPU against {sec(peer['upload_cpu'])} s; SeaweedFS used {sec(runner['upload_endpoint_cpu'])} s "
                 f"against {sec(peer['upload_endpoint_cpu'])} s of the same 2 cores (it checks each of the runner's parts against its SHA-256), "
-                + fixed_cost_text(r.get("fixed"))
+                + fixed_cost_text(r.get("fixed"), fastest)
             )
         if max(runner["upload_rss"], runner["restore_rss"]) > RSS_LIMIT_MIB * lib.MIB:
             causes.append(

@@ -10,6 +10,7 @@ volumes and frees them when the bucket goes, so GiBs of runs do not fill its vol
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import uuid
@@ -186,13 +187,13 @@ class Peers:
         }
 
     def fixed_costs(self, dump, runs):
-        """What an upload costs besides its bytes, the miss's measured cause where the input is small: the runner's
-        and s5cmd's upload of an empty stream (the runner's is its interpreter, boto3 and a client, the pre-flight
-        check and the manifest), and the dump's `zstd -T0` alone and beside a runner's start (Debian's python3
-        importing boto3 and making a client): what a dump would lose if it started while the runner loads."""
+        """What an upload costs besides its bytes, the measured cause of a miss where the input is small: the
+        runner's and each stdin peer's upload of an empty stream (the runner's: its interpreter, boto3 and a client,
+        the pre-flight check, the empty object's own multipart upload and the manifest); and the dump's `zstd -T0`
+        alone and with such an empty upload begun beside it: what a dump would lose if it ran while the runner starts."""
         compress = f"cat {dump} | zstd -q -c -T0 > /dev/null"
-        start = f"{self.python} -c 'import boto3; boto3.session.Session().client(\"s3\", region_name=\"{lib.REGION}\")'"
-        samples = {"runner_empty": [], "s5cmd_empty": [], "compressor": [], "compressor_beside_start": []}
+        samples = {"runner_empty": [], "compressor": [], "compressor_beside_runner": []}
+        peers_empty = {tool: [] for tool in STDIN_PEERS}
         # One bucket, written to once first: SeaweedFS gives a new bucket its volumes at its first write (about 0.1 s
         # here), which the inputs' runs each pay once but which is no cost of the uploader.
         bucket = self.fresh_bucket()
@@ -200,19 +201,24 @@ class Peers:
             self.admin.put_object(Bucket=bucket, Key="warm", Body=b"warm")
             for _number in range(runs):
                 samples["runner_empty"].append(self.measure("runner-empty", self.runner_commands(bucket, "/dev/null", False, "runner-empty")[0], "upload"))
-                samples["s5cmd_empty"].append(self.measure("s5cmd-empty", self.commands("s5cmd", bucket, "/dev/null", False)[1], "upload"))
+                for tool, measured in peers_empty.items():
+                    measured.append(self.measure(f"{tool}-empty", self.commands(tool, bucket, "/dev/null", False)[1], "upload"))
                 samples["compressor"].append(self.measure("zstd", self.shell(compress), "alone"))
-                samples["compressor_beside_start"].append(self.measure("zstd", self.shell(f"{start} & {compress}; wait"), "beside-start"))
+                runner = shlex.join(self.runner_commands(bucket, "/dev/null", False, "runner-beside")[0])
+                samples["compressor_beside_runner"].append(self.measure("runner-beside", self.shell(f"{runner} & {compress}; wait"), "with-zstd"))
         finally:
             self.stored_and_drop(bucket)
-        return {
-            name: {"wall": lib.median([m.wall for m in measured]), "cpu": lib.median([m.cpu for m in measured])}
-            for name, measured in samples.items()
-        }
+
+        def medians(measured):
+            return {"wall": lib.median([m.wall for m in measured]), "cpu": lib.median([m.cpu for m in measured])}
+
+        return {**{name: medians(measured) for name, measured in samples.items()}, "peers_empty": {t: medians(m) for t, m in peers_empty.items()}}
 
 
 # Which peers run on which input: `aws s3 cp FILE` needs a file, so it has no compressed pipeline.
 TOOLS = {"random": ("runner", "aws-cp-file", "aws-cp-stdin", "s5cmd", "rclone", "restic"), "sql": ("runner", "aws-cp-stdin", "s5cmd", "rclone", "restic")}
+# The peers whose empty upload fixed_costs measures: those that read a stream (restic needs a repository first).
+STDIN_PEERS = ("aws-cp-stdin", "s5cmd", "rclone")
 
 
 def start_seaweed():

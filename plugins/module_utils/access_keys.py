@@ -150,7 +150,8 @@ def rotation_reason(keys, held_key_id, options, now):
 
 def key_to_make_room(keys, held_key_id):
     """The key to delete when IAM's limit leaves no room for a new one: never the one in the
-    credentials file while it is active; inactive keys first, then the oldest."""
+    credentials file while it is active; inactive keys first, then the oldest (which plan_keys
+    refuses to delete while no active key is in the file: see NoRoomForKey)."""
     return min(keys, key=lambda k: (k["AccessKeyId"] == held_key_id and k["Status"] == "Active", k["Status"] == "Active", k["CreateDate"]))
 
 

@@ -164,9 +164,9 @@ options:
       - The older key stays active, so hosts keep working until they run with the new one; it is listed in
         RV(access_key.previous_access_key_ids). Delete it later with O(retire_previous_access_keys), once the
         hosts have the new key (the P(systemd_s3.backup.aws#role) role's C(retire_keys) tasks do this).
-      - IAM allows two keys per user; when the user has two, one not in O(credentials_path) is deleted first
-        (an inactive one before an active one, the oldest first). When neither is in O(credentials_path) and
-        both are active (the file lost), a host may use either, so the module fails naming both and deletes neither.
+      - IAM allows two keys per user; when the user has two, one not in O(credentials_path) is deleted first,
+        an inactive one before an active one. When neither is in O(credentials_path) and both are active (the
+        file lost), a host may use either, so the module fails naming both and deletes neither.
     type: bool
     default: false
   retire_previous_access_keys:

@@ -285,6 +285,9 @@ principals:
     access_key:
       description:
         - The user's key, as the P(systemd_s3.backup.access#module) module returns it (RV(systemd_s3.backup.access#module:access_key)).
+        - When the user needs a new key but has two active keys, neither of them in its credentials file (the file lost), a
+          host may use either, so neither is deleted to make room. The user's keys stay as they are, its C(refused) says why,
+          and the module fails once the rest of the fleet is done, listing every such user.
       returned: when O(kind=user)
       type: dict
       sample: {access_key_id: AKIAIOSFODNN7EXAMPLE, created: false, create_date: "2030-01-01T02:00:00+00:00",
@@ -508,6 +511,7 @@ class Fleet:
         self.deleting = aws_client(module, "iam", not_yet_visible=("DeleteConflict",))
         self.partition = policies.partition_for_region(module.region)
         self.changed = False
+        self.refused_keys = []  # why users that need a new key got none (access_keys.NoRoomForKey)
         self.just_created = set()  # policies this run created: IAM may not show them at once
         self.report = None  # the credential report, read when a user's key needs it
         self.detached = {}  # policy ARN -> detachments made by this run
@@ -820,7 +824,10 @@ class Fleet:
         try:
             plan = access_keys.plan_keys(name, keys, held_key_id, options, datetime.datetime.now(datetime.timezone.utc))
         except access_keys.NoRoomForKey as e:
-            self.module.fail_json(msg=str(e), changed=self.changed)
+            # This user's keys stay as they are; the rest of the fleet goes on, and the run fails at its end (main).
+            self.refused_keys.append(str(e))
+            before["access_key_ids"] = after["access_key_ids"] = [k["AccessKeyId"] for k in keys]
+            return {"created": False, "credentials_path": credentials_path, "refused": str(e)}
         if plan["warning"]:
             self.module.warn(plan["warning"])
         result = {"created": plan["create"] is not None, "credentials_path": credentials_path}
@@ -993,6 +1000,13 @@ def main():
         result, changes = fleet_run.apply()
     except AWSCallError as e:
         module.fail_json_aws_error(e)
+    if fleet_run.refused_keys:
+        module.fail_json(
+            msg=f"{len(fleet_run.refused_keys)} user(s) got no new access key; everything else was done.\n" + "\n".join(fleet_run.refused_keys),
+            changed=fleet_run.changed,
+            diff=changes,
+            **result,
+        )
     module.exit_json(changed=fleet_run.changed, diff=changes, **result)
 
 

@@ -55,14 +55,16 @@ def test_a_slower_runner_is_a_miss_with_its_cause():
 def test_a_miss_names_the_fixed_costs_measured_in_the_run():
     measured = results(figures(9.5, 6.0))
     measured["fixed"] = {
-        "runner_empty": {"wall": 0.31, "cpu": 0.27}, "s5cmd_empty": {"wall": 0.02, "cpu": 0.01},
-        "compressor": {"wall": 0.83, "cpu": 1.3}, "compressor_beside_start": {"wall": 0.94, "cpu": 1.5},
+        "runner_empty": {"wall": 0.31, "cpu": 0.27},
+        "compressor": {"wall": 0.83, "cpu": 1.3}, "compressor_beside_runner": {"wall": 1.03, "cpu": 1.6},
+        "peers_empty": {"s5cmd": {"wall": 0.02, "cpu": 0.01}, "rclone": {"wall": 0.05, "cpu": 0.04}},
     }
     notes = bench.report_peers(measured)[2]
     miss = next(note for note in notes if note.startswith("Misses"))
-    assert "0.31 s for an empty stream against s5cmd's 0.02 s (fixed costs, below)" in miss
+    assert "0.31 s for an empty stream against `s5cmd pipe`'s 0.02 s (fixed costs, below)" in miss  # s5cmd: the fastest peer here
     fixed = next(note for note in notes if note.startswith("Fixed costs"))
-    assert "empty stream takes 0.31 s wall and 0.27 s CPU" in fixed and "`zstd -T0` takes 0.83 s alone, and 0.94 s with a runner's start" in fixed
+    assert "takes the runner 0.31 s wall (0.27 s CPU" in fixed and "`s5cmd pipe` 0.02 s (0.01 s CPU), `rclone rcat` 0.05 s" in fixed
+    assert "would win at most 0.11 s of that" in fixed and "`zstd -T0` takes 0.83 s alone and 1.03 s with the runner's empty upload" in fixed
 
 
 def test_charts_are_drawn(tmp_path):

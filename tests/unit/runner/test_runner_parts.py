@@ -18,7 +18,7 @@ from botocore.config import Config
 
 REPO = next(parent for parent in Path(__file__).resolve().parents if (parent / "galaxy.yml").is_file())
 sys.path.insert(0, str(REPO / "roles" / "jobs" / "files" / "runner"))
-from systemd_s3_backup import s3  # noqa: E402  pylint: disable=wrong-import-position
+from systemd_s3_backup import journal, s3  # noqa: E402  pylint: disable=wrong-import-position
 
 MIB = 1024 * 1024
 
@@ -80,13 +80,15 @@ def test_parts_the_store_confirms_pass_silently(capsys):
     assert capsys.readouterr().out == ""
 
 
-def test_a_store_that_confirms_no_checksum_is_named_once_and_the_upload_goes_on(capsys):
-    upload = s3.MultipartUpload(RecordingS3(confirms=None), "bucket", "key", part_size=MIB, concurrency=2, job="pg")
-    upload.upload_from(Zeros(3 * MIB))
-    upload.complete()
+def test_a_store_that_confirms_no_checksum_is_named_once_per_run_and_the_uploads_go_on(capsys, monkeypatch):
+    monkeypatch.setattr(s3, "log_once", journal.OncePerRun())  # a run of its own
+    for key in ("first", "second"):  # an archive's encrypted files: an upload each
+        upload = s3.MultipartUpload(RecordingS3(confirms=None), "bucket", key, part_size=MIB, concurrency=2, job="pg")
+        upload.upload_from(Zeros(3 * MIB))
+        upload.complete()
     warnings = capsys.readouterr().out.splitlines()
     assert len(warnings) == 1
-    assert warnings[0].startswith("<4>") and "did not confirm the SHA-256 of part" in warnings[0] and "s3://bucket/key" in warnings[0]
+    assert warnings[0].startswith("<4>") and "did not confirm the SHA-256 of part" in warnings[0] and "s3://bucket/first" in warnings[0]
 
 
 def test_a_part_confirmed_with_another_checksum_fails_the_upload():
@@ -95,6 +97,7 @@ def test_a_part_confirmed_with_another_checksum_fails_the_upload():
         upload.upload_from(Zeros(3 * MIB))
     assert failed.value.status == s3.EX_IOERR
     assert "confirmed part 1 of s3://bucket/key with SHA-256 AAAA" in str(failed.value)
+    assert str(failed.value).endswith("this upload is aborted")
 
 
 def test_memory_stays_within_one_part_once_parts_grow(monkeypatch):

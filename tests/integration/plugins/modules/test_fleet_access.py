@@ -219,7 +219,9 @@ def test_rotation_keeps_the_previous_key_until_it_is_retired(moto, run_module, u
     saved = (tmp_path / "web1.ini").read_bytes()
     (tmp_path / "web1.ini").unlink()
     refused = run_module(MODULE, args)
-    assert refused.get("failed") and f"{name}: a new access key is needed" in refused["msg"] and "nothing was deleted" in refused["msg"]
+    assert refused.get("failed") and refused["msg"].startswith("1 user(s) got no new access key; everything else was done.")
+    assert f"{name}: a new access key is needed" in refused["msg"] and "nothing was deleted" in refused["msg"]
+    assert refused["principals"][0]["access_key"]["refused"] in refused["msg"]
     assert len(iam.list_access_keys(UserName=name)["AccessKeyMetadata"]) == 2
     (tmp_path / "web1.ini").write_bytes(saved)
 
@@ -227,6 +229,23 @@ def test_rotation_keeps_the_previous_key_until_it_is_retired(moto, run_module, u
     assert_ok(retired, True)
     assert [k["AccessKeyId"] for k in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]] == [key["access_key_id"]]
     assert_ok(run_module(MODULE, args), False)
+
+
+def test_a_user_whose_keys_may_both_be_in_use_gets_none_and_the_rest_of_the_fleet_is_done(moto, run_module, unique, tmp_path):
+    iam = moto.client("iam")
+    args = fleet_args(moto, unique, tmp_path, hosts=("web1", "web2"))
+    web1, web2 = (p["name"] for p in args["principals"])
+    assert_ok(run_module(MODULE, args), True)
+    assert_ok(run_module(MODULE, dict(args, rotate_access_keys=True)), True)  # two active keys each
+    (tmp_path / "web1.ini").unlink()
+    iam.delete_user_policy(UserName=web2, PolicyName=INLINE)  # drift on the other host
+
+    refused = run_module(MODULE, args)
+    assert refused.get("failed") and refused["changed"] is True
+    assert refused["msg"].startswith("1 user(s) got no new access key; everything else was done.") and f"{web1}: a new access key" in refused["msg"]
+    assert len(iam.list_access_keys(UserName=web1)["AccessKeyMetadata"]) == 2 and not (tmp_path / "web1.ini").exists()
+    assert iam.list_user_policies(UserName=web2)["PolicyNames"] == [INLINE]  # repaired all the same
+    assert [p["name"] for p in refused["principals"]] == [web1, web2] and "refused" not in refused["principals"][1]["access_key"]
 
 
 def test_roles_with_instance_profiles(moto, run_module, unique):

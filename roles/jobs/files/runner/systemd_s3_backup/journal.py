@@ -44,6 +44,24 @@ class Journal:
 log = Journal()
 
 
+class OncePerRun:
+    """Says a message of a kind once per runner process (one run), however many uploads or threads meet it."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.said = set()
+
+    def __call__(self, kind, priority, message):
+        with self._lock:
+            if kind in self.said:
+                return
+            self.said.add(kind)
+        log(priority, message)
+
+
+log_once = OncePerRun()
+
+
 def size_text(size):
     """1536 -> '1.5 KiB': sizes and rates as the journal shows them next to the exact byte counts."""
     for unit in ("bytes", "KiB", "MiB", "GiB"):

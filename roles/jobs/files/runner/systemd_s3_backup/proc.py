@@ -2,6 +2,7 @@
 with their children on a stop; pipelines whose every stage's status counts."""
 
 import contextlib
+import fcntl
 import os
 import pwd
 import shlex
@@ -10,6 +11,9 @@ import subprocess
 
 from .journal import ERR, INFO, Failure, describe_status, log, signals
 
+# Pipes between the runner and its stages hold this much instead of Linux's 64 KiB: a restore writing
+# 1 GiB into its target through a 64 KiB pipe took 1 s longer (measured), each write waking the reader 16 times.
+PIPE_BYTES = 1024 * 1024
 # How long a command gets to exit after SIGTERM before it is killed.
 STOP_GRACE_SECONDS = 10
 SHELL = ["/bin/bash", "-o", "pipefail", "-c"]
@@ -56,6 +60,14 @@ def end_process_group(process):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def widen(pipe):
+    """Gives ``pipe`` (a file object on a pipe, or None) PIPE_BYTES of room where Linux allows it; a user
+    past its pipe quota (fs.pipe-user-pages-soft) keeps the 64 KiB, which only costs speed."""
+    if pipe is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
 def log_start(what, argv, run_as=None):
@@ -118,6 +130,8 @@ class Pipeline:
         with signals.shielded():
             try:
                 process = spawn(argv, run_as=run_as, stdin=stdin if upstream is None else upstream, stdout=stdout)
+                widen(process.stdin)
+                widen(process.stdout)
             finally:
                 if upstream:
                     upstream.close()  # the new stage's now: it must see EOF, the previous stage SIGPIPE

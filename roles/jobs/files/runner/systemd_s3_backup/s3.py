@@ -20,7 +20,7 @@ from botocore import exceptions as aws_errors
 from botocore.config import Config as BotoConfig
 
 from .contract import DATA_TAG, EX_IOERR
-from .journal import ConfigError, ERR, Failure, INFO, WARNING, Progress, describe_status, log, signals
+from .journal import ConfigError, ERR, Failure, INFO, WARNING, Progress, describe_status, log, log_once, signals
 from .proc import Pipeline
 from .state import state_path, write_atomically
 
@@ -294,7 +294,6 @@ class MultipartUpload:
         self.limit = max_parts()
         self.spares, self.current_size = [], part_size  # a buffer of an uploaded part, for the next part of the same size
         self.reader_waiting = False  # the stream is read faster than it is uploaded: the reader waits for room
-        self.unconfirmed_told = False  # a part's checksum was not confirmed, and the journal says so
 
     def _reserve(self, size):
         with self.room:
@@ -394,20 +393,26 @@ class MultipartUpload:
         return {"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": checksum}
 
     def _check_confirmed(self, number, sent, confirmed):
-        """S3 answers an UploadPart with the part's checksum it checked. A store that answers none may
-        have stored the part unchecked (moto does): said once per upload, as the run goes on. One that
-        answers another checksum stored other bytes than were sent: the upload fails."""
+        """S3 answers an UploadPart with the SHA-256 it checked the part against. A store that answers none
+        may have stored the part unchecked (moto does): said once per run, which goes on. One that answers
+        another checksum kept other bytes than were sent: this upload fails (and is aborted)."""
         if confirmed is None:
-            with self.room:
-                told, self.unconfirmed_told = self.unconfirmed_told, True
-            if not told:
-                log(
-                    WARNING,
-                    f"the store did not confirm the SHA-256 of part {number} of s3://{self.bucket}/{self.key}: it may not check parts "
-                    "as they arrive (the manifest's sha256 still checks every restore)",
-                )
-        elif confirmed != sent:
-            raise Failure(EX_IOERR, f"the store confirmed part {number} of s3://{self.bucket}/{self.key} with SHA-256 {confirmed}, not the {sent} sent")
+            log_once(
+                "unconfirmed part checksum", WARNING,
+                f"the store did not confirm the SHA-256 of part {number} of s3://{self.bucket}/{self.key}: it may not check parts as they "
+                "arrive (said once per run; the manifest's sha256 still checks every restore)",
+            )
+            return
+        try:
+            same = base64.b64decode(confirmed, validate=True) == base64.b64decode(sent)
+        except ValueError:  # binascii.Error: not base64 at all
+            same = False
+        if not same:
+            raise Failure(
+                EX_IOERR,
+                f"the store confirmed part {number} of s3://{self.bucket}/{self.key} with SHA-256 {confirmed}, not the {sent} sent: it kept "
+                "other bytes than were sent (or computes part checksums differently); this upload is aborted",
+            )
 
     def complete(self):
         self.pool.shutdown(wait=True)
