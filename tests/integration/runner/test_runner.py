@@ -320,9 +320,12 @@ def test_multipart_stream(host):
     config = host.config(command=f"cat {host.tmp}/big", compression="none", part_size_mb=5, max_concurrency=3)
     status, output = host.run("run", config)
     assert status == 0, output
-    data_key, _manifest = host.keys()
+    data_key, manifest_key = host.keys()
     assert host.get(data_key) == data
     assert host.s3.head_object(Bucket=host.bucket, Key=data_key)["ETag"].endswith('-3"')
+    # The manifest went with its SHA-256 (s3.CHECKSUM_ALGORITHM), which the store checked and keeps.
+    stored = host.s3.head_object(Bucket=host.bucket, Key=manifest_key, ChecksumMode="ENABLED")
+    assert stored.get("ChecksumSHA256") == base64.b64encode(hashlib.sha256(host.get(manifest_key)).digest()).decode()
     assert host.manifest()[1]["objects"][0]["sha256"] == sha256(data)
     # Seconds, not 30 of them: no progress line, no line per part, one summary.
     assert "so far" not in output and "uploaded part" not in output

@@ -11,7 +11,7 @@ from .methods import METHODS, Run
 from .metrics import write_metrics
 from .ping import send_ping
 from .proc import SHELL, run_checked
-from .s3 import PendingAborts, aws_client, check_bucket_access, keep_part_buffers_unpooled, use_credentials
+from .s3 import CHECKSUM_ALGORITHM, PendingAborts, aws_client, check_bucket_access, keep_part_buffers_unpooled, use_credentials
 from .services import StoppedServices
 from .state import JobLock, remember_success
 
@@ -83,7 +83,9 @@ def write_manifest(run, objects):
     config = run.config
     manifest = contract.new_manifest(config, run.started, contract.utc_now(), objects)
     key = contract.manifest_key(run.prefix)
-    run.s3.put_object(Bucket=config["bucket"], Key=key, Body=json.dumps(manifest, indent=2).encode(), ContentType="application/json")
+    run.s3.put_object(
+        Bucket=config["bucket"], Key=key, Body=json.dumps(manifest, indent=2).encode(), ContentType="application/json", ChecksumAlgorithm=CHECKSUM_ALGORITHM
+    )
     log(INFO, f"stored manifest s3://{config['bucket']}/{key}")
     manifest["manifest"] = f"s3://{config['bucket']}/{key}"
     return manifest

@@ -25,8 +25,10 @@ from .proc import Pipeline
 from .state import state_path, write_atomically
 
 MIB = 1024 * 1024
-# Each part's SHA-256, which S3 checks the part against (and which CompleteMultipartUpload lists again).
-PART_CHECKSUM = "SHA256"
+# The checksum S3 checks what the runner stores against, whatever botocore's defaults: each part's SHA-256
+# (which CompleteMultipartUpload lists again), and the manifest's. It also meets Object Lock's demand for
+# an integrity header where botocore would send none (AWS_REQUEST_CHECKSUM_CALCULATION=when_required).
+CHECKSUM_ALGORITHM = "SHA256"
 PART_CHECKSUM_HEADER = "x-amz-checksum-sha256"
 # A part's first read, before its buffer is taken (see MultipartUpload._read_part).
 FIRST_READ = 64 * 1024
@@ -154,7 +156,7 @@ def check_bucket_access(s3, bucket, key):
     """Opens and aborts a multipart upload, before any service is stopped: proves that the endpoint is
     reachable and that the keys may write tagged data (s3:PutObject, s3:PutObjectTagging,
     s3:AbortMultipartUpload) under the job's prefix, and that the store takes the parts' SHA-256 checksums."""
-    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, Tagging=DATA_TAG, ChecksumAlgorithm=PART_CHECKSUM)["UploadId"]
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, Tagging=DATA_TAG, ChecksumAlgorithm=CHECKSUM_ALGORITHM)["UploadId"]
     s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
     log(INFO, f"s3://{bucket}/{key.rsplit('/', 1)[0]}/ is reachable and writable")
 
@@ -282,7 +284,7 @@ class MultipartUpload:
         self.s3, self.bucket, self.key, self.part_size, self.job = s3, bucket, key, part_size, job
         self.throttle, self.progress = throttle, progress
         self.stopping = threading.Event()  # ends throttled parts' waits on a failure or an abort
-        self.upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, Tagging=tagging, ChecksumAlgorithm=PART_CHECKSUM)["UploadId"]
+        self.upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, Tagging=tagging, ChecksumAlgorithm=CHECKSUM_ALGORITHM)["UploadId"]
         self.budget = part_size * concurrency
         self.in_flight = 0  # bytes of parts read and not yet uploaded
         self.room = threading.Condition()
