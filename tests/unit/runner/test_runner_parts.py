@@ -12,8 +12,8 @@ import tracemalloc
 import types
 from pathlib import Path
 
-from botocore.awsrequest import AWSRequest
 import pytest
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 
 REPO = next(parent for parent in Path(__file__).resolve().parents if (parent / "galaxy.yml").is_file())

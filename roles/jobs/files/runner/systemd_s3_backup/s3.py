@@ -384,17 +384,18 @@ class MultipartUpload:
         data = holder[0]
         # The part's SHA-256: S3 rejects a part damaged on the way instead of storing it. One hash does
         # what Content-MD5 and botocore's payload signing over http did with two (see PartRequests).
-        checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        digest = hashlib.sha256(data).digest()
+        checksum = base64.b64encode(digest).decode()
         body = ThrottledBody(data, self.throttle, self.stopping) if self.throttle else data
         response = self.s3.upload_part(
             Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=body, ChecksumSHA256=checksum
         )
-        self._check_confirmed(number, checksum, response.get("ChecksumSHA256"))
+        self._check_confirmed(number, digest, response.get("ChecksumSHA256"))
         if self.progress:
             self.progress.add(len(data), parts=1)
         return {"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": checksum}
 
-    def _check_confirmed(self, number, sent, confirmed):
+    def _check_confirmed(self, number, digest, confirmed):
         """S3 answers an UploadPart with the SHA-256 it checked the part against. A store that answers none
         may have stored the part unchecked (moto does): said once per run, which goes on. One that answers
         another checksum kept other bytes than were sent: this upload fails (and is aborted)."""
@@ -406,13 +407,14 @@ class MultipartUpload:
             )
             return
         try:
-            same = base64.b64decode(confirmed, validate=True) == base64.b64decode(sent)
+            same = base64.b64decode(confirmed, validate=True) == digest
         except ValueError:  # binascii.Error: not base64 at all
             same = False
         if not same:
             raise Failure(
                 EX_IOERR,
-                f"the store confirmed part {number} of s3://{self.bucket}/{self.key} with SHA-256 {confirmed}, not the {sent} sent: it kept "
+                f"the store confirmed part {number} of s3://{self.bucket}/{self.key} with SHA-256 {confirmed}, not the "
+                f"{base64.b64encode(digest).decode()} sent: it kept "
                 "other bytes than were sent (or computes part checksums differently); this upload is aborted",
             )
 
